@@ -1,0 +1,139 @@
+"""Safe YAML and JSON reading that keeps line numbers and rejects duplicate keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import InputError, Problem
+
+
+class LineDict(dict):
+    """A mapping read from YAML that remembers the line of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that records key lines and refuses duplicate keys."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int)):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"mapping keys must be text or numbers, got {key!r}", key_node.start_mark
+            )
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text safely; syntax errors become an InputError with the line."""
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise InputError(Problem(source, "", f"invalid YAML: {exc.problem or exc}", line)) from None
+    except yaml.YAMLError as exc:
+        raise InputError(Problem(source, "", f"invalid YAML: {exc}")) from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def parse_json(text: str, source: str) -> Any:
+    """Parse JSON text; syntax errors become an InputError with the line."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InputError(Problem(source, "", f"invalid JSON: {exc.msg}", exc.lineno)) from None
+    except ValueError as exc:
+        raise InputError(Problem(source, "", f"invalid JSON: {exc}")) from None
+
+
+def read_document(path: Path) -> Any:
+    """Read a YAML (.yaml/.yml) or JSON (.json) file."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(Problem(source, "", "file not found")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(Problem(source, "", f"cannot read file: {exc}")) from None
+    if path.suffix.lower() == ".json":
+        return parse_json(text, source)
+    return parse_yaml(text, source)
+
+
+def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
+    """Best line for a pydantic error location inside data read by parse_yaml."""
+    line = getattr(data, "line", None) or None
+    node = data
+    for part in loc:
+        if isinstance(node, LineDict):
+            if part in node:
+                line = node.key_lines.get(part, line)
+                node = node[part]
+                continue
+            return line
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            line = getattr(node, "line", None) or line
+            continue
+        break
+    return line
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """Render a pydantic location as a dotted path with [index] for lists."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def validation_problems(exc: ValidationError, data: Any, source: str) -> InputError:
+    """Turn a pydantic ValidationError into an InputError with lines and fields."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        # Drop pydantic's internal discriminator/union tags from the location.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        expected = err["msg"]
+        if err["type"] == "extra_forbidden":
+            expected = "unknown key (not part of the schema; check the spelling)"
+        elif err["type"] == "missing":
+            expected = "required key is missing"
+        got = None
+        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err.get("input"), (dict, list)):
+            got = repr(err.get("input"))
+        problems.append(Problem(source, field_path(loc), expected, line_of(data, loc), got))
+    return InputError(problems)
