@@ -49,6 +49,11 @@ class PeriodRows:
     closes_year: np.ndarray | None = None  # (G,) bool: the last row is the year's last pay date
 
 
+def plan_compensation(pay: np.ndarray, paid_before: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """The part of each period's pay that counts under 401(a)(17), given pay earlier in the year."""
+    return np.clip(limit - paid_before, 0, pay)
+
+
 def _tiered_match(pay: np.ndarray, matched: np.ndarray, plan: np.ndarray, plans: PlanArrays) -> np.ndarray:
     """Match formula: each tier matches `rate` of deferrals between the previous and its own % of pay."""
     units = np.zeros(len(pay), dtype=I64)
@@ -114,7 +119,7 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
     compensation_415 = np.minimum(comp_total, limit_401a17)
 
     ytd_comp = ytd(comp, before("compensation"))
-    plan_comp = np.clip(limit_401a17[gid] - (ytd_comp - comp), 0, comp)
+    plan_comp = plan_compensation(comp, ytd_comp - comp, limit_401a17[gid])
     ytd_plan_comp = ytd(plan_comp, np.minimum(before("compensation"), limit_401a17))
     ytd_pretax = ytd(pretax, before("pretax"))
     ytd_roth = ytd(roth, before("roth"))

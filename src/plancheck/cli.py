@@ -1,0 +1,99 @@
+"""The plancheck command line. Reads inputs, calls the checks, writes events; holds no rules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import events, report
+from .engine import Engine
+from .errors import InputError
+from .findings import has_errors
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
+
+RulesOption = Annotated[Optional[Path], typer.Option("--rules", help="Rules directory (default: the bundled rules/)")]
+OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
+
+
+def _fail(exc: InputError) -> None:
+    for problem in exc.problems:
+        sys.stderr.write(f"error: {problem}\n")
+    raise typer.Exit(EXIT_INPUT)
+
+
+def _rules(rules_dir: Path | None):
+    from .resources import default_rules_dir, load_rules
+    return load_rules((rules_dir or default_rules_dir()).resolve())
+
+
+def _open_out(out: Path | None):
+    if out is None:
+        return sys.stdout.buffer
+    try:
+        return out.open("wb")
+    except OSError as exc:
+        sys.stderr.write(f"error: {out}: cannot write: {exc.strerror}\n")
+        raise typer.Exit(EXIT_INPUT) from None
+
+
+@app.command()
+def election(
+    file: Annotated[Path, typer.Argument(help="Election file (YAML or JSON)")],
+    plan: Annotated[Path, typer.Option("--plan", help="Plan document (YAML)")],
+    rules: RulesOption = None,
+    out: OutOption = None,
+) -> None:
+    """Check one employee's contribution election for the rest of the year."""
+    from .election import check_election, load_election
+    from .plan import load_plan
+    try:
+        rulebook, limits = _rules(rules)
+        plan_doc = load_plan(plan)
+        election_doc = load_election(file)
+        engine = Engine(rulebook)
+        result = check_election(election_doc, plan_doc, limits, rulebook, engine, str(file))
+    except InputError as exc:
+        _fail(exc)
+    stream = _open_out(out)
+    events.configure(stream)
+    for finding in result.findings:
+        events.emit(finding.as_event() | {"ruleset_revision": rulebook.revision})
+    events.emit({"event": "election_checked", **result.summary,
+                 "findings": len(result.findings), "ruleset_revision": rulebook.revision})
+    stream.flush()
+    report.election_summary(result.findings, result.summary)
+    raise typer.Exit(EXIT_FINDINGS if has_errors(result.findings) else EXIT_OK)
+
+
+@app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(help="plan, election, rule or limit")],
+) -> None:
+    """Print the JSON Schema of a document kind, for editors and CI validation."""
+    from .election import ElectionFile
+    from .limits import LimitFamily
+    from .plan import Plan
+    from .rulebook import RuleFile
+    models = {"plan": Plan, "election": ElectionFile, "rule": RuleFile, "limit": LimitFamily}
+    if kind not in models:
+        sys.stderr.write(f"error: unknown schema {kind!r}; choose one of {', '.join(models)}\n")
+        raise typer.Exit(EXIT_INPUT)
+    document = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": f"https://plancheck.dev/schema/{kind}.json", **models[kind].model_json_schema()}
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

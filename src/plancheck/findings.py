@@ -1,0 +1,91 @@
+"""Findings: built in one place from a rule's metadata and the facts it fired on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .money import display_cents, format_cents
+from .rulebook import Rule
+
+#: The `event` name of a finding, by severity. Part of the log interface (README).
+EVENT_BY_SEVERITY = {"error": "violation", "warning": "warning", "info": "notice"}
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule broken (or one notice) for one subject."""
+
+    rule: str
+    severity: str
+    title: str
+    citation: str
+    message: str
+    amount: int | None
+    limit: int | None
+    excess: int | None
+    context: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event(self) -> str:
+        return EVENT_BY_SEVERITY[self.severity]
+
+    def as_event(self) -> dict[str, Any]:
+        """The finding as a log event: stable keys, money as exact dollar strings."""
+        event: dict[str, Any] = {
+            "event": self.event,
+            "rule": self.rule,
+            "severity": self.severity,
+            "title": self.title,
+        }
+        event.update(self.context)
+        event.update({
+            "limit": _money(self.limit),
+            "amount": _money(self.amount),
+            "excess": _money(self.excess),
+            "citation": self.citation,
+            "message": self.message,
+        })
+        event.update(self.extra)
+        return event
+
+
+def _money(cents: int | None) -> str | None:
+    return None if cents is None else format_cents(cents)
+
+
+def _display(value: int, fact_type: str) -> str:
+    if fact_type == "money":
+        return display_cents(value)
+    if fact_type == "flag":
+        return "yes" if value else "no"
+    return str(value)
+
+
+def build_finding(rule: Rule, facts: Mapping[str, int], fact_types: Mapping[str, str],
+                  context: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Finding:
+    """The finding for `rule` firing on `facts`; the message is the rule's own template."""
+    amount = limit = excess = None
+    if rule.report:
+        amount = int(facts[rule.report.amount])
+        limit = int(facts[rule.report.limit]) if rule.report.limit else 0
+        excess = amount - limit
+    values: dict[str, str] = {name: _display(int(facts[name]), t) for name, t in fact_types.items() if name in facts}
+    values.update({k: "" if v is None else str(v) for k, v in context.items()})
+    values.update({
+        "rule": rule.id, "title": rule.title, "citation": rule.citation,
+        "amount": display_cents(amount) if amount is not None else "",
+        "limit": display_cents(limit) if limit is not None else "",
+        "excess": display_cents(excess) if excess is not None else "",
+    })
+    message = " ".join(rule.message.format_map(values).split())
+    return Finding(rule=rule.id, severity=rule.severity, title=rule.title, citation=rule.citation,
+                   message=message, amount=amount, limit=limit, excess=excess,
+                   context=dict(context), extra=dict(extra or {}))
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity == "error" for f in findings)

@@ -1,0 +1,45 @@
+"""Human-readable summaries on stderr (the JSON lines on stdout are the machine interface)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import Any, TextIO
+
+from .findings import Finding
+
+
+def _line(stream: TextIO, text: str = "") -> None:
+    stream.write(text + "\n")
+
+
+def election_summary(findings: list[Finding], summary: dict[str, Any], stream: TextIO = sys.stderr) -> None:
+    """A short account of one election for the person who ran the check."""
+    year_end = summary["year_end"]
+    room = summary["after_tax_room"]
+    _line(stream, f"Election of {summary['employee_id']} in plan {summary['plan_id']}, {summary['year']}: "
+                  f"{summary['periods']} pay period{'s' if summary['periods'] != 1 else ''} from {summary['first_pay_date']}")
+    _line(stream, f"  year-end deferrals ${year_end['deferrals_all_plans']} (all plans) against a limit of "
+                  f"${year_end['deferral_limit']}; catch-up ${year_end['catch_up']}")
+    _line(stream, f"  year-end annual additions ${year_end['annual_additions']} against a 415(c) limit of "
+                  f"${year_end['annual_additions_limit']}")
+    reached = summary["limit_402g_reached"]
+    _line(stream, "  402(g) limit " + (f"reached in period {reached['period']} ({reached['pay_date']})"
+                                       if reached else "not reached this year"))
+    if "reason" in room:
+        _line(stream, f"  after-tax room: none ({room['reason']})")
+    else:
+        _line(stream, f"  after-tax room: ${room['year']} for the year, ${room['remaining']} remaining, "
+                      f"${room['per_period']} per pay period over {room['periods']} period{'s' if room['periods'] != 1 else ''}")
+    findings_block(findings, stream)
+
+
+def findings_block(findings: list[Finding], stream: TextIO = sys.stderr) -> None:
+    if not findings:
+        _line(stream, "  no findings")
+        return
+    counts = Counter(f.severity for f in findings)
+    _line(stream, "  findings: " + ", ".join(f"{counts[s]} {s}" for s in ("error", "warning", "info") if counts[s]))
+    for f in findings:
+        where = f.context.get("pay_date") or f.context.get("request_id") or f.context.get("plan_id") or ""
+        _line(stream, f"  - [{f.severity}] {f.rule} {where}: {f.message}")

@@ -1,0 +1,36 @@
+"""Where the bundled rules/, plans/ and samples/ live, and loading them once per process."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from .limits import LimitTable, load_limits
+from .rulebook import Rulebook, load_rulebook
+
+
+def project_root() -> Path:
+    """The checkout holding rules/: $PLANCHECK_HOME, else the nearest parent of this package that has one."""
+    env = os.environ.get("PLANCHECK_HOME")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "rules" / "limits").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def default_rules_dir() -> Path:
+    return project_root() / "rules"
+
+
+def default_plans_dir() -> Path:
+    return project_root() / "plans"
+
+
+@lru_cache(maxsize=8)
+def load_rules(rules_dir: Path) -> tuple[Rulebook, LimitTable]:
+    """The rulebook and the limit table of a rules directory, loaded once."""
+    return load_rulebook(rules_dir), load_limits(rules_dir / "limits")
