@@ -116,14 +116,19 @@ def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def field_path(loc: tuple[Any, ...]) -> str:
-    """Render a pydantic location as a dotted path with [index] for lists."""
+def field_path(loc: tuple[Any, ...], data: Any = None) -> str:
+    """Render a pydantic location as a dotted path, with [index] for list positions."""
     out = ""
+    node = data
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and isinstance(node, list):
             out += f"[{part}]"
         else:
             out += ("." if out else "") + str(part)
+        try:
+            node = node[part] if node is not None else None
+        except (KeyError, IndexError, TypeError):
+            node = None
     return out
 
 
@@ -133,7 +138,7 @@ def validation_problems(exc: ValidationError, data: Any, source: str) -> InputEr
     for err in exc.errors(include_url=False):
         # Drop pydantic's internal discriminator/union tags from the location.
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
-        expected = err["msg"]
+        expected = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if err["type"] == "extra_forbidden":
             expected = "unknown key (not part of the schema; check the spelling)"
         elif err["type"] == "missing":
@@ -141,5 +146,5 @@ def validation_problems(exc: ValidationError, data: Any, source: str) -> InputEr
         got = None
         if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err.get("input"), (dict, list)):
             got = repr(err.get("input"))
-        problems.append(Problem(source, field_path(loc), expected, line_of(data, loc), got))
+        problems.append(Problem(source, field_path(loc, data), expected, line_of(data, loc), got))
     return InputError(problems)

@@ -46,6 +46,7 @@ class DurableRuleset:
         """`patterns` maps rule id to its condition pattern; `fields` are the facts they read."""
         self.kind = kind
         self.rule_ids = list(patterns)
+        self._order = {rule_id: i for i, rule_id in enumerate(self.rule_ids)}
         self.fields = tuple(fields)
         self.name = f"plancheck-{kind}-{next(_names)}"
         definition = {
@@ -81,7 +82,7 @@ class DurableRuleset:
                     batch, ids = [], {}
             if batch:
                 self._run(batch, ids, fired)
-        return sorted(fired, key=lambda pair: (pair[0], self.rule_ids.index(pair[1])))
+        return sorted(fired, key=lambda pair: (pair[0], self._order[pair[1]]))
 
     def _fact(self, values: Sequence[int]) -> dict:
         if len(values) != len(self.fields):
@@ -111,7 +112,12 @@ class DurableRuleset:
 
     def leftover_facts(self) -> list[dict]:
         """Facts still held by the engine (always empty between evaluations)."""
-        return json.loads(_dre.get_facts(self._handle, _SESSION))
+        try:
+            return json.loads(_dre.get_facts(self._handle, _SESSION))
+        except _dre.error as exc:
+            if "309" in str(exc):  # the session was never created: nothing was ever asserted
+                return []
+            raise
 
     def close(self) -> None:
         if not self._closed:

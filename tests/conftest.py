@@ -1,0 +1,40 @@
+"""Shared fixtures: the bundled rulebook, limits, plans and one engine per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plancheck.engine import Engine
+from plancheck.limits import LimitTable
+from plancheck.plan import Plan, load_plans
+from plancheck.resources import load_rules
+from plancheck.rulebook import Rulebook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def rulebook() -> Rulebook:
+    return load_rules(ROOT / "rules")[0]
+
+
+@pytest.fixture(scope="session")
+def limits() -> LimitTable:
+    return load_rules(ROOT / "rules")[1]
+
+
+@pytest.fixture(scope="session")
+def engine(rulebook: Rulebook) -> Engine:
+    return Engine(rulebook)
+
+
+@pytest.fixture(scope="session")
+def plans() -> dict[str, Plan]:
+    return {pid: plan for pid, (plan, _) in load_plans(ROOT / "plans").items()}

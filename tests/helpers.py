@@ -1,0 +1,32 @@
+"""Test helpers: build plans and elections in code, and run an election check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plancheck.election import ElectionFile, check_election
+from plancheck.plan import Plan
+
+
+def make_plan(**overrides: Any) -> Plan:
+    """A monthly plan with pretax, Roth and after-tax, catch-up, and no match unless given."""
+    doc: dict[str, Any] = {
+        "plan_id": "test-plan", "name": "Test plan", "payroll": {"frequency": "monthly"},
+        "contributions": {"pretax": True, "roth": True, "after_tax": True},
+        "catch_up": {"offered": True, "age_60_63": True},
+    }
+    doc.update(overrides)
+    return Plan.model_validate(doc)
+
+
+def make_election(birth_date: str, start: str, comp: dict, terms: dict, **employee: Any) -> ElectionFile:
+    return ElectionFile.model_validate({
+        "employee": {"id": "E-1", "birth_date": birth_date, "compensation": comp, **employee},
+        "election": {"start_date": start, **terms},
+    })
+
+
+def run(plan: Plan, election: ElectionFile, rulebook, limits, engine):
+    """Findings keyed by rule id, and the summary."""
+    result = check_election(election, plan, limits, rulebook, engine, "test")
+    return {f.rule: f for f in result.findings}, result.summary

@@ -1,0 +1,70 @@
+"""Invariants over random inputs (hypothesis)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from plancheck.conditions import evaluate_columns
+from helpers import make_election, make_plan, run
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+LIMITS = {2023: (22500, 7500, None, 66000), 2024: (23000, 7500, None, 69000),
+          2025: (23500, 7500, 11250, 70000), 2026: (24500, 8000, 11250, 72000)}
+
+
+def cents(x: Decimal) -> Decimal:
+    return x.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@SETTINGS
+@given(
+    year=st.sampled_from([2023, 2024, 2025, 2026]),
+    age=st.integers(min_value=21, max_value=70),
+    monthly_pay=st.integers(min_value=1000, max_value=25000),
+    pretax_pct=st.integers(min_value=0, max_value=60),
+    after_tax=st.integers(min_value=0, max_value=6000),
+    match_pct=st.integers(min_value=0, max_value=6),
+)
+def test_402g_and_415c_agree_with_an_independent_calculation(year, age, monthly_pay, pretax_pct, after_tax, match_pct,
+                                                             rulebook, limits, engine):
+    """A 402(g) or 415(c) finding appears exactly when a plain Decimal calculation says the year breaks the limit."""
+    plan = make_plan(match={"tiers": [{"rate": 100, "up_to_percent": match_pct or 1}]} if match_pct else None)
+    election = make_election(f"{year - age}-07-01", f"{year}-01-01", {"per_period": monthly_pay},
+                             {"pretax": {"percent": pretax_pct}, "after_tax": {"amount": after_tax}})
+    findings, _ = run(plan, election, rulebook, limits, engine)
+
+    g402, catch_up, catch_up_60, c415 = LIMITS[year]
+    pay = Decimal(monthly_pay)
+    pretax = cents(pay * pretax_pct / 100) * 12
+    match = min(cents(pay * pretax_pct / 100), cents(pay * match_pct / 100)) * 12 if match_pct else Decimal(0)
+    usable = 0 if age < 50 else (catch_up_60 if (60 <= age <= 63 and catch_up_60) else catch_up)
+    catch = min(max(pretax - g402, Decimal(0)), usable)
+    additions = pretax - catch + after_tax * 12 + match
+    limit_415 = min(Decimal(c415), pay * 12)
+    assert ("402g-deferral-limit" in findings) == (pretax > g402 + usable)
+    assert ("415c-annual-additions" in findings) == (additions > limit_415)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_prescreen_and_engine_decide_every_rule_alike(data, rulebook, engine):
+    """The numpy form of each condition fires on exactly the facts durable-rules fires on."""
+    types = rulebook.fact_types("period")
+    money = st.integers(min_value=0, max_value=10_000_000)
+    values = {"money": money, "flag": st.integers(0, 1), "count": st.integers(0, 60),
+              "year": st.integers(2023, 2026), "age": st.integers(18, 80)}
+    rows = data.draw(st.lists(st.fixed_dictionaries({n: values[t] for n, t in types.items()}), min_size=1, max_size=30))
+    # Make near-boundary cases common: copy a limit into the amount compared with it, plus or minus a cent.
+    for row in rows:
+        nudge = data.draw(st.sampled_from([-1, 0, 1]))
+        row["ytd_deferrals_all_plans"] = row["deferral_limit"] + nudge
+        row["ytd_annual_additions"] = row["annual_additions_limit"] + nudge
+    fired = set(engine["period"].fire(rows))
+    columns = {n: np.array([r[n] for r in rows], dtype=np.int64) for n in types}
+    for rule in rulebook.rules["period"]:
+        mask = evaluate_columns(rule.condition, columns)
+        assert {i for i in range(len(rows)) if mask[i]} == {i for i, r in fired if r == rule.id}, rule.id
