@@ -74,6 +74,84 @@ def election(
 
 
 @app.command()
+def batch(
+    feed: Annotated[Path, typer.Argument(help="Payroll feed: CSV with a header row, or Parquet")],
+    plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
+    rules: RulesOption = None,
+    out: OutOption = None,
+    rejects: Annotated[Optional[Path], typer.Option(
+        "--rejects", help="Where rejected rows go (default: FEED's name + .rejects.csv in the current directory)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
+) -> None:
+    """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
+    import os
+
+    from .batch.run import run_batch
+    from .resources import default_plans_dir, default_rules_dir
+    stream = _open_out(out)
+    events.configure(stream)
+    rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
+    progress = _Progress() if sys.stderr.isatty() else None
+    try:
+        with progress or _nullcontext():
+            outcome = run_batch(
+                feed, (plans or default_plans_dir()).resolve(), (rules or default_rules_dir()).resolve(),
+                rejects_path, workers or os.cpu_count() or 1,
+                on_read=progress.read if progress else None,
+                on_start=progress.start_checking if progress else None,
+                on_partition=progress.checked if progress else None)
+    except InputError as exc:
+        _fail(exc)
+    stream.flush()
+    report.batch_summary(outcome.summary)
+    raise typer.Exit(EXIT_FINDINGS if outcome.errors else EXIT_OK)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _Progress:
+    """Rows read and rows checked, with rows per second, on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(),
+                                  console=Console(stderr=True), transient=True)
+        self._read = self._progress.add_task("reading feed", total=None, rate="-")
+        self._check = None
+
+    def __enter__(self):
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._progress.__exit__(*exc)
+
+    def _rate(self, task_id) -> str:
+        task = self._progress.tasks[task_id]
+        return f"{int(task.completed / task.elapsed):,}" if task.elapsed else "-"
+
+    def read(self, rows: int) -> None:
+        self._progress.update(self._read, advance=rows, rate=self._rate(self._read))
+
+    def start_checking(self, partitions: int) -> None:
+        total = self._progress.tasks[self._read].completed
+        self._progress.update(self._read, total=total)
+        self._check = self._progress.add_task("checking rows", total=total, rate="-")
+
+    def checked(self, rows: int) -> None:
+        self._progress.update(self._check, advance=rows, rate=self._rate(self._check))
+
+
+@app.command()
 def schema(
     kind: Annotated[str, typer.Argument(help="plan, election, rule or limit")],
 ) -> None:

@@ -43,3 +43,16 @@ def findings_block(findings: list[Finding], stream: TextIO = sys.stderr) -> None
     for f in findings:
         where = f.context.get("pay_date") or f.context.get("request_id") or f.context.get("plan_id") or ""
         _line(stream, f"  - [{f.severity}] {f.rule} {where}: {f.message}")
+
+
+def batch_summary(summary: dict[str, Any], stream: TextIO = sys.stderr) -> None:
+    """Counts of a batch run, for the person who started it."""
+    _line(stream, f"Checked {summary['feed']}: {summary['rows_read']:,} rows read, {summary['rows_checked']:,} checked, "
+                  f"{summary['rows_rejected']:,} rejected (see {summary['rejects_file']})")
+    _line(stream, f"  {summary['employees']:,} employees in {summary['plans']} plans; "
+                  f"{summary['seconds']:.2f} s, {summary['rows_per_second']:,} rows/s with {summary['workers']} workers")
+    severity = summary["findings_by_severity"]
+    _line(stream, f"  findings: {summary['findings']:,} ({severity['error']:,} error, {severity['warning']:,} warning, "
+                  f"{severity['info']:,} info)")
+    for rule, count in summary["findings_by_rule"].items():
+        _line(stream, f"    {rule}: {count:,}")

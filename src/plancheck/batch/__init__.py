@@ -1,0 +1,1 @@
+"""Nightly batch checks over payroll feeds."""

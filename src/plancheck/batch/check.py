@@ -1,0 +1,219 @@
+"""Checking one feed partition: the pure function each worker runs.
+
+Pre-screen, then engine: every period fact is computed vectorized, each rule's condition is
+evaluated over all rows with numpy (conditions.evaluate_columns, compiled from the same YAML),
+and only each employee-year's first candidate row per rule is sent to durable-rules, which
+decides. If the engine declines a candidate (the pre-screen may be a superset), the next
+candidate of that employee-year and rule is tried, until the engine confirms or none is left.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from ..conditions import evaluate_columns
+from ..engine import Engine
+from ..findings import build_finding
+from ..firings import fire_on_rows
+from ..limits import LimitTable
+from ..money import format_cents
+from ..period_facts import PeriodRows, build_period_facts
+from ..plan import Plan
+from ..plan_arrays import PlanArrays
+from ..rulebook import Rule, Rulebook
+from .parse import Parsed, Reject, parse_partition
+
+NEVER = np.iinfo(np.int64).max
+#: Year-to-date figures carried on each batch finding: (event key, fact).
+YTD_FIELDS = (("compensation", "ytd_compensation"), ("deferrals", "ytd_deferrals"),
+              ("deferrals_all_plans", "ytd_deferrals_all_plans"), ("catch_up", "ytd_catch_up"),
+              ("after_tax", "ytd_after_tax"), ("employer_match", "ytd_employer_match"),
+              ("match_expected", "ytd_match_expected"), ("employer_nonelective", "ytd_employer_nonelective"),
+              ("annual_additions", "ytd_annual_additions"))
+
+
+@dataclass
+class Checker:
+    """Everything a worker needs, built once per process."""
+
+    rulebook: Rulebook
+    limits: LimitTable
+    plans: list[Plan]
+    run_id: str
+    engine: Engine = field(init=False)
+    arrays: PlanArrays = field(init=False)
+    plan_index: dict[str, int] = field(init=False)
+    rules: list[Rule] = field(init=False)
+    needed: dict[str, list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(self.rulebook)
+        self.arrays = PlanArrays.from_plans(self.plans)
+        self.plan_index = {p.plan_id: i for i, p in enumerate(self.plans)}
+        self.rules = self.rulebook.rules["period"]
+        types = self.rulebook.fact_types("period")
+        self.needed = {r.id: [n for n in types if "{" + n + "}" in r.message
+                              or (r.report and n in (r.report.amount, r.report.limit))] for r in self.rules}
+
+
+@dataclass
+class PartitionResult:
+    """What one partition produced: counts, and sorted findings and rejects as files."""
+
+    rows_read: int
+    rows_checked: int
+    rows_rejected: int
+    employees: int
+    plans: list[str]
+    findings_by_rule: dict[str, int]
+    findings_path: str
+    rejects_path: str
+    peak_memory_mb: int = 0
+
+
+def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> np.ndarray:
+    """Rows to keep after refusing duplicate pay dates and conflicting birth dates of one employee."""
+    n = len(parsed.line)
+    keep = np.ones(n, dtype=bool)
+    if not n:
+        return keep
+    by_line = np.lexsort((parsed.line, parsed.employee, parsed.plan_index))
+    same_person = np.zeros(n, dtype=bool)
+    same_person[1:] = (np.diff(parsed.plan_index[by_line]) == 0) & (np.diff(parsed.employee[by_line]) == 0)
+    first_of_person = np.maximum.accumulate(np.where(~same_person, np.arange(n), 0))
+    first_row = by_line[first_of_person]
+    conflict = parsed.birth_day[by_line] != parsed.birth_day[first_row]
+    for pos in np.flatnonzero(conflict).tolist():
+        row, first = int(by_line[pos]), int(first_row[pos])
+        keep[row] = False
+        rejects.append(Reject(int(parsed.line[row]),
+                              f"birth_date: differs from line {int(parsed.line[first])} for the same plan_id and "
+                              f"employee_id", parsed.raw(int(parsed.source_row[row]))))
+    order = np.lexsort((parsed.line, parsed.pay_day, parsed.employee, parsed.plan_index))
+    order = order[keep[order]]
+    dup = np.zeros(len(order), dtype=bool)
+    dup[1:] = ((np.diff(parsed.plan_index[order]) == 0) & (np.diff(parsed.employee[order]) == 0)
+               & (np.diff(parsed.pay_day[order]) == 0))
+    first_of_date = np.maximum.accumulate(np.where(~dup, np.arange(len(order)), 0))
+    for pos in np.flatnonzero(dup).tolist():
+        row, first = int(order[pos]), int(order[first_of_date[pos]])
+        keep[row] = False
+        rejects.append(Reject(int(parsed.line[row]),
+                              f"duplicate of line {int(parsed.line[first])}: same plan_id, employee_id and pay_date",
+                              parsed.raw(int(parsed.source_row[row]))))
+    return keep
+
+
+def _period_rows(parsed: Parsed, rows: np.ndarray) -> PeriodRows:
+    """Accepted rows, sorted into employee-years in pay-date order, as PeriodRows."""
+    plan, employee, year, day = parsed.plan_index[rows], parsed.employee[rows], parsed.year[rows], parsed.pay_day[rows]
+    n = len(rows)
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = (np.diff(plan) != 0) | (np.diff(employee) != 0) | (np.diff(year) != 0)
+    starts = np.flatnonzero(new_group)
+    counts = np.diff(np.append(starts, n))
+    birth_year = (parsed.birth_day[rows][starts].astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
+                  + 1970)
+    money = {k: v[rows] for k, v in parsed.money.items()}
+    return PeriodRows(
+        group_start=starts, plan_index=plan[starts], year=year[starts], age=year[starts] - birth_year,
+        prior_year_fica_wages=np.maximum.reduceat(money["prior_year_fica_wages"], starts) if n else starts,
+        other_plan_deferrals=np.maximum.reduceat(money["other_plan_deferrals"], starts) if n else starts,
+        period=np.arange(n) - np.repeat(starts, counts) + 1,
+        amounts={k: money[k] for k in ("compensation", "pretax", "roth", "after_tax", "employer_match",
+                                       "employer_nonelective")},
+    )
+
+
+def _first_in_group(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Index of each group's first true row, NEVER where none."""
+    if not len(mask):
+        return np.zeros(0, dtype=np.int64)
+    return np.minimum.reduceat(np.where(mask, np.arange(len(mask)), NEVER), starts)
+
+
+def confirmed_firings(checker: Checker, facts: dict[str, np.ndarray], starts: np.ndarray) -> list[tuple[int, int, str]]:
+    """(group, row, rule id) of the first row per employee-year on which the engine fires each rule."""
+    masks = {r.id: evaluate_columns(r.condition, facts) for r in checker.rules}
+    candidates = {rule_id: _first_in_group(mask, starts) for rule_id, mask in masks.items()}
+    found: list[tuple[int, int, str]] = []
+    engine = checker.engine["period"]
+    while candidates:
+        rows = np.unique(np.concatenate([c[c != NEVER] for c in candidates.values()]))
+        if not len(rows):
+            break
+        fired: dict[str, set[int]] = {}
+        for row, rule_id in fire_on_rows(engine, facts, rows):
+            fired.setdefault(rule_id, set()).add(row)
+        retry = {}
+        for rule_id, first in candidates.items():
+            groups = np.flatnonzero(first != NEVER)
+            hits = np.array([int(first[g]) in fired.get(rule_id, ()) for g in groups], dtype=bool)
+            found.extend((int(g), int(first[g]), rule_id) for g in groups[hits])
+            declined = groups[~hits]
+            if len(declined):  # the pre-screen was wider than the engine: try each group's next candidate
+                mask = masks[rule_id]
+                mask[first[declined]] = False
+                retry[rule_id] = np.where(np.isin(np.arange(len(first)), declined), _first_in_group(mask, starts), NEVER)
+        candidates = retry
+    return found
+
+
+def _iso(day: int) -> str:
+    return str(np.datetime64(int(day), "D"))
+
+
+def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: str) -> PartitionResult:
+    """Check one partition (its spill pieces); write its sorted findings and rejects to out_dir."""
+    table = pa.concat_tables([ipc.open_file(piece).read_all() for piece in pieces])
+    parsed, rejects = parse_partition(table, checker.plan_index, checker.limits)
+    keep = _drop_conflicts(parsed, rejects)
+    accepted = np.flatnonzero(keep)
+    order = accepted[np.lexsort((parsed.pay_day[accepted], parsed.year[accepted], parsed.employee[accepted],
+                                 parsed.plan_index[accepted]))]
+    events: list[tuple[list[Any], dict[str, Any]]] = []
+    counter: Counter[str] = Counter()
+    if len(order):
+        rows = _period_rows(parsed, order)
+        facts = build_period_facts(rows, checker.arrays, checker.limits)
+        types = checker.rulebook.fact_types("period")
+        rank = {r.id: i for i, r in enumerate(checker.rules)}
+        by_id = {r.id: r for r in checker.rules}
+        for group, row, rule_id in confirmed_firings(checker, facts, rows.group_start):
+            rule = by_id[rule_id]
+            source = int(order[row])
+            plan_id = checker.plans[int(parsed.plan_index[source])].plan_id
+            employee_id = parsed.employee_ids[int(parsed.employee[source])]
+            pay_date = _iso(parsed.pay_day[source])
+            year = int(facts["year"][row])
+            at_row = {name: int(facts[name][row]) for name in checker.needed[rule_id]}
+            context = {"plan_id": plan_id, "employee_id": employee_id, "year": year,
+                       "period": int(facts["period"][row]), "pay_date": pay_date, "line": int(parsed.line[source])}
+            extra = {"ytd": {key: format_cents(int(facts[fact][row])) for key, fact in YTD_FIELDS},
+                     "run_id": checker.run_id, "ruleset_revision": checker.rulebook.revision}
+            finding = build_finding(rule, at_row, types, context, extra)
+            events.append(([plan_id, employee_id, year, pay_date, rank[rule_id]], finding.as_event()))
+            counter[rule_id] += 1
+    events.sort(key=lambda item: item[0])
+    rejects.sort(key=lambda r: r.line)
+    findings_path = out_dir / f"{name}.findings.jsonl"
+    rejects_path = out_dir / f"{name}.rejects.jsonl"
+    findings_path.write_bytes(b"".join(orjson.dumps(item) + b"\n" for item in events))
+    rejects_path.write_bytes(b"".join(orjson.dumps([r.line, r.reason, list(r.values)]) + b"\n" for r in rejects))
+    checked = int(keep.sum())
+    people = set(zip(parsed.plan_index[accepted].tolist(), parsed.employee[accepted].tolist()))
+    return PartitionResult(
+        rows_read=table.num_rows, rows_checked=checked, rows_rejected=len(rejects), employees=len(people),
+        plans=sorted({checker.plans[int(i)].plan_id for i in np.unique(parsed.plan_index[accepted])}),
+        findings_by_rule=dict(counter), findings_path=str(findings_path), rejects_path=str(rejects_path),
+        peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    )

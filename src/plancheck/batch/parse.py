@@ -1,0 +1,150 @@
+"""Text columns of a feed partition to exact integers, with a reason for every rejected row.
+
+Money becomes integer cents without floats: the digits are validated, the decimal point is
+dropped and the value scaled by its number of decimals. Dates are parsed and formatted back so
+that a date like 2024-02-30 (which strptime would roll over to March 1) is refused. Each column
+is parsed once per distinct value (pay dates, birth dates and per-employee amounts repeat a lot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..limits import LimitTable
+from .feed import COLUMNS, LINE, MONEY, OPTIONAL_VALUES
+
+_MONEY_RE = r"^\d{1,13}(\.\d{1,2})?$"
+_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+_SCALE = np.array([100, 10, 1], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A feed row that cannot be checked: its line, why, and its values as read."""
+
+    line: int
+    reason: str
+    values: tuple[str, ...]
+
+
+@dataclass
+class Parsed:
+    """Accepted rows of a partition as numpy columns."""
+
+    line: np.ndarray
+    plan_index: np.ndarray
+    plan_ids: list[str]
+    employee: np.ndarray        # int codes into employee_ids
+    employee_ids: list[str]
+    birth_day: np.ndarray       # days since 1970-01-01
+    pay_day: np.ndarray
+    year: np.ndarray
+    money: dict[str, np.ndarray]
+    source_row: np.ndarray                          # row of each accepted row in the partition table
+    raw: Callable[[int], tuple[str, ...]]           # a partition row's values as read, for rejects
+
+
+def _distinct(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    encoded = pc.dictionary_encode(column)
+    return encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def parse_money(column: pa.Array, optional: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(cents, ok) for a text column of dollar amounts; empty is zero where optional."""
+    values, index = _distinct(column)
+    ok = pc.match_substring_regex(values, _MONEY_RE)
+    if optional:
+        ok = pc.or_(ok, pc.equal(values, ""))
+    ok_np = ok.to_numpy(zero_copy_only=False)
+    clean = pc.if_else(ok, values, "0")
+    clean = pc.if_else(pc.equal(clean, ""), "0", clean)
+    dot = pc.find_substring(clean, ".").to_numpy(zero_copy_only=False)
+    length = pc.binary_length(clean).to_numpy(zero_copy_only=False)
+    digits = pc.cast(pc.replace_substring(clean, ".", ""), pa.int64()).to_numpy()
+    decimals = np.where(dot < 0, 0, length - dot - 1)
+    cents = digits * _SCALE[np.clip(decimals, 0, 2)]
+    return cents[index], ok_np[index]
+
+
+def parse_dates(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(days since epoch, ok) for a text column of ISO dates; impossible dates are not ok."""
+    values, index = _distinct(column)
+    shaped = pc.match_substring_regex(values, _DATE_RE)
+    stamps = pc.strptime(pc.if_else(shaped, values, "1970-01-01"), format="%Y-%m-%d", unit="s", error_is_null=True)
+    round_trip = pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), values)
+    ok = pc.and_(shaped, pc.fill_null(round_trip, False)).to_numpy(zero_copy_only=False)
+    days = pc.cast(pc.cast(pc.fill_null(stamps, 0), pa.timestamp("s")), pa.date32())
+    days_np = days.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    return days_np[index], ok[index]
+
+
+def years_of(days: np.ndarray) -> np.ndarray:
+    return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTable) -> tuple[Parsed, list[Reject]]:
+    """Validate and convert every row; rows with any problem become rejects with all their reasons."""
+    n = table.num_rows
+    problems: dict[int, list[str]] = {}
+
+    def flag(bad: np.ndarray, reason) -> None:
+        for row in np.flatnonzero(bad).tolist():
+            problems.setdefault(row, []).append(reason(row))
+
+    text = {c: table.column(c).combine_chunks() for c in COLUMNS}
+    as_read: dict[str, list[str]] = {}
+
+    def value(column: str, row: int) -> str:
+        if column not in as_read:
+            as_read[column] = text[column].to_pylist()
+        return as_read[column][row]
+
+    plans, plan_codes = _distinct(text["plan_id"])
+    plan_names = plans.to_pylist()
+    known = np.array([plan_index.get(p, -1) for p in plan_names], dtype=np.int64)
+    plan_idx = known[plan_codes] if n else np.zeros(0, dtype=np.int64)
+    flag(plan_idx < 0, lambda r: f"plan_id: unknown plan {value('plan_id', r)!r} (no such plan in the plans directory)")
+    employees, employee_codes = _distinct(text["employee_id"])
+    employee_ids = employees.to_pylist()
+    empty_employee = np.array([e.strip() == "" for e in employee_ids], dtype=bool)
+    flag(empty_employee[employee_codes] if n else np.zeros(0, bool), lambda r: "employee_id: required, got an empty value")
+
+    dates, date_ok = {}, {}
+    for column in ("birth_date", "pay_date"):
+        dates[column], date_ok[column] = parse_dates(text[column])
+        flag(~date_ok[column], lambda r, c=column: f"{c}: expected a date YYYY-MM-DD, got {value(c, r)!r}")
+    money = {}
+    for column in MONEY:
+        cents, ok = parse_money(text[column], column in OPTIONAL_VALUES)
+        money[column] = cents
+        flag(~ok, lambda r, c=column: f"{c}: expected dollars with at most two decimals (zero or more), "
+                                      f"got {value(c, r)!r}")
+    year = years_of(dates["pay_date"])
+    covered = (year >= limits.first_year) & (year <= limits.last_year)
+    flag(date_ok["pay_date"] & ~covered, lambda r: f"pay_date: no IRS limits for {int(year[r])}: rules/limits covers "
+                                         f"{limits.first_year}-{limits.last_year}")
+    birth_year = years_of(dates["birth_date"])
+    both = date_ok["birth_date"] & date_ok["pay_date"]
+    flag(both & (dates["birth_date"] >= dates["pay_date"]), lambda r: "birth_date: must be before pay_date")
+    flag(both & (year - birth_year > 120), lambda r: "birth_date: gives an age over 120")
+
+    lines = table.column(LINE).to_numpy()
+    bad_rows = np.array(sorted(problems), dtype=np.int64)
+    keep = np.ones(n, dtype=bool)
+    keep[bad_rows] = False
+    def raw_row(row: int) -> tuple[str, ...]:
+        return tuple(value(c, row) for c in COLUMNS)
+
+    rejects = [Reject(int(lines[r]), "; ".join(problems[r]), raw_row(r)) for r in bad_rows.tolist()]
+    parsed = Parsed(
+        line=lines[keep], plan_index=plan_idx[keep], plan_ids=plan_names, employee=employee_codes[keep],
+        employee_ids=employee_ids, birth_day=dates["birth_date"][keep], pay_day=dates["pay_date"][keep],
+        year=year[keep], money={k: v[keep] for k, v in money.items()},
+        source_row=np.flatnonzero(keep), raw=raw_row,
+    )
+    return parsed, rejects
