@@ -101,3 +101,22 @@ def test_schema_kinds():
     for kind in ("plan", "election", "rule", "limit"):
         assert json.loads(plancheck("schema", kind).stdout)["$schema"].startswith("https://json-schema.org/")
     assert plancheck("schema", "nope").returncode == 2
+
+
+def test_sample_feed_golden(tmp_path):
+    """The README's main job: findings on the sample feed match the golden file; every period rule is broken once at least."""
+    out, rejects = tmp_path / "findings.jsonl", tmp_path / "rejects.csv"
+    result = plancheck("batch", "samples/payroll-2026.csv", "--out", str(out), "--rejects", str(rejects))
+    assert result.returncode == 1
+    lines = out.read_text().splitlines()
+    summary = json.loads(lines[-1])
+    for volatile in ("seconds", "rows_per_second", "peak_memory_mb", "rejects_file", "run_id", "workers"):
+        summary.pop(volatile)
+    findings = [json.loads(line) for line in lines[:-1]]
+    for finding in findings:
+        finding.pop("run_id")
+    check_golden("batch-sample-feed.jsonl", "\n".join(json.dumps(x, sort_keys=True) for x in [*findings, summary]) + "\n")
+    check_golden("batch-sample-rejects.csv", rejects.read_text())
+    period_rules = {p.stem for p in (ROOT / "rules" / "checks" / "period").glob("*.yaml")}
+    assert {f["rule"] for f in findings} == period_rules
+    assert summary["rows_read"] == summary["rows_checked"] + summary["rows_rejected"]

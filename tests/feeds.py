@@ -1,0 +1,56 @@
+"""Random small payroll feeds for tests: any plans, years 2023-2026, violations, shuffled rows."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from plancheck.plan import Plan
+from plancheck.schedule import pay_dates
+
+COLUMNS = ["plan_id", "employee_id", "birth_date", "pay_date", "compensation", "pretax", "roth", "after_tax",
+           "employer_match", "employer_nonelective", "prior_year_fica_wages", "other_plan_deferrals"]
+
+
+def money(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def random_feed(path: Path, plans: dict[str, Plan], seed: int, employees: int = 40) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for e in range(employees):
+        plan = rng.choice(sorted(plans.values(), key=lambda p: p.plan_id))
+        year = rng.choice([2023, 2024, 2025, 2026])
+        age = rng.choice([30, 45, 49, 50, 55, 59, 60, 61, 63, 64, 66])
+        birth = f"{year - age}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        pay = rng.choice([1500_00, 4000_00, 9000_00, 16000_00, 40000_00]) // (4 if plan.payroll.frequency == "weekly" else 1)
+        fica = rng.choice([0, 90_000_00, 149_999_99, 150_000_01, 155_000_01, 300_000_00])
+        other = rng.choice(["", "", "", "5000.00", "20000.00"])
+        dates = pay_dates(plan.payroll, year)
+        dates = dates[rng.randint(0, len(dates) // 3):]
+        defer = rng.choice([0, 3, 6, 10, 20, 40, 80])
+        roth_share = rng.choice([0, 50, 100])
+        after = rng.choice([0, 0, 5, 20, 60])
+        for d in dates:
+            comp = pay + rng.choice([0, 0, 0, 1234_56])
+            total = comp * defer // 100
+            roth = total * roth_share // 100
+            pretax = total - roth
+            after_tax = comp * after // 100
+            match = 0
+            if plan.match:
+                match = min(total, comp * 6 // 100) // 2 + rng.choice([0, 0, 0, 0, 1, 2500])
+            nonelective = comp * 3 // 100 if plan.nonelective else 0
+            rows.append({"plan_id": plan.plan_id, "employee_id": f"E{seed}-{e:03d}", "birth_date": birth,
+                         "pay_date": d.isoformat(), "compensation": money(comp), "pretax": money(pretax),
+                         "roth": money(roth), "after_tax": money(after_tax), "employer_match": money(match),
+                         "employer_nonelective": money(nonelective), "prior_year_fica_wages": money(fica),
+                         "other_plan_deferrals": other})
+    rng.shuffle(rows)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows

@@ -1,0 +1,177 @@
+"""Batch checks over payroll feeds: independent answers, rejects, counts, determinism, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from plancheck import events
+from plancheck.batch import partition
+from plancheck.batch.run import run_batch
+from feeds import COLUMNS, random_feed
+from oracle import first_breaks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def batch(feed: Path, tmp_path: Path, workers: int = 1) -> tuple[list[dict], dict, list[dict]]:
+    """Run a batch in-process; return finding events, the summary, and the reject rows."""
+    out = io.BytesIO()
+    events.configure(out)
+    rejects = tmp_path / "rejects.csv"
+    run_batch(feed, ROOT / "plans", ROOT / "rules", rejects, workers)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    findings = [e for e in lines if e["event"] in ("violation", "warning", "notice")]
+    summary = next(e for e in lines if e["event"] == "batch_summary")
+    with rejects.open() as handle:
+        return findings, summary, list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_findings_match_an_independent_implementation(seed, tmp_path, plans):
+    """Random shuffled feeds: every (employee, rule, first pay date) agrees with a row-by-row oracle."""
+    feed = tmp_path / "feed.csv"
+    random_feed(feed, plans, seed)
+    findings, summary, _ = batch(feed, tmp_path)
+    got = {(f["plan_id"], f["employee_id"], f["rule"], f["pay_date"]) for f in findings}
+    assert got == first_breaks(feed, plans)
+    assert summary["rows_read"] == summary["rows_checked"] + summary["rows_rejected"]
+
+
+def test_one_finding_per_employee_and_rule(tmp_path, plans):
+    """A rule that stays broken is reported once, at the first pay date."""
+    feed = tmp_path / "feed.csv"
+    random_feed(feed, plans, 99, employees=60)
+    findings, _, _ = batch(feed, tmp_path)
+    keys = [(f["plan_id"], f["employee_id"], f["year"], f["rule"]) for f in findings]
+    assert len(keys) == len(set(keys)) and findings
+
+
+def write_feed(path: Path, rows: list[list[str]], header: list[str] = COLUMNS) -> Path:
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    return path
+
+
+GOOD = ["acme-mega-backdoor", "E1", "1980-05-05", "2024-01-05", "5000.00", "500.00", "0.00", "0.00", "150.00", "0", "",
+        ""]
+
+
+def with_(**changes: str) -> list[str]:
+    row = list(GOOD)
+    for key, value in changes.items():
+        row[COLUMNS.index(key)] = value
+    return row
+
+
+def test_bad_rows_are_rejected_with_line_and_reason_and_counts_reconcile(tmp_path):
+    """Each kind of bad row lands in the reject file with its line and reason; the run goes on."""
+    feed = write_feed(tmp_path / "feed.csv", [
+        GOOD,                                                     # line 2: fine
+        with_(pay_date="2024-01-19", pretax="abc"),               # 3
+        with_(pay_date="2024-02-30"),                             # 4
+        with_(plan_id="no-such-plan"),                            # 5
+        with_(pay_date="2027-01-08"),                             # 6
+        list(GOOD),                                               # 7: duplicate of line 2
+        with_(pay_date="2024-02-02", compensation="-5.00"),       # 8
+        with_(pay_date="2024-02-16", roth="1.234"),               # 9
+        ["acme-mega-backdoor", "E1", "1980-05-05"],               # 10: too few fields
+        with_(employee_id="", pay_date="2024-03-01"),             # 11
+        with_(employee_id="E2", birth_date="2030-01-01"),         # 12
+        with_(pay_date="2024-03-15", birth_date="1981-01-01"),    # 13: conflicts with line 2
+        with_(pay_date="2024-03-29"),                             # 14: fine
+    ])
+    findings, summary, rejects = batch(feed, tmp_path)
+    reasons = {int(r["line"]): r["reason"] for r in rejects}
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    assert reasons[3].startswith("pretax: expected dollars") and "'abc'" in reasons[3]
+    assert reasons[4] == "pay_date: expected a date YYYY-MM-DD, got '2024-02-30'"
+    assert "unknown plan 'no-such-plan'" in reasons[5]
+    assert "no IRS limits for 2027" in reasons[6]
+    assert reasons[7] == "duplicate of line 2: same plan_id, employee_id and pay_date"
+    assert "compensation" in reasons[8] and "'-5.00'" in reasons[8]
+    assert "roth" in reasons[9]
+    assert reasons[10] == "expected 12 fields, got 3"
+    assert reasons[11].startswith("employee_id: required")
+    assert reasons[12] == "birth_date: must be before pay_date"
+    assert reasons[13] == "birth_date: differs from line 2 for the same plan_id and employee_id"
+    assert (summary["rows_read"], summary["rows_checked"], summary["rows_rejected"]) == (13, 2, 11)
+    rejected_row = next(r for r in rejects if r["line"] == "5")
+    assert rejected_row["plan_id"] == "no-such-plan" and rejected_row["pretax"] == "500.00"
+
+
+def test_extra_columns_are_reported_once(tmp_path):
+    """Unknown columns are ignored and named in one event."""
+    header = COLUMNS + ["department"]
+    feed = write_feed(tmp_path / "feed.csv", [GOOD + ["sales"], with_(pay_date="2024-01-19") + ["sales"]], header)
+    out = io.BytesIO()
+    events.configure(out)
+    run_batch(feed, ROOT / "plans", ROOT / "rules", tmp_path / "r.csv", 1)
+    names = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+    assert names.count("feed_columns_ignored") == 1
+    assert json.loads(out.getvalue().splitlines()[0])["columns"] == ["department"]
+
+
+def test_missing_column_is_a_clear_error(tmp_path):
+    """A feed without a required column stops with exit 2 and names the column."""
+    feed = write_feed(tmp_path / "feed.csv", [GOOD[:-1]], COLUMNS[:-1])
+    result = subprocess.run([sys.executable, "-m", "plancheck", "batch", str(feed), "--rejects", str(tmp_path / "r.csv")],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "missing column(s) other_plan_deferrals" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_parquet_gives_the_same_findings_as_csv(tmp_path, plans):
+    """The same feed as Parquet yields the same findings (rows numbered instead of lines)."""
+    feed = tmp_path / "feed.csv"
+    random_feed(feed, plans, 7)
+    table = pacsv.read_csv(feed, convert_options=pacsv.ConvertOptions(
+        column_types={c: "string" for c in COLUMNS}, strings_can_be_null=False))
+    pq.write_table(table, tmp_path / "feed.parquet")
+    from_csv, _, _ = batch(feed, tmp_path)
+    from_parquet, summary, _ = batch(tmp_path / "feed.parquet", tmp_path)
+    strip = lambda fs: [{k: v for k, v in f.items() if k not in ("line", "run_id")} for f in fs]  # noqa: E731
+    assert strip(from_csv) == strip(from_parquet) and summary["rows_rejected"] == 0
+
+
+def test_output_is_identical_whatever_the_worker_count(tmp_path, plans, monkeypatch):
+    """Several partitions, 1 or 2 workers: byte-identical findings and identical rejects."""
+    monkeypatch.setattr(partition, "PARTITION_BYTES", 20_000)
+    feed = tmp_path / "feed.csv"
+    random_feed(feed, plans, 3, employees=120)
+    with feed.open("a") as handle:
+        handle.write("acme-mega-backdoor,E9,1980-01-01,2024-02-30,1,1,1,1,1,1,,\n")
+    outputs = []
+    for workers in (1, 2):
+        out = io.BytesIO()
+        events.configure(out)
+        outcome = run_batch(feed, ROOT / "plans", ROOT / "rules", tmp_path / f"r{workers}.csv", workers)
+        assert outcome.summary["partitions"] > 2
+        outputs.append([line for line in out.getvalue().splitlines() if b"batch_summary" not in line])
+    assert outputs[0] == outputs[1] and outputs[0]
+    assert (tmp_path / "r1.csv").read_bytes() == (tmp_path / "r2.csv").read_bytes()
+
+
+def test_empty_feed(tmp_path):
+    """A header-only feed checks nothing and says so."""
+    feed = write_feed(tmp_path / "feed.csv", [])
+    findings, summary, rejects = batch(feed, tmp_path)
+    assert findings == [] and rejects == [] and summary["rows_read"] == 0
+
+
+def test_batch_cli_exit_codes(tmp_path):
+    """Exit 1 when an error finding exists, 0 when the feed is clean."""
+    clean = write_feed(tmp_path / "clean.csv", [GOOD])
+    bad = write_feed(tmp_path / "bad.csv", [with_(roth="0.00", after_tax="9000.00")])
+    run = lambda f: subprocess.run([sys.executable, "-m", "plancheck", "batch", str(f), "--rejects",  # noqa: E731
+                                    str(tmp_path / "r.csv"), "--out", str(tmp_path / "o.jsonl")], cwd=ROOT,
+                                   capture_output=True, text=True)
+    assert run(clean).returncode == 0
+    assert run(bad).returncode == 1
