@@ -105,3 +105,11 @@ def test_plan_model_is_frozen():
     plan = Plan.model_validate({"plan_id": "p", "name": "n", "payroll": {"frequency": "monthly"}})
     with pytest.raises(Exception):
         plan.name = "other"  # type: ignore[misc]
+
+
+def test_committed_schemas_are_current(root: Path):
+    """schema/*.schema.json, referenced by the plan files, match the models."""
+    for kind in ("plan", "election", "rule"):
+        out = subprocess.run([sys.executable, "-m", "plancheck", "schema", kind], capture_output=True, text=True,
+                             check=True).stdout
+        assert (root / "schema" / f"{kind}.schema.json").read_text() == out, f"run: plancheck schema {kind}"
