@@ -109,7 +109,7 @@ def test_plan_model_is_frozen():
 
 def test_committed_schemas_are_current(root: Path):
     """schema/*.schema.json, referenced by the plan files, match the models."""
-    for kind in ("plan", "election", "rule"):
+    for kind in ("plan", "election", "rule", "withdrawal"):
         out = subprocess.run([sys.executable, "-m", "plancheck", "schema", kind], capture_output=True, text=True,
                              check=True).stdout
         assert (root / "schema" / f"{kind}.schema.json").read_text() == out, f"run: plancheck schema {kind}"

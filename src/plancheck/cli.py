@@ -17,7 +17,7 @@ from .findings import has_errors
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
 
-RulesOption = Annotated[Optional[Path], typer.Option("--rules", help="Rules directory (default: the bundled rules/)")]
+RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules directory (default: the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
@@ -152,15 +152,153 @@ class _Progress:
 
 
 @app.command()
+def withdrawals(
+    file: Annotated[Path, typer.Argument(help="Requests: CSV, JSON or YAML")],
+    plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
+    rules: RulesOption = None,
+    out: OutOption = None,
+) -> None:
+    """Check in-service withdrawal, hardship, in-plan Roth conversion and Roth IRA rollover requests."""
+    from collections import Counter
+
+    from .plan import load_plans
+    from .resources import default_plans_dir
+    from .withdrawals import check_requests
+    try:
+        rulebook, _limits = _rules(rules)
+        plan_docs = {pid: plan for pid, (plan, _) in load_plans(plans or default_plans_dir()).items()}
+        outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook))
+    except InputError as exc:
+        _fail(exc)
+    stream = _open_out(out)
+    events.configure(stream)
+    for finding in outcome.findings:
+        events.emit(finding.as_event() | {"ruleset_revision": rulebook.revision})
+    for reject in outcome.rejected:
+        events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
+                     "reason": reject.reason})
+    by_rule = Counter(f.rule for f in outcome.findings)
+    by_severity = Counter(f.severity for f in outcome.findings)
+    summary = {"event": "withdrawals_summary", "file": str(file),
+               "requests_read": outcome.checked + len(outcome.rejected), "requests_checked": outcome.checked,
+               "requests_rejected": len(outcome.rejected), "findings": len(outcome.findings),
+               "findings_by_rule": dict(sorted(by_rule.items())),
+               "findings_by_severity": {k: by_severity[k] for k in ("error", "warning", "info")},
+               "ruleset_revision": rulebook.revision}
+    events.emit(summary)
+    stream.flush()
+    report.withdrawals_summary(outcome, summary)
+    raise typer.Exit(EXIT_FINDINGS if has_errors(outcome.findings) else EXIT_OK)
+
+
+@app.command()
+def audit(
+    plans: Annotated[Optional[list[Path]], typer.Argument(help="Plan files or folders (default: plans/)")] = None,
+    check_rules: Annotated[bool, typer.Option("--rules", help="Audit the rule files instead of plans")] = False,
+    output_format: Annotated[str, typer.Option("--format", help="jsonl, text or sarif")] = "jsonl",
+    year: Annotated[Optional[int], typer.Option("--year", help="Plan year for documents that do not name one "
+                                                "(default: the last year under rules/limits)")] = None,
+    rules: RulesOption = None,
+    out: OutOption = None,
+) -> None:
+    """Audit plan documents (or, with --rules, the rule files) and report configuration findings."""
+    from .resources import default_plans_dir, default_rules_dir
+    if output_format not in ("jsonl", "text", "sarif"):
+        sys.stderr.write(f"error: --format must be jsonl, text or sarif, not {output_format!r}\n")
+        raise typer.Exit(EXIT_INPUT)
+    rules_dir = (rules or default_rules_dir()).resolve()
+    if check_rules:
+        _audit_rules(rules_dir, output_format, out)
+        return
+    from .audit import audit_plans, plan_paths
+    try:
+        rulebook, limits = _rules(rules)
+        paths = plan_paths(plans or [], default_plans_dir())
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            from .errors import Problem
+            raise InputError([Problem(str(p), "", "file not found") for p in missing])
+        audits = audit_plans(paths, limits, rulebook, Engine(rulebook), year)
+    except InputError as exc:
+        _fail(exc)
+    findings = [f for a in audits for f in a.findings]
+    stream = _open_out(out)
+    if output_format == "sarif":
+        from .sarif import sarif_log
+        rules_used = [r for r in rulebook.rules["plan"]]
+        stream.write(json.dumps(sarif_log(findings, rules_used, Path.cwd()), indent=2).encode() + b"\n")
+    elif output_format == "text":
+        stream.write(report.audit_text(audits).encode())
+    else:
+        events.configure(stream)
+        for plan_audit in audits:
+            for finding in plan_audit.findings:
+                events.emit(finding.as_event() | {"ruleset_revision": rulebook.revision})
+            events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
+                         "mega_backdoor": plan_audit.verdict, "findings": len(plan_audit.findings)})
+        events.emit({"event": "audit_summary", "plans": len(audits), "findings": len(findings),
+                     "findings_by_severity": {s: sum(f.severity == s for f in findings)
+                                              for s in ("error", "warning", "info")},
+                     "ruleset_revision": rulebook.revision})
+    stream.flush()
+    raise typer.Exit(EXIT_FINDINGS if has_errors(findings) else EXIT_OK)
+
+
+def _audit_rules(rules_dir: Path, output_format: str, out: Path | None) -> None:
+    """Every rule compiles, carries a citation and examples, and its examples pass."""
+    from .audit import audit_rules
+    audits, problems = audit_rules(rules_dir)
+    stream = _open_out(out)
+    failed = [a for a in audits if a.failed]
+    if output_format == "sarif":
+        from .sarif import SCHEMA
+        results = [{"ruleId": "rule-file-invalid", "level": "error", "message": {"text": p.expected},
+                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(p.source).as_posix()},
+                                                        **({"region": {"startLine": p.line}} if p.line else {})}}]}
+                   for p in problems]
+        results += [{"ruleId": "rule-example-failed", "level": "error",
+                     "message": {"text": f"rule {a.rule}: example(s) decided wrongly: {', '.join(a.failed)}"},
+                     "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(a.file).as_posix()}}}]}
+                    for a in failed]
+        log = {"$schema": SCHEMA, "version": "2.1.0", "runs": [{"tool": {"driver": {
+            "name": "plancheck-rules", "rules": [
+                {"id": "rule-file-invalid", "shortDescription": {"text": "Rule file does not load"}},
+                {"id": "rule-example-failed", "shortDescription": {"text": "Rule example decided wrongly"}}]}},
+            "results": results}]}
+        stream.write(json.dumps(log, indent=2).encode() + b"\n")
+    elif output_format == "text":
+        lines = [f"{p}" for p in problems]
+        lines += [f"{a.file}: {a.rule}: {'FAILED ' + ', '.join(a.failed) if a.failed else 'ok'} "
+                  f"({a.examples} examples; {a.citation})" for a in audits]
+        lines.append(f"{len(audits)} rules, {len(failed)} failing, {len(problems)} load problems")
+        stream.write(("\n".join(lines) + "\n").encode())
+    else:
+        events.configure(stream)
+        for p in problems:
+            events.emit({"event": "rule_file_error", "file": p.source, "line": p.line, "field": p.field or None,
+                         "problem": p.expected})
+        for a in audits:
+            events.emit({"event": "rule_audited", "rule": a.rule, "file": a.file, "severity": a.severity,
+                         "citation": a.citation, "examples": a.examples, "failed_examples": a.failed,
+                         "status": "failed" if a.failed else "ok"})
+        events.emit({"event": "rules_audit_summary", "rules": len(audits), "failing": len(failed),
+                     "load_problems": len(problems)})
+    stream.flush()
+    raise typer.Exit(EXIT_FINDINGS if problems or failed else EXIT_OK)
+
+
+@app.command()
 def schema(
-    kind: Annotated[str, typer.Argument(help="plan, election, rule or limit")],
+    kind: Annotated[str, typer.Argument(help="plan, election, withdrawal, rule or limit")],
 ) -> None:
     """Print the JSON Schema of a document kind, for editors and CI validation."""
     from .election import ElectionFile
     from .limits import LimitFamily
     from .plan import Plan
     from .rulebook import RuleFile
-    models = {"plan": Plan, "election": ElectionFile, "rule": RuleFile, "limit": LimitFamily}
+    from .withdrawals import WithdrawalRequest
+    models = {"plan": Plan, "election": ElectionFile, "rule": RuleFile, "limit": LimitFamily,
+              "withdrawal": WithdrawalRequest}
     if kind not in models:
         sys.stderr.write(f"error: unknown schema {kind!r}; choose one of {', '.join(models)}\n")
         raise typer.Exit(EXIT_INPUT)

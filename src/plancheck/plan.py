@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -160,6 +160,8 @@ class Plan(Strict):
     plan_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
     name: str
     sponsor: str | None = None
+    plan_year: int | None = Field(default=None, ge=1990, le=2100,
+                                  description="The plan year this document describes (audits use its limits)")
     plan_year_begins: str = Field(default="01-01", description="MM-DD; only calendar-year plans are supported")
     payroll: Payroll
     contributions: Contributions = Contributions()
@@ -182,15 +184,20 @@ class Plan(Strict):
         return value
 
 
-def load_plan(path: Path) -> Plan:
-    """Read and validate one plan document; problems name the file, line and key."""
+def load_plan_document(path: Path) -> tuple[Plan, Any]:
+    """Read and validate one plan document; also return the parsed YAML (it knows key lines)."""
     data = read_document(path)
     if not isinstance(data, dict):
         raise InputError(Problem(str(path), "", "a plan document must be a mapping of keys"))
     try:
-        return Plan.model_validate(data)
+        return Plan.model_validate(data), data
     except ValidationError as exc:
         raise validation_problems(exc, data, str(path)) from None
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate one plan document; problems name the file, line and key."""
+    return load_plan_document(path)[0]
 
 
 def load_plans(directory: Path) -> dict[str, tuple[Plan, Path]]:

@@ -56,3 +56,29 @@ def batch_summary(summary: dict[str, Any], stream: TextIO = sys.stderr) -> None:
                   f"{severity['info']:,} info)")
     for rule, count in summary["findings_by_rule"].items():
         _line(stream, f"    {rule}: {count:,}")
+
+
+def withdrawals_summary(outcome: Any, summary: dict[str, Any], stream: TextIO = sys.stderr) -> None:
+    _line(stream, f"Checked {summary['file']}: {summary['requests_read']} requests, {summary['requests_checked']} "
+                  f"checked, {summary['requests_rejected']} rejected")
+    for reject in outcome.rejected:
+        _line(stream, f"  rejected {reject.where}: {reject.reason}")
+    findings_block(outcome.findings, stream)
+
+
+def audit_text(audits: list[Any]) -> str:
+    """Plan audit findings for people: file:line, severity, rule and message, with each plan's verdict."""
+    out = []
+    for audit in audits:
+        verdict = {"ready": "mega backdoor Roth: ready", "unavailable": "mega backdoor Roth: not available",
+                   None: "not loaded"}[audit.verdict]
+        out.append(f"{audit.path} ({audit.plan_id}): {verdict}")
+        for f in sorted(audit.findings, key=lambda f: (f.severity != "error", f.severity != "warning", f.rule)):
+            if f.rule.startswith("mega-backdoor-"):
+                continue
+            where = f"{f.context['file']}:{f.context['line']}" if f.context.get("line") else f.context["file"]
+            out.append(f"  {where}: {f.severity}: {f.rule}: {f.message}")
+    errors = sum(f.severity == "error" for a in audits for f in a.findings)
+    warnings = sum(f.severity == "warning" for a in audits for f in a.findings)
+    out.append(f"{len(audits)} plan(s) audited: {errors} error(s), {warnings} warning(s)")
+    return "\n".join(out) + "\n"

@@ -32,8 +32,9 @@ COMMON_PLACEHOLDERS = frozenset({"amount", "limit", "excess", "rule", "title", "
 #: Subject-specific context placeholders (filled from the subject, not from facts).
 CONTEXT_PLACEHOLDERS = {
     "period": frozenset({"plan_id", "employee_id", "pay_date"}),
-    "withdrawal": frozenset({"plan_id", "employee_id", "request_id", "source", "request_kind"}),
-    "plan": frozenset({"plan_id", "plan_name"}),
+    "withdrawal": frozenset({"plan_id", "employee_id", "request_id", "source", "request_kind", "request_date",
+                             "age", "minimum_age", "amount_requested"}),
+    "plan": frozenset({"plan_id", "plan_name", "file", "problem"}),
 }
 
 
@@ -85,6 +86,8 @@ class RuleFile(Strict):
     description: str = Field(min_length=20)
     references: list[Reference] = Field(default_factory=list)
     aliases: list[str] = Field(default_factory=list)
+    locate: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.]*$",
+                               description="plan rules: the document key a finding points at (file and line)")
     when: dict[str, Any]
     report: Report | None = None
     message: str = Field(min_length=10)
@@ -115,6 +118,7 @@ class Rule:
     aliases: tuple[str, ...]
     source: str
     line: int | None = None
+    locate: str | None = None
 
 
 @dataclass
@@ -212,7 +216,7 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue]) -
         citation=spec.citation, description=spec.description, message=spec.message,
         condition=condition, report=spec.report, examples=tuple(spec.examples),
         references=tuple(spec.references), aliases=tuple(spec.aliases), source=source,
-        line=getattr(data, "line", None),
+        line=getattr(data, "line", None), locate=spec.locate,
     )
 
 

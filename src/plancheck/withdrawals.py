@@ -1,0 +1,201 @@
+"""Withdrawal and conversion requests: input model, facts, and checks on the shared engine.
+
+Requests come as YAML or JSON (a list, or a mapping with `requests:`) or CSV (one per row).
+A request that cannot be read is rejected with its line (or list position) and reason and the
+others are still checked, as in a batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from .engine import Engine
+from .errors import InputError, Problem
+from .findings import Finding, build_finding
+from .models import Strict
+from .money import Cents, display_cents
+from .plan import Plan, Source
+from .rulebook import Rulebook
+from .yamlio import line_of, read_document, validation_problems
+
+Kind = Literal["in_service_withdrawal", "hardship", "in_plan_roth_conversion", "rollover_to_roth_ira"]
+AGE_59_HALF_MONTHS = 59 * 12 + 6
+
+
+class WithdrawalRequest(Strict):
+    """One request to take money out of a plan source or convert it to Roth."""
+
+    request_id: str = Field(min_length=1)
+    plan_id: str = Field(min_length=1)
+    employee_id: str = Field(min_length=1)
+    birth_date: dt.date
+    employed: bool
+    request_date: dt.date
+    kind: Kind
+    source: Source
+    amount: Cents = Field(gt=0)
+    source_balance: Cents | None = Field(default=None, description="Balance of the source (not needed for after-tax "
+                                         "when basis and earnings are given)")
+    after_tax_basis: Cents | None = None
+    after_tax_earnings: Cents | None = None
+    withdrawals_this_year: int = Field(default=0, ge=0, description="Withdrawals already made from this source this "
+                                       "plan year")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "WithdrawalRequest":
+        if self.birth_date >= self.request_date:
+            raise ValueError("birth_date must be before request_date")
+        basis_given = (self.after_tax_basis is not None, self.after_tax_earnings is not None)
+        if any(basis_given) and self.source is not Source.after_tax:
+            raise ValueError("after_tax_basis and after_tax_earnings apply to the after_tax source only")
+        if any(basis_given) and not all(basis_given):
+            raise ValueError("give both after_tax_basis and after_tax_earnings")
+        return self
+
+
+@dataclass(frozen=True)
+class RejectedRequest:
+    where: str
+    line: int | None
+    reason: str
+
+
+def months_of_age(birth: dt.date, on: dt.date) -> int:
+    """Completed months of age on a date."""
+    months = (on.year - birth.year) * 12 + (on.month - birth.month)
+    return months - (1 if on.day < birth.day else 0)
+
+
+def _age_text(months: int) -> str:
+    years, rest = divmod(months, 12)
+    return f"{years} years {rest} months" if rest else f"{years} years"
+
+
+def _csv_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            return [(reader.line_num, {k: v for k, v in row.items() if k is not None and v not in ("", None)})
+                    for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(Problem(str(path), "", f"unreadable CSV: {exc}")) from None
+
+
+def read_requests(path: Path) -> tuple[list[tuple[int | None, WithdrawalRequest]], list[RejectedRequest]]:
+    """Every request that validates, with its line; the others as rejects with reasons."""
+    source = str(path)
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise InputError(Problem(source, "", "file not found"))
+        records: list[tuple[int | None, Any]] = _csv_records(path)
+        data: Any = None
+    else:
+        data = read_document(path)
+        items = data.get("requests") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise InputError(Problem(source, "requests", "expected a list of requests (or a mapping with requests:)"))
+        records = [(getattr(item, "line", None), item) for item in items]
+    accepted, rejected = [], []
+    for index, (line, record) in enumerate(records):
+        where = f"{source}:{line}" if line else f"{source}[{index}]"
+        if not isinstance(record, dict):
+            rejected.append(RejectedRequest(where, line, "a request must be a mapping of fields"))
+            continue
+        try:
+            accepted.append((line, WithdrawalRequest.model_validate(record)))
+        except ValidationError as exc:
+            problems = validation_problems(exc, record, source).problems
+            reason = "; ".join(f"{p.field}: {p.expected}" + (f" (got {p.got})" if p.got else "") for p in problems)
+            rejected.append(RejectedRequest(where, line_of(record, ()) or line, reason))
+    return accepted, rejected
+
+
+def request_facts(request: WithdrawalRequest, plan: Plan) -> dict[str, int]:
+    """The withdrawal facts of rules/facts/withdrawal.yaml for one request."""
+    terms = plan.in_service_withdrawals.for_source(request.source)
+    conversion = plan.in_plan_roth_conversion
+    has_basis = request.after_tax_basis is not None
+    balance = request.source_balance
+    if balance is None and has_basis:
+        balance = request.after_tax_basis + request.after_tax_earnings
+    taxable = 0
+    if has_basis:
+        total = request.after_tax_basis + request.after_tax_earnings
+        share = min(request.amount, total)
+        taxable = (share * request.after_tax_earnings * 2 + total) // (2 * total) if total else 0
+    elif request.source is not Source.roth:
+        taxable = request.amount if request.kind in ("in_plan_roth_conversion", "rollover_to_roth_ira") else 0
+    minimum = int(terms.minimum_age * 12) if terms.minimum_age is not None else 0
+    return {
+        "employed": int(request.employed),
+        "age_months": months_of_age(request.birth_date, request.request_date),
+        "kind_in_service_withdrawal": int(request.kind == "in_service_withdrawal"),
+        "kind_hardship": int(request.kind == "hardship"),
+        "kind_in_plan_roth_conversion": int(request.kind == "in_plan_roth_conversion"),
+        "kind_rollover_to_roth_ira": int(request.kind == "rollover_to_roth_ira"),
+        "source_elective": int(request.source in (Source.pretax, Source.roth)),
+        "source_after_tax": int(request.source is Source.after_tax),
+        "source_roth": int(request.source is Source.roth),
+        "plan_allows_source_in_service": int(terms.allowed),
+        "plan_has_minimum_age": int(terms.minimum_age is not None),
+        "plan_minimum_age_months": minimum,
+        "plan_has_frequency_limit": int(terms.times_per_year is not None),
+        "plan_times_per_year": terms.times_per_year or 0,
+        "withdrawals_this_year": request.withdrawals_this_year,
+        "plan_allows_hardship_from_source": int(plan.in_service_withdrawals.hardship.allowed
+                                                and request.source in plan.in_service_withdrawals.hardship.sources),
+        "plan_allows_conversion": int(conversion.allowed),
+        "plan_has_roth": int(plan.contributions.roth),
+        "plan_converts_source": int(request.source in conversion.sources),
+        "amount": request.amount,
+        "has_balance": int(balance is not None),
+        "balance": balance or 0,
+        "has_basis": int(has_basis),
+        "after_tax_basis": request.after_tax_basis or 0,
+        "after_tax_earnings": request.after_tax_earnings or 0,
+        "taxable_amount": taxable,
+        "nontaxable_amount": request.amount - taxable,
+    }
+
+
+@dataclass
+class WithdrawalOutcome:
+    findings: list[Finding]
+    rejected: list[RejectedRequest]
+    checked: int
+
+
+def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engine: Engine) -> WithdrawalOutcome:
+    """Check every readable request; requests naming an unknown plan are rejected."""
+    accepted, rejected = read_requests(path)
+    checkable, facts = [], []
+    for line, request in accepted:
+        plan = plans.get(request.plan_id)
+        if plan is None:
+            rejected.append(RejectedRequest(f"{path}:{line}" if line else str(path), line,
+                                            f"plan_id: unknown plan {request.plan_id!r}"))
+            continue
+        checkable.append((line, request, plan))
+        facts.append(request_facts(request, plan))
+    firings = engine["withdrawal"].fire(facts) if facts else []
+    types = rulebook.fact_types("withdrawal")
+    findings = []
+    for index, rule_id in firings:
+        line, request, plan = checkable[index]
+        terms = plan.in_service_withdrawals.for_source(request.source)
+        needs = max(AGE_59_HALF_MONTHS if request.source in (Source.pretax, Source.roth) else 0,
+                    int(terms.minimum_age * 12) if terms.minimum_age is not None else 0)
+        context = {"plan_id": plan.plan_id, "employee_id": request.employee_id, "request_id": request.request_id,
+                   "request_kind": request.kind, "source": request.source.value,
+                   "request_date": request.request_date.isoformat(), "line": line,
+                   "age": _age_text(facts[index]["age_months"]), "minimum_age": _age_text(needs),
+                   "amount_requested": display_cents(request.amount)}
+        findings.append(build_finding(rulebook.by_id[rule_id], facts[index], types, context))
+    rejected.sort(key=lambda r: (r.line or 0, r.where))
+    return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable))

@@ -1,0 +1,79 @@
+"""Withdrawal and conversion requests against the sample plans, with outcomes worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plancheck.withdrawals import months_of_age
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(path: str) -> tuple[list[dict], int]:
+    result = subprocess.run([sys.executable, "-m", "plancheck", "withdrawals", path], capture_output=True, text=True,
+                            cwd=ROOT)
+    return [json.loads(line) for line in result.stdout.splitlines()], result.returncode
+
+
+def test_sample_requests():
+    """Each sample request gets exactly the findings its comment in samples/withdrawals.yaml states."""
+    events, code = run("samples/withdrawals.yaml")
+    got = {(e["request_id"], e["rule"]) for e in events if "rule" in e}
+    assert got == {
+        ("W-002", "after-tax-earnings-taxable"),
+        ("W-004", "in-plan-roth-conversion-not-permitted"),
+        ("W-005", "in-service-withdrawal-age"),
+        ("W-007", "in-service-withdrawal-frequency"),
+        ("W-008", "in-service-withdrawal-not-permitted"),
+        ("W-009", "withdrawal-exceeds-balance"),
+        ("W-010", "hardship-not-permitted"),
+    }
+    taxable = next(e for e in events if e.get("rule") == "after-tax-earnings-taxable")
+    assert taxable["amount"] == "2000.00" and taxable["severity"] == "info"
+    rejected = [e for e in events if e["event"] == "request_rejected"]
+    assert [e["line"] for e in rejected] == [42, 45]
+    summary = events[-1]
+    assert (summary["requests_read"], summary["requests_checked"], summary["requests_rejected"]) == (13, 11, 2)
+    assert code == 1
+
+
+def test_csv_requests_and_pro_rata_earnings():
+    """CSV requests: $7,500 of a $6,000 basis + $1,500 earnings source converts $1,500 of taxable earnings."""
+    events, _ = run("samples/withdrawals.csv")
+    taxable = {e["request_id"]: e["amount"] for e in events if e.get("rule") == "after-tax-earnings-taxable"}
+    assert taxable == {"C-001": "2000.00", "C-002": "1500.00"}
+    assert ("C-003", "in-plan-roth-conversion-not-permitted") in {(e.get("request_id"), e.get("rule")) for e in events}
+    rejected = [e for e in events if e["event"] == "request_rejected"]
+    assert len(rejected) == 1 and rejected[0]["line"] == 5 and "request_date" in rejected[0]["reason"]
+
+
+def test_partial_after_tax_withdrawal_is_pro_rata(tmp_path):
+    """Half of a $8,000 basis + $2,000 earnings source carries $1,000 of earnings."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([{"request_id": "R1", "plan_id": "acme-mega-backdoor", "employee_id": "E",
+                                 "birth_date": "1980-01-01", "employed": True, "request_date": "2026-01-10",
+                                 "kind": "rollover_to_roth_ira", "source": "after_tax", "amount": "5000.00",
+                                 "after_tax_basis": 8000, "after_tax_earnings": 2000}]))
+    events, _ = run(str(path))
+    assert next(e for e in events if e.get("rule"))["amount"] == "1000.00"
+
+
+@pytest.mark.parametrize(("birth", "on", "months"), [
+    ("1966-09-10", "2026-03-10", 714), ("1966-09-10", "2026-03-09", 713), ("1967-04-20", "2026-03-25", 707)])
+def test_months_of_age(birth, on, months):
+    """59 1/2 is reached on the day six months after the 59th birthday."""
+    assert months_of_age(dt.date.fromisoformat(birth), dt.date.fromisoformat(on)) == months
+
+
+def test_unreadable_request_file_is_exit_2(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("requests: {not: a list}\n")
+    result = subprocess.run([sys.executable, "-m", "plancheck", "withdrawals", str(path)], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 2 and "expected a list of requests" in result.stderr
