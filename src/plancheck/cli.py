@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import typer
 from . import events, report
 from .engine import Engine
 from .errors import InputError
-from .findings import has_errors
+from .findings import has_errors, severity_counts
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
@@ -44,6 +45,18 @@ def _open_out(out: Path | None):
         raise typer.Exit(EXIT_INPUT) from None
 
 
+def _event_stream(out: Path | None):
+    """The output stream, with structured events configured to write to it."""
+    stream = _open_out(out)
+    events.configure(stream)
+    return stream
+
+
+def _emit_findings(findings, revision: str) -> None:
+    for finding in findings:
+        events.emit(finding.as_event() | {"ruleset_revision": revision})
+
+
 @app.command()
 def election(
     file: Annotated[Path, typer.Argument(help="Election file (YAML or JSON)")],
@@ -62,10 +75,8 @@ def election(
         result = check_election(election_doc, plan_doc, limits, rulebook, engine, str(file))
     except InputError as exc:
         _fail(exc)
-    stream = _open_out(out)
-    events.configure(stream)
-    for finding in result.findings:
-        events.emit(finding.as_event() | {"ruleset_revision": rulebook.revision})
+    stream = _event_stream(out)
+    _emit_findings(result.findings, rulebook.revision)
     events.emit({"event": "election_checked", **result.summary,
                  "findings": len(result.findings), "ruleset_revision": rulebook.revision})
     stream.flush()
@@ -88,12 +99,11 @@ def batch(
 
     from .batch.run import run_batch
     from .resources import default_plans_dir, default_rules_dir
-    stream = _open_out(out)
-    events.configure(stream)
+    stream = _event_stream(out)
     rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        with progress or _nullcontext():
+        with progress or contextlib.nullcontext():
             outcome = run_batch(
                 feed, (plans or default_plans_dir()).resolve(), (rules or default_rules_dir()).resolve(),
                 rejects_path, workers or os.cpu_count() or 1,
@@ -105,14 +115,6 @@ def batch(
     stream.flush()
     report.batch_summary(outcome.summary)
     raise typer.Exit(EXIT_FINDINGS if outcome.errors else EXIT_OK)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _Progress:
@@ -170,20 +172,17 @@ def withdrawals(
         outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook))
     except InputError as exc:
         _fail(exc)
-    stream = _open_out(out)
-    events.configure(stream)
-    for finding in outcome.findings:
-        events.emit(finding.as_event() | {"ruleset_revision": rulebook.revision})
+    stream = _event_stream(out)
+    _emit_findings(outcome.findings, rulebook.revision)
     for reject in outcome.rejected:
         events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
                      "reason": reject.reason})
     by_rule = Counter(f.rule for f in outcome.findings)
-    by_severity = Counter(f.severity for f in outcome.findings)
     summary = {"event": "withdrawals_summary", "file": str(file),
                "requests_read": outcome.checked + len(outcome.rejected), "requests_checked": outcome.checked,
                "requests_rejected": len(outcome.rejected), "findings": len(outcome.findings),
                "findings_by_rule": dict(sorted(by_rule.items())),
-               "findings_by_severity": {k: by_severity[k] for k in ("error", "warning", "info")},
+               "findings_by_severity": severity_counts(f.severity for f in outcome.findings),
                "ruleset_revision": rulebook.revision}
     events.emit(summary)
     stream.flush()
@@ -232,13 +231,11 @@ def audit(
     else:
         events.configure(stream)
         for plan_audit in audits:
-            for finding in plan_audit.findings:
-                events.emit(finding.as_event() | {"ruleset_revision": rulebook.revision})
+            _emit_findings(plan_audit.findings, rulebook.revision)
             events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
                          "mega_backdoor": plan_audit.verdict, "findings": len(plan_audit.findings)})
         events.emit({"event": "audit_summary", "plans": len(audits), "findings": len(findings),
-                     "findings_by_severity": {s: sum(f.severity == s for f in findings)
-                                              for s in ("error", "warning", "info")},
+                     "findings_by_severity": severity_counts(f.severity for f in findings),
                      "ruleset_revision": rulebook.revision})
     stream.flush()
     raise typer.Exit(EXIT_FINDINGS if has_errors(findings) else EXIT_OK)

@@ -32,6 +32,12 @@ from .schedule import pay_dates
 from .yamlio import read_document, validation_problems
 
 
+def _exactly_one_of(model, first: str, second: str):
+    if (getattr(model, first) is None) == (getattr(model, second) is None):
+        raise ValueError(f"give exactly one of {first} or {second}")
+    return model
+
+
 class Compensation(Strict):
     """Pay: either a yearly figure (spread evenly over the year's pay dates) or a figure per pay date."""
 
@@ -40,9 +46,7 @@ class Compensation(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Compensation":
-        if (self.annual is None) == (self.per_period is None):
-            raise ValueError("give exactly one of annual or per_period")
-        return self
+        return _exactly_one_of(self, "annual", "per_period")
 
 
 class YearToDate(Strict):
@@ -75,9 +79,7 @@ class Contribution(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Contribution":
-        if (self.percent is None) == (self.amount is None):
-            raise ValueError("give exactly one of percent or amount")
-        return self
+        return _exactly_one_of(self, "percent", "amount")
 
 
 class Terms(Strict):

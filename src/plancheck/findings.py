@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,3 +90,9 @@ def build_finding(rule: Rule, facts: Mapping[str, int], fact_types: Mapping[str,
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
+
+
+def severity_counts(severities: Iterable[str]) -> dict[str, int]:
+    """How many findings of each severity, every severity named (the summaries' `findings_by_severity`)."""
+    counts = Counter(severities)
+    return {severity: counts[severity] for severity in SEVERITY_ORDER}

@@ -119,6 +119,7 @@ class Rule:
     source: str
     line: int | None = None
     locate: str | None = None
+    placeholders: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -216,7 +217,7 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue]) -
         citation=spec.citation, description=spec.description, message=spec.message,
         condition=condition, report=spec.report, examples=tuple(spec.examples),
         references=tuple(spec.references), aliases=tuple(spec.aliases), source=source,
-        line=getattr(data, "line", None), locate=spec.locate,
+        line=getattr(data, "line", None), locate=spec.locate, placeholders=frozenset(_template_fields(spec.message)),
     )
 
 

@@ -61,7 +61,7 @@ class Checker:
         self.plan_index = {p.plan_id: i for i, p in enumerate(self.plans)}
         self.rules = self.rulebook.rules["period"]
         types = self.rulebook.fact_types("period")
-        self.needed = {r.id: [n for n in types if "{" + n + "}" in r.message
+        self.needed = {r.id: [n for n in types if n in r.placeholders
                               or (r.report and n in (r.report.amount, r.report.limit))] for r in self.rules}
 
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from .. import events
 from ..errors import InputError, Problem
+from ..findings import severity_counts
 from ..plan import Plan, load_plans
 from ..resources import load_rules
 from .check import Checker, PartitionResult, check_partition
@@ -136,9 +137,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
     by_rule: Counter[str] = Counter()
     for result in results:
         by_rule.update(result.findings_by_rule)
-    by_severity: Counter[str] = Counter()
-    for rule_id, count in by_rule.items():
-        by_severity[rulebook.by_id[rule_id].severity] += count
+    by_severity = severity_counts(rulebook.by_id[rule_id].severity for rule_id in by_rule.elements())
     checked = sum(r.rows_checked for r in results)
     if rows_read != checked + rejected or rows_read != sum(r.rows_read for r in results) + len(bad_rows):
         raise RuntimeError(f"counts do not reconcile: read {rows_read}, checked {checked}, rejected {rejected}")
@@ -153,7 +152,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
         "plans": len({p for r in results for p in r.plans}),
         "findings": sum(by_rule.values()),
         "findings_by_rule": dict(sorted(by_rule.items())),
-        "findings_by_severity": {s: by_severity[s] for s in ("error", "warning", "info")},
+        "findings_by_severity": by_severity,
         "rejects_file": str(rejects_path),
         "partitions": len(results),
         "workers": workers,
