@@ -17,20 +17,24 @@ def money(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
-def random_feed(path: Path, plans: dict[str, Plan], seed: int, employees: int = 40) -> list[dict]:
+def random_feed(path: Path, plans: dict[str, Plan], seed: int, employees: int = 40,
+                high_earners_2026: bool = False) -> list[dict]:
+    """Write a shuffled feed; `high_earners_2026` makes every employee a 50+ high earner in 2026."""
     rng = random.Random(seed)
     rows = []
     for e in range(employees):
         plan = rng.choice(sorted(plans.values(), key=lambda p: p.plan_id))
-        year = rng.choice([2023, 2024, 2025, 2026])
-        age = rng.choice([30, 45, 49, 50, 55, 59, 60, 61, 63, 64, 66])
+        year = 2026 if high_earners_2026 else rng.choice([2023, 2024, 2025, 2026])
+        age = rng.choice([50, 55, 61, 63]) if high_earners_2026 else rng.choice([30, 45, 49, 50, 55, 59, 60, 61, 63, 64, 66])
         birth = f"{year - age}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         pay = rng.choice([1500_00, 4000_00, 9000_00, 16000_00, 40000_00]) // (4 if plan.payroll.frequency == "weekly" else 1)
         fica = rng.choice([0, 90_000_00, 149_999_99, 150_000_01, 155_000_01, 300_000_00])
+        if high_earners_2026:
+            fica = rng.choice([150_000_00, 150_000_01, 400_000_00])
         other = rng.choice(["", "", "", "5000.00", "20000.00"])
         dates = pay_dates(plan.payroll, year)
         dates = dates[rng.randint(0, len(dates) // 3):]
-        defer = rng.choice([0, 3, 6, 10, 20, 40, 80])
+        defer = rng.choice([20, 30, 40]) if high_earners_2026 else rng.choice([0, 3, 6, 10, 20, 40, 80])
         roth_share = rng.choice([0, 50, 100])
         after = rng.choice([0, 0, 5, 20, 60])
         for d in dates:

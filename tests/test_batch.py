@@ -46,6 +46,18 @@ def test_findings_match_an_independent_implementation(seed, tmp_path, plans):
     assert summary["rows_read"] == summary["rows_checked"] + summary["rows_rejected"]
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_roth_catch_up_rules_match_the_oracle(seed, tmp_path, plans):
+    """2026 feeds of 50+ high earners around the $150,000 threshold: Roth catch-up findings agree with the oracle."""
+    feed = tmp_path / "feed.csv"
+    random_feed(feed, plans, 100 + seed, high_earners_2026=True)
+    findings, _, _ = batch(feed, tmp_path)
+    got = {(f["plan_id"], f["employee_id"], f["rule"], f["pay_date"]) for f in findings}
+    expected = first_breaks(feed, plans)
+    assert got == expected
+    assert {"roth-catch-up-required", "roth-catch-up-without-roth-program"} <= {rule for _, _, rule, _ in expected}
+
+
 def test_one_finding_per_employee_and_rule(tmp_path, plans):
     """A rule that stays broken is reported once, at the first pay date."""
     feed = tmp_path / "feed.csv"

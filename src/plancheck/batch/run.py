@@ -97,7 +97,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
     workers = max(1, min(workers, partitions))  # a pool costs a second to start: not for a small feed
     with tempfile.TemporaryDirectory(prefix="plancheck-") as tmp, _executor(workers, rules_dir, plans, run_id) as pool:
         # Phase 1: split the feed into partitions, by byte ranges in parallel for CSV.
-        spans = feed.ranges(workers * 2) if pool is not None else []
+        spans = feed.ranges(workers * 4) if pool is not None else []
         pieces: dict[int, list[str]] = {}
         bad_rows: list[tuple[int, str, str]] = []
         rows_read = 0
