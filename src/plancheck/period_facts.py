@@ -90,11 +90,12 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         return out
 
     # Limits of each group's year; -1 where a limit is not in force that year.
-    by_year = {int(y): limits.for_year(int(y)) for y in np.unique(rows.year)}
+    years, year_of_group = np.unique(rows.year, return_inverse=True)
+    by_year = [limits.for_year(int(y)) for y in years]
 
     def limit(attr: str) -> np.ndarray:
-        values = {y: (-1 if getattr(v, attr) is None else getattr(v, attr)) for y, v in by_year.items()}
-        return np.array([values[int(y)] for y in rows.year], dtype=I64) if groups else zero_g
+        values = np.array([-1 if getattr(v, attr) is None else getattr(v, attr) for v in by_year], dtype=I64)
+        return values[year_of_group] if groups else zero_g
 
     p = rows.plan_index
     age = rows.age.astype(I64)

@@ -30,7 +30,7 @@ from ..period_facts import PeriodRows, build_period_facts
 from ..plan import Plan
 from ..plan_arrays import PlanArrays
 from ..rulebook import Rule, Rulebook
-from .parse import Parsed, Reject, parse_partition
+from .parse import Parsed, Reject, parse_partition, years_of
 
 NEVER = np.iinfo(np.int64).max
 #: Year-to-date figures carried on each batch finding: (event key, fact).
@@ -80,6 +80,11 @@ class PartitionResult:
     peak_memory_mb: int = 0
 
 
+def _run_starts(continues: np.ndarray) -> np.ndarray:
+    """For each position, where its run began (continues[i] says i belongs to the run of i - 1)."""
+    return np.maximum.accumulate(np.where(~continues, np.arange(len(continues)), 0))
+
+
 def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> np.ndarray:
     """Rows to keep after refusing duplicate pay dates and conflicting birth dates of one employee."""
     n = len(parsed.line)
@@ -89,8 +94,7 @@ def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> np.ndarray:
     by_line = np.lexsort((parsed.line, parsed.employee, parsed.plan_index))
     same_person = np.zeros(n, dtype=bool)
     same_person[1:] = (np.diff(parsed.plan_index[by_line]) == 0) & (np.diff(parsed.employee[by_line]) == 0)
-    first_of_person = np.maximum.accumulate(np.where(~same_person, np.arange(n), 0))
-    first_row = by_line[first_of_person]
+    first_row = by_line[_run_starts(same_person)]
     conflict = parsed.birth_day[by_line] != parsed.birth_day[first_row]
     for pos in np.flatnonzero(conflict).tolist():
         row, first = int(by_line[pos]), int(first_row[pos])
@@ -103,7 +107,7 @@ def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> np.ndarray:
     dup = np.zeros(len(order), dtype=bool)
     dup[1:] = ((np.diff(parsed.plan_index[order]) == 0) & (np.diff(parsed.employee[order]) == 0)
                & (np.diff(parsed.pay_day[order]) == 0))
-    first_of_date = np.maximum.accumulate(np.where(~dup, np.arange(len(order)), 0))
+    first_of_date = _run_starts(dup)
     for pos in np.flatnonzero(dup).tolist():
         row, first = int(order[pos]), int(order[first_of_date[pos]])
         keep[row] = False
@@ -121,8 +125,7 @@ def _period_rows(parsed: Parsed, rows: np.ndarray) -> PeriodRows:
     new_group[1:] = (np.diff(plan) != 0) | (np.diff(employee) != 0) | (np.diff(year) != 0)
     starts = np.flatnonzero(new_group)
     counts = np.diff(np.append(starts, n))
-    birth_year = (parsed.birth_day[rows][starts].astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
-                  + 1970)
+    birth_year = years_of(parsed.birth_day[rows][starts])
     money = {k: v[rows] for k, v in parsed.money.items()}
     return PeriodRows(
         group_start=starts, plan_index=plan[starts], year=year[starts], age=year[starts] - birth_year,
@@ -210,7 +213,7 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
     findings_path.write_bytes(b"".join(orjson.dumps(item) + b"\n" for item in events))
     rejects_path.write_bytes(b"".join(orjson.dumps([r.line, r.reason, list(r.values)]) + b"\n" for r in rejects))
     checked = int(keep.sum())
-    people = set(zip(parsed.plan_index[accepted].tolist(), parsed.employee[accepted].tolist()))
+    people = np.unique(parsed.plan_index[accepted] * (len(parsed.employee_ids) + 1) + parsed.employee[accepted])
     return PartitionResult(
         rows_read=table.num_rows, rows_checked=checked, rows_rejected=len(rejects), employees=len(people),
         plans=sorted({checker.plans[int(i)].plan_id for i in np.unique(parsed.plan_index[accepted])}),

@@ -37,12 +37,17 @@ from .partition import partition_count, spill
 _CHECKER: Checker | None = None
 
 
-def _init_worker(rules_dir: str, plans: list[Plan], run_id: str) -> None:
-    """Build the rules, plans and engine once per worker process; one Arrow thread per process."""
+def _build_checker(rules_dir: str, plans: list[Plan], run_id: str) -> None:
+    """Build the rules, plans and engine once per process."""
     global _CHECKER
-    pa.set_cpu_count(1)
     rulebook, limits = load_rules(Path(rules_dir))
     _CHECKER = Checker(rulebook, limits, plans, run_id)
+
+
+def _init_worker(rules_dir: str, plans: list[Plan], run_id: str) -> None:
+    """Pool initializer: one Arrow thread per worker (the workers already use every core), then the checker."""
+    pa.set_cpu_count(1)
+    _build_checker(rules_dir, plans, run_id)
 
 
 def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: int,
@@ -122,7 +127,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
         jobs = [(pieces[k], tmp, f"part-{k:04d}") for k in sorted(pieces)]
         results: list[PartitionResult] = []
         if pool is None:
-            _init_worker(str(rules_dir), plans, run_id)
+            _build_checker(str(rules_dir), plans, run_id)
             outcomes = (_check(*job) for job in jobs)
         else:
             outcomes = (future.result() for future in [pool.submit(_check, *job) for job in jobs])
