@@ -9,6 +9,7 @@ at the document key its rule names (`locate`), so text and SARIF output can show
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from .rulebook import Rule, Rulebook, load_rulebook
 from .yamlio import line_of
 
 PLAN_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+AGE_59_HALF = Decimal("59.5")
 
 
 def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
@@ -44,7 +46,7 @@ def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
     conversion = plan.in_plan_roth_conversion
     early_elective = any(
         withdrawals.for_source(s).allowed and (withdrawals.for_source(s).minimum_age is None
-                                               or withdrawals.for_source(s).minimum_age < 59.5)
+                                               or withdrawals.for_source(s).minimum_age < AGE_59_HALF)
         for s in (Source.pretax, Source.roth))
     converts_after_tax = Source.after_tax in conversion.sources
     ready = plan.contributions.after_tax and (

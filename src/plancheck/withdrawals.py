@@ -188,14 +188,14 @@ def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engin
     findings = []
     for index, rule_id in firings:
         line, request, plan = checkable[index]
-        terms = plan.in_service_withdrawals.for_source(request.source)
-        needs = max(AGE_59_HALF_MONTHS if request.source in (Source.pretax, Source.roth) else 0,
-                    int(terms.minimum_age * 12) if terms.minimum_age is not None else 0)
+        this = facts[index]
+        needs = max(AGE_59_HALF_MONTHS if this["source_elective"] else 0,
+                    this["plan_minimum_age_months"])
         context = {"plan_id": plan.plan_id, "employee_id": request.employee_id, "request_id": request.request_id,
                    "request_kind": request.kind, "source": request.source.value,
                    "request_date": request.request_date.isoformat(), "line": line,
-                   "age": _age_text(facts[index]["age_months"]), "minimum_age": _age_text(needs),
+                   "age": _age_text(this["age_months"]), "minimum_age": _age_text(needs),
                    "amount_requested": display_cents(request.amount)}
-        findings.append(build_finding(rulebook.by_id[rule_id], facts[index], types, context))
+        findings.append(build_finding(rulebook.by_id[rule_id], this, types, context))
     rejected.sort(key=lambda r: (r.line or 0, r.where))
     return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable))
