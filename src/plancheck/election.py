@@ -200,8 +200,11 @@ def _milestone(facts: dict[str, np.ndarray], mask: np.ndarray, dates: list[dt.da
 
 
 def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arrays: PlanArrays,
-                    source: str) -> dict[str, Any]:
-    """Largest after-tax contribution per year and per period that keeps 415(c) whole."""
+                    source: str, after_tax_cap: np.ndarray) -> dict[str, Any]:
+    """Largest after-tax contribution per year and per period that keeps 415(c) whole.
+
+    `after_tax_cap` is the election's per-period after_tax_cap fact (the plan's % of pay cap).
+    """
     if not plan.contributions.after_tax:
         return {"year": "0.00", "remaining": "0.00", "per_period": "0.00", "periods": 0,
                 "reason": f"plan {plan.plan_id} does not accept after-tax contributions"}
@@ -234,9 +237,7 @@ def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arra
             "per_period": format_cents(per_period), "periods": periods,
             "annual_additions_limit": format_cents(limit)}
     if plan.contributions.max_after_tax_percent is not None:
-        projection = project(election, plan, limits, source, after_tax_override=0)
-        cap = int(apply_rate(projection.rows.amounts["compensation"], plan.contributions.max_after_tax_percent).min())
-        room["per_period_within_plan_max"] = format_cents(min(per_period, cap))
+        room["per_period_within_plan_max"] = format_cents(min(per_period, int(after_tax_cap.min())))
     return room
 
 
@@ -287,6 +288,6 @@ def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, ruleb
         "limit_402g_reached": _milestone(facts, facts["ytd_deferrals_all_plans"] >= facts["limit_402g"], projection.dates),
         "deferral_limit_reached": _milestone(facts, facts["ytd_deferrals_all_plans"] >= facts["deferral_limit"],
                                              projection.dates),
-        "after_tax_room": _after_tax_room(election, plan, limits, arrays, source),
+        "after_tax_room": _after_tax_room(election, plan, limits, arrays, source, facts["after_tax_cap"]),
     }
     return ElectionResult(findings=findings, summary=summary)
