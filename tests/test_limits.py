@@ -61,6 +61,7 @@ def test_a_year_without_limits_is_a_clear_error(limits, year):
 def limit_copy(tmp_path: Path, root: Path) -> Path:
     target = tmp_path / "limits"
     shutil.copytree(root / "rules" / "limits", target)
+    shutil.copytree(root / "rules" / "parameters", tmp_path / "parameters")
     return target
 
 

@@ -7,7 +7,8 @@ year missing from one file is a load error instead of a silent gap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -74,15 +75,64 @@ class YearLimits:
     hce_414q_prior_year: int | None = None
 
 
-class LimitTable:
-    """All limit families, queried by year."""
+class ParameterTier(Strict):
+    """One tier of a percentage formula: `rate` % of deferrals up to `up_to_percent` % of pay."""
 
-    def __init__(self, families: dict[str, LimitFamily], sources: dict[str, str]):
+    rate: Decimal = Field(ge=0, le=100)
+    up_to_percent: Decimal = Field(gt=0, le=100)
+
+
+class Parameter(Strict):
+    """A figure of the law that is not a yearly dollar limit: an age, a percentage, a tolerance.
+
+    Either one `value` or, for a match formula, `tiers`. Like a limit family it carries the
+    section of law it comes from and references; unlike one it does not change by year (a rule
+    that starts in a given year is gated by a limit family whose earlier years are null).
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    section: str = Field(min_length=3, description="Statute or regulation, e.g. 'IRC 414(v)(5)(A)'")
+    description: str
+    unit: Literal["years", "percent", "USD", "USD per pay period"]
+    references: list[Reference] = Field(min_length=1)
+    value: Decimal | None = Field(default=None, ge=0)
+    tiers: list[ParameterTier] | None = None
+
+    @model_validator(mode="after")
+    def _value_or_tiers(self) -> "Parameter":
+        if (self.value is None) == (self.tiers is None):
+            raise ValueError("give exactly one of value or tiers")
+        if self.tiers is not None and self.unit != "percent":
+            raise ValueError("tiers are percentages: unit must be percent")
+        return self
+
+
+class LimitTable:
+    """All limit families, queried by year, and the parameters (ages, percentages) beside them."""
+
+    def __init__(self, families: dict[str, LimitFamily], sources: dict[str, str],
+                 parameters: dict[str, Parameter] | None = None):
         self.families = families
         self.sources = sources
+        self.parameters = parameters or {}
         last_years = {max(f.values) for f in families.values()}
         self.last_year = max(last_years)
         self.first_year = max(min(f.values) for f in families.values())
+
+    def parameter(self, parameter_id: str) -> Decimal:
+        """The value of a single-valued parameter (rules/parameters/<id>.yaml)."""
+        value = self.parameters[parameter_id].value
+        assert value is not None, f"parameter {parameter_id} has tiers, not a value"
+        return value
+
+    def age_months(self, parameter_id: str) -> int:
+        """An age parameter in whole months (59.5 -> 714)."""
+        return int(self.parameter(parameter_id) * 12)
+
+    def cents(self, parameter_id: str) -> int:
+        """A dollar parameter in cents."""
+        return int(self.parameter(parameter_id) * 100)
 
     @property
     def years(self) -> range:
@@ -106,8 +156,44 @@ class LimitTable:
                           hce_414q_prior_year=prior.amount if prior else None, **kwargs)
 
 
+#: Parameters the code reads (rules/parameters/<id>.yaml); each must exist, with its unit.
+PARAMETERS = {
+    "catch_up_eligibility_age": "years",
+    "catch_up_age_60_63_first": "years",
+    "catch_up_age_60_63_last": "years",
+    "match_rounding_tolerance": "USD per pay period",
+}
+
+
+def load_parameters(directory: Path) -> dict[str, Parameter]:
+    """Every parameter file of a directory; the ones the code reads must be present with their unit."""
+    parameters: dict[str, Parameter] = {}
+    problems: list[Problem] = []
+    for path in sorted(directory.glob("*.yaml")):
+        data = read_document(path)
+        try:
+            parameter = Parameter.model_validate(data)
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc, data, str(path)).problems)
+            continue
+        if parameter.id != path.stem:
+            problems.append(Problem(str(path), "id", f"must equal the file name '{path.stem}'", got=repr(parameter.id)))
+            continue
+        parameters[parameter.id] = parameter
+    for parameter_id, unit in PARAMETERS.items():
+        path = str(directory / f"{parameter_id}.yaml")
+        if parameter_id not in parameters:
+            if not any(p.source == path for p in problems):
+                problems.append(Problem(path, "", "parameter file is missing"))
+        elif parameters[parameter_id].unit != unit:
+            problems.append(Problem(path, "unit", f"must be {unit!r}", got=repr(parameters[parameter_id].unit)))
+    if problems:
+        raise InputError(problems)
+    return parameters
+
+
 def load_limits(directory: Path) -> LimitTable:
-    """Load and cross-check every limit family under a directory."""
+    """Load and cross-check every limit family under a directory (parameters from ../parameters)."""
     families: dict[str, LimitFamily] = {}
     sources: dict[str, str] = {}
     problems: list[Problem] = []
@@ -146,4 +232,4 @@ def load_limits(directory: Path) -> LimitTable:
                                         "this limit exists every year; a number is required"))
     if problems:
         raise InputError(problems)
-    return LimitTable(families, sources)
+    return LimitTable(families, sources, load_parameters(directory.parent / "parameters"))

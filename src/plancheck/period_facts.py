@@ -106,8 +106,10 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
     roth_threshold = limit("roth_catch_up_wages")
     hce_prior = limit("hce_414q_prior_year")
 
-    eligible = age >= 50
-    enhanced = (age >= 60) & (age <= 63) & (plans.catch_up_60_63[p] == 1) & (catch_up_60_63 >= 0)
+    eligible = age >= int(limits.parameter("catch_up_eligibility_age"))
+    in_band = ((age >= int(limits.parameter("catch_up_age_60_63_first")))
+               & (age <= int(limits.parameter("catch_up_age_60_63_last"))))
+    enhanced = in_band & (plans.catch_up_60_63[p] == 1) & (catch_up_60_63 >= 0)
     catch_up_limit = np.where(eligible, np.where(enhanced, catch_up_60_63, limit("catch_up")), 0)
     roth_catch_up_applies = (roth_threshold >= 0) & (prior_fica > roth_threshold)
     available = eligible & (plans.catch_up_offered[p] == 1) & ~(roth_catch_up_applies & (plans.allows_roth[p] == 0))
@@ -224,7 +226,7 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         "ytd_annual_additions": ytd_deferrals - ytd_catch_up + ytd_after_tax + ytd_match + ytd_nonelective,
         "match_expected": match_period,
         "ytd_match_expected": np.clip(ytd_match, low, high),
-        "match_tolerance": ordinal,
+        "match_tolerance": ordinal * limits.cents("match_rounding_tolerance"),
         "deferral_cap": np.where(max_deferral >= 0, apply_rate(comp, np.maximum(max_deferral, 0)), comp),
         "after_tax_cap": np.where(max_after_tax >= 0, apply_rate(comp, np.maximum(max_after_tax, 0)), comp),
     })

@@ -260,8 +260,9 @@ def load_rulebook(root: Path) -> Rulebook:
                     problems.append(Problem(str(path), "id", f"rule id or alias {name!r} is already used by {seen[name]}"))
                 seen[name] = str(path)
             rules[subject].append(rule)
-    for path in sorted((root / "limits").glob("*.yaml")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for folder in ("limits", "parameters"):
+        for path in sorted((root / folder).glob("*.yaml")):
+            digest.update(f"{folder}/{path.name}".encode() + b"\0" + path.read_bytes())
     if problems:
         raise InputError(problems)
     return Rulebook(catalogues=catalogues, rules=rules, revision=digest.hexdigest()[:12], root=root)
