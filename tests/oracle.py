@@ -1,7 +1,8 @@
 """An independent, row-by-row implementation of the period rules, for differential tests.
 
 Written plainly from shared/DOMAIN.md and the README's conventions, sharing no code with
-plancheck's vectorized facts: its own limit table, Decimal rounding, Python loops.
+plancheck's vectorized facts: its own limit table, Decimal rounding, Python loops over one
+person's year at one employer in (pay date, plan) order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from plancheck.plan import Plan
 LIMITS = {2023: (22500, 7500, None, 66000, 330000, None), 2024: (23000, 7500, None, 69000, 345000, None),
           2025: (23500, 7500, 11250, 70000, 350000, None), 2026: (24500, 8000, 11250, 72000, 360000, 150000)}
 HCE = {2022: 135000, 2023: 150000, 2024: 155000, 2025: 160000, 2026: 160000}
+EMPLOYER_SCOPE = {"402g-deferral-limit", "402g-individual-limit", "415c-annual-additions", "roth-catch-up-required",
+                  "roth-catch-up-wages-unknown"}
 
 
 def cents(text: str) -> int:
@@ -38,77 +41,123 @@ def match_formula(pay: int, matched: int, plan: Plan) -> int:
     return int(units.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def first_breaks(feed: Path, plans: dict[str, Plan]) -> set[tuple[str, str, str, str]]:
-    """{(plan_id, employee_id, rule, first pay_date)} for every rule broken."""
-    groups: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
+def _entries(feed: Path, plans: dict[str, Plan]) -> dict[tuple[str, str, int], list[dict]]:
+    """Rows by (employer, employee, year); employer money of another limitation year moves to that year."""
+    people: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
     with feed.open() as handle:
         for row in csv.DictReader(handle):
-            groups[(row["plan_id"], row["employee_id"], int(row["pay_date"][:4]))].append(row)
-    found = set()
-    for (plan_id, employee, year), rows in groups.items():
-        plan = plans[plan_id]
-        rows.sort(key=lambda r: r["pay_date"])
+            plan = plans[row["plan_id"]]
+            employer = plan.employer or plan.plan_id
+            pay_year = int(row["pay_date"][:4])
+            year = int(row.get("limitation_year") or pay_year)
+            money = {k: cents(row[k]) for k in ("compensation", "pretax", "roth", "after_tax", "employer_match",
+                                               "employer_nonelective")}
+            base = {"plan_id": row["plan_id"], "pay_date": row["pay_date"], "birth": row["birth_date"],
+                    "fica": row["prior_year_fica_wages"], "other": cents(row["other_plan_deferrals"])}
+            if year == pay_year:
+                people[(employer, row["employee_id"], pay_year)].append({**base, **money})
+                continue
+            own = {k: money[k] for k in ("compensation", "pretax", "roth", "after_tax")}
+            if any(own.values()):
+                people[(employer, row["employee_id"], pay_year)].append(
+                    {**base, **own, "employer_match": 0, "employer_nonelective": 0})
+            people[(employer, row["employee_id"], year)].append(
+                {**base, "fica": "", "other": 0, "compensation": 0, "pretax": 0, "roth": 0, "after_tax": 0,
+                 "employer_match": money["employer_match"], "employer_nonelective": money["employer_nonelective"]})
+    return people
+
+
+def first_breaks(feed: Path, plans: dict[str, Plan]) -> set[tuple[str, str, str, str]]:
+    """{(plan_id, employee_id, rule, first pay_date)} for every rule broken."""
+    found: dict[tuple, tuple[str, str]] = {}
+    for (employer, employee, year), entries in _entries(feed, plans).items():
+        entries.sort(key=lambda e: (e["pay_date"], e["plan_id"]))
         g402, cu, cu6063, c415, a17, roth_wages = (x * 100 if x else x for x in LIMITS[year])
-        age = year - int(rows[0]["birth_date"][:4])
-        fica = max(cents(r["prior_year_fica_wages"]) for r in rows)
-        other = max(cents(r["other_plan_deferrals"]) for r in rows)
-        roth_applies = roth_wages is not None and fica > roth_wages
-        catch = 0
-        if age >= 50 and plan.catch_up.offered and not (roth_applies and not plan.contributions.roth):
-            catch = cu6063 if (60 <= age <= 63 and plan.catch_up.age_60_63 and cu6063) else cu
-        limit_415 = min(c415, min(sum(cents(r["compensation"]) for r in rows), a17))
-        ytd = defaultdict(int)
-        prev_catch = 0
-        for n, r in enumerate(rows, start=1):
-            comp, pre, roth, at = (cents(r[k]) for k in ("compensation", "pretax", "roth", "after_tax"))
-            match, ne = cents(r["employer_match"]), cents(r["employer_nonelective"])
-            plan_pay = min(comp, max(0, a17 - ytd["comp"]))
-            ytd["comp"] += comp
-            ytd["plan_pay"] += plan_pay
-            ytd["def"] += pre + roth
-            ytd["pre"] += pre
-            ytd["roth"] += roth
-            ytd["at"] += at
-            ytd["match"] += match
-            ytd["ne"] += ne
-            catch_ytd = min(max(ytd["def"] + other - g402, 0), catch, ytd["def"])
-            step = catch_ytd - prev_catch
-            prev_catch = catch_ytd
-            ytd["pretax_catch"] += min(pre, max(step - roth, 0))
+        age = year - int(entries[0]["birth"][:4])
+        by_plan = defaultdict(list)
+        for e in entries:
+            by_plan[e["plan_id"]].append(e)
+        pay = max(sum(e["compensation"] for e in es) for es in by_plan.values())
+        limit_415 = min(c415, min(pay, a17)) if pay else c415
+        known = [e["fica"] for e in entries if e["fica"] != ""]
+        fica = max((cents(f) for f in known), default=0)
+        other = max(e["other"] for e in entries)
+        roth_applies = bool(known) and roth_wages is not None and fica > roth_wages
+        band = 60 <= age <= 63 and cu6063 is not None
+        individual = (cu6063 if band else cu) if age >= 50 else 0
+        hce = HCE.get(year - 1)
+        emp = defaultdict(int)           # this employer, every plan, so far
+        mine = defaultdict(lambda: defaultdict(int))  # per plan, so far
+        count = defaultdict(int)
+        for e in entries:
+            plan = plans[e["plan_id"]]
+            p = mine[e["plan_id"]]
+            count[e["plan_id"]] += 1
+            n = count[e["plan_id"]]
+            cl = 0
+            if age >= 50 and plan.catch_up.offered and not (roth_applies and not plan.contributions.roth):
+                cl = cu6063 if (band and plan.catch_up.age_60_63) else cu
+            comp, pre, roth, at = (e[k] for k in ("compensation", "pretax", "roth", "after_tax"))
+            match, ne = e["employer_match"], e["employer_nonelective"]
+            deferral_cap = comp
+            if plan.contributions.max_deferral_percent is not None:
+                deferral_cap = pct(comp, Decimal(plan.contributions.max_deferral_percent) / 10_000)
+                p["above_cap"] += max(pre + roth - deferral_cap, 0)
+            if n == 1:  # catch-up already made in the employer's other plans before this plan's first entry
+                p["match_catch"] = min(cl, emp["def"], max(0, emp["def"] - g402))
+            plan_pay = min(comp, max(0, a17 - p["comp"]))
+            for key, value in (("comp", comp), ("plan_pay", plan_pay), ("def", pre + roth), ("pre", pre),
+                               ("roth", roth), ("at", at), ("match", match), ("ne", ne)):
+                p[key] += value
+                emp[key] += value
+            # Catch-up: deferrals above the first applicable limit, up to what this plan lets the participant use.
+            match_catch = min(cl, emp["def"], max(0, emp["def"] - g402, p["above_cap"]))
+            step = min(max(match_catch - p["match_catch"], 0), pre + roth)
+            p["match_catch"] = match_catch
+            catch = min(cl, emp["def"], max(0, emp["def"] - g402, emp["def"] + emp["match"] + emp["ne"] - limit_415,
+                                            p["above_cap"]))
+            pretax_catch = max(catch - emp["roth"], 0)
             matched = 0
             if plan.match:
                 matched = sum(v for s, v in (("pretax", pre), ("roth", roth), ("after_tax", at)) if s in plan.match.sources)
                 matched = max(matched - (0 if plan.match.match_catch_up else step), 0)
-            ytd["matched"] += matched
-            ytd["pp_match"] += match_formula(plan_pay, matched, plan)
-            low = high = ytd["pp_match"]
+            p["matched"] += matched
+            p["pp_match"] += match_formula(plan_pay, matched, plan)
+            low = high = p["pp_match"]
+            annual = None
             if plan.match and plan.match.basis == "annual":
-                annual = match_formula(ytd["plan_pay"], ytd["matched"], plan)
+                annual = match_formula(p["plan_pay"], p["matched"], plan)
                 low, high = min(low, annual), max(high, annual)
             if plan.match and plan.match.annual_cap is not None:
                 low, high = min(low, plan.match.annual_cap), min(high, plan.match.annual_cap)
-            expected = min(max(ytd["match"], low), high)
-            additions = ytd["def"] - catch_ytd + ytd["at"] + ytd["match"] + ytd["ne"]
-            hce = HCE.get(year - 1)
+                annual = None if annual is None else min(annual, plan.match.annual_cap)
+            expected = min(max(p["match"], low), high)
+            additions = emp["def"] - catch + emp["at"] + emp["match"] + emp["ne"]
             checks = {
-                "402g-deferral-limit": ytd["def"] + other > g402 + catch,
+                "402g-deferral-limit": emp["def"] > g402 + cl,
+                "402g-individual-limit": other > 0 and emp["def"] + other > g402 + individual,
                 "415c-annual-additions": additions > limit_415,
-                "after-tax-not-permitted": not plan.contributions.after_tax and ytd["at"] > 0,
-                "roth-not-permitted": not plan.contributions.roth and ytd["roth"] > 0,
-                "pretax-not-permitted": not plan.contributions.pretax and ytd["pre"] > 0,
-                "catch-up-not-permitted": age >= 50 and not plan.catch_up.offered and ytd["def"] + other > g402,
-                "roth-catch-up-required": roth_applies and ytd["pretax_catch"] > 0,
+                "after-tax-not-permitted": not plan.contributions.after_tax and p["at"] > 0,
+                "roth-not-permitted": not plan.contributions.roth and p["roth"] > 0,
+                "pretax-not-permitted": not plan.contributions.pretax and p["pre"] > 0,
+                "catch-up-not-permitted": age >= 50 and not plan.catch_up.offered and emp["def"] > g402,
+                "roth-catch-up-required": roth_applies and pretax_catch > 0,
+                "roth-catch-up-wages-unknown": roth_wages is not None and not known and pretax_catch > 0,
                 "roth-catch-up-without-roth-program": (roth_applies and age >= 50 and plan.catch_up.offered
-                                                       and not plan.contributions.roth and ytd["def"] + other > g402),
-                "deferral-rate-above-plan-max": (plan.contributions.max_deferral_percent is not None and pre + roth
-                                                 > pct(comp, Decimal(plan.contributions.max_deferral_percent) / 10_000)),
+                                                       and not plan.contributions.roth and emp["def"] > g402),
+                "deferral-rate-above-plan-max": (plan.contributions.max_deferral_percent is not None
+                                                 and pre + roth > deferral_cap and p["above_cap"] > catch),
                 "after-tax-rate-above-plan-max": (plan.contributions.max_after_tax_percent is not None and at
                                                   > pct(comp, Decimal(plan.contributions.max_after_tax_percent) / 10_000)),
                 "contributions-exceed-pay": pre + roth + at > comp,
-                "match-formula-mismatch": abs(ytd["match"] - expected) > n,
-                "after-tax-acp-risk": hce is not None and fica > hce * 100 and ytd["at"] > 0,
+                "match-formula-mismatch": abs(p["match"] - expected) > n,
+                "match-true-up-owed": (annual is not None and by_plan[e["plan_id"]][-1] is e
+                                       and annual - p["match"] > n),
+                "after-tax-acp-risk": bool(known) and hce is not None and fica > hce * 100 and p["at"] > 0,
             }
             for rule, broken in checks.items():
-                if broken and not any(f[:3] == (plan_id, employee, rule) and f[4] == year for f in found):
-                    found.add((plan_id, employee, rule, r["pay_date"], year))
-    return {f[:4] for f in found}
+                if not broken:
+                    continue
+                key = (employer, employee, year, rule) if rule in EMPLOYER_SCOPE else (e["plan_id"], employee, year, rule)
+                found.setdefault(key, (e["plan_id"], e["pay_date"]))
+    return {(plan_id, key[1], key[3], pay_date) for key, (plan_id, pay_date) in found.items()}

@@ -147,12 +147,15 @@ def test_plan_without_after_tax(root, rulebook, limits, engine):
     assert result.summary["after_tax_room"]["year"] == "0.00"
 
 
-def test_other_employers_deferrals_count_toward_402g(rulebook, limits, engine):
-    """$10,000 deferred elsewhere plus $1,500 a month passes $23,000 in period 9 by $500."""
+def test_other_employers_deferrals_count_toward_the_individual_402g_limit(rulebook, limits, engine):
+    """$10,000 deferred elsewhere plus $1,500 a month passes the individual $23,000 in period 9 by $500 (a warning)."""
     election = make_election("1985-01-01", "2024-01-01", MONTHLY_120K, {"pretax": {"amount": 1500}},
                              year_to_date={"other_plan_deferrals": 10000})
-    f = findings_of(make_plan(), election, rulebook, limits, engine)["402g-deferral-limit"]
-    assert (f.context["period"], f.excess) == (9, 50_000)
+    findings = findings_of(make_plan(), election, rulebook, limits, engine)
+    f = findings["402g-individual-limit"]
+    assert (f.context["period"], f.excess, f.severity) == (9, 50_000, "warning")
+    assert "April 15" in f.message
+    assert "402g-deferral-limit" not in findings  # $18,000 here is within this employer's 402(g) limit
 
 
 def test_match_stops_at_the_401a17_limit(rulebook, limits, engine):

@@ -19,7 +19,7 @@ from .findings import Finding, build_finding
 from .limits import LimitTable
 from .money import apply_rate
 from .plan import Plan, Source, load_plan_document
-from .rulebook import Rule, Rulebook, load_rulebook
+from .rulebook import Rule, Rulebook, check_built_facts, load_rulebook
 from .yamlio import line_of
 
 PLAN_FILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -165,8 +165,10 @@ def audit_rules(rules_dir: Path) -> tuple[list[RuleAudit], list[Any]]:
 
     Returns the per-rule audits and the load problems (an empty list when all files load).
     """
+    from .resources import built_facts
     try:
         rulebook = load_rulebook(rules_dir)
+        check_built_facts(rulebook, built_facts())
     except InputError as exc:
         return [], exc.problems
     engine = Engine(rulebook)

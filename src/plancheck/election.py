@@ -24,7 +24,7 @@ from .firings import fire_on_rows
 from .limits import LimitTable
 from .models import Strict
 from .money import Cents, Ppm, apply_rate, format_cents
-from .period_facts import PeriodRows, build_period_facts, plan_compensation
+from .period_facts import EMPLOYER_AMOUNTS, PeriodRows, build_period_facts, plan_compensation
 from .plan import Plan
 from .plan_arrays import PlanArrays
 from .rulebook import Rulebook
@@ -49,6 +49,20 @@ class Compensation(Strict):
         return _exactly_one_of(self, "annual", "per_period")
 
 
+class EmployerPlans(Strict):
+    """Year-to-date amounts in the employer's other defined contribution plans (controlled group).
+
+    401(a)(30) and 415(c) count every plan of one employer (414(b), (c), (m); 415(f)), so these
+    add to this plan's figures for the plan-level 402(g) limit, catch-up and annual additions.
+    """
+
+    pretax: Cents = 0
+    roth: Cents = 0
+    after_tax: Cents = 0
+    employer_match: Cents = 0
+    employer_nonelective: Cents = 0
+
+
 class YearToDate(Strict):
     """Amounts already paid this year before the election's start date."""
 
@@ -58,7 +72,10 @@ class YearToDate(Strict):
     after_tax: Cents = 0
     employer_match: Cents = 0
     employer_nonelective: Cents = 0
-    other_plan_deferrals: Cents = Field(default=0, description="Deferrals this year in other employers' plans (402(g))")
+    other_plan_deferrals: Cents = Field(default=0, description="Deferrals this year in other, unrelated employers' "
+                                        "plans (the individual's 402(g) limit only)")
+    same_employer_plans: EmployerPlans = Field(
+        default=EmployerPlans(), description="Amounts this year in the employer's other plans (401(a)(30), 415(c))")
 
 
 class Employee(Strict):
@@ -67,7 +84,9 @@ class Employee(Strict):
     id: str = Field(min_length=1, max_length=64)
     birth_date: dt.date
     compensation: Compensation
-    prior_year_fica_wages: Cents = Field(default=0, description="Prior-year W-2 box 3 wages from this employer")
+    prior_year_fica_wages: Cents | None = Field(
+        default=None, description="Prior-year W-2 box 3 wages from this employer: 0 for none (a new hire); "
+        "omitted means unknown, which from 2026 matters for Roth catch-up")
     year_to_date: YearToDate = YearToDate()
 
 
@@ -170,8 +189,11 @@ def project(election: ElectionFile, plan: Plan, limits: LimitTable, source: str,
         plan_index=np.array([0]),
         year=np.array([year]),
         age=np.array([year - employee.birth_date.year]),
-        prior_year_fica_wages=np.array([employee.prior_year_fica_wages]),
+        prior_year_fica_wages=np.array([employee.prior_year_fica_wages or 0]),
+        fica_known=np.array([employee.prior_year_fica_wages is not None]),
         other_plan_deferrals=np.array([ytd.other_plan_deferrals]),
+        employer_other={k: np.full(len(dates), getattr(ytd.same_employer_plans, k), dtype=np.int64)
+                        for k in EMPLOYER_AMOUNTS},
         period=np.arange(first + 1, len(schedule) + 1),
         amounts={"compensation": comp, "pretax": elected(terms.pretax), "roth": elected(terms.roth),
                  "after_tax": after_tax},
@@ -281,10 +303,12 @@ def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, ruleb
         "periods": n,
         "year_end": {name: format_cents(end[fact]) for name, fact in (
             ("compensation", "ytd_compensation"), ("deferrals", "ytd_deferrals"),
-            ("deferrals_all_plans", "ytd_deferrals_all_plans"), ("catch_up", "ytd_catch_up"),
+            ("deferrals_employer", "ytd_deferrals_employer"), ("deferrals_all_plans", "ytd_deferrals_all_plans"),
+            ("catch_up", "ytd_catch_up"),
             ("after_tax", "ytd_after_tax"), ("employer_match", "ytd_employer_match"),
             ("employer_nonelective", "ytd_employer_nonelective"), ("annual_additions", "ytd_annual_additions"),
-            ("deferral_limit", "deferral_limit"), ("annual_additions_limit", "annual_additions_limit"))},
+            ("deferral_limit", "deferral_limit"), ("individual_deferral_limit", "individual_deferral_limit"),
+            ("annual_additions_limit", "annual_additions_limit"))},
         "limit_402g_reached": _milestone(facts, facts["ytd_deferrals_all_plans"] >= facts["limit_402g"], projection.dates),
         "deferral_limit_reached": _milestone(facts, facts["ytd_deferrals_all_plans"] >= facts["deferral_limit"],
                                              projection.dates),

@@ -160,6 +160,10 @@ class Plan(Strict):
     plan_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
     name: str
     sponsor: str | None = None
+    employer: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64,
+        description="Identifier shared by the plans of one employer (controlled group, 414(b), (c), (m)): "
+        "401(a)(30) and 415(c) count all of them together. Default: the plan's own plan_id")
     plan_year: int | None = Field(default=None, ge=1990, le=2100,
                                   description="The plan year this document describes (audits use its limits)")
     plan_year_begins: str = Field(default="01-01", description="MM-DD; only calendar-year plans are supported")
@@ -182,6 +186,12 @@ class Plan(Strict):
                              "402(g) is a calendar-year limit and plancheck uses the calendar year as the "
                              "415 limitation year")
         return value
+
+
+    @property
+    def employer_id(self) -> str:
+        """The controlled group this plan belongs to (its own plan_id unless `employer` says otherwise)."""
+        return self.employer or self.plan_id
 
 
 def load_plan_document(path: Path) -> tuple[Plan, Any]:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .limits import LimitTable, load_limits
-from .rulebook import Rulebook, load_rulebook
+from .rulebook import Rulebook, check_built_facts, load_rulebook
 
 
 def project_root() -> Path:
@@ -30,7 +30,15 @@ def default_plans_dir() -> Path:
     return project_root() / "plans"
 
 
+def built_facts() -> dict[str, frozenset[str]]:
+    """The facts the code builds for each subject (what rules/facts/<subject>.yaml must declare)."""
+    from .period_facts import BUILT_FACTS as period
+    return {"period": period}
+
+
 @lru_cache(maxsize=8)
 def load_rules(rules_dir: Path) -> tuple[Rulebook, LimitTable]:
-    """The rulebook and the limit table of a rules directory, loaded once."""
-    return load_rulebook(rules_dir), load_limits(rules_dir / "limits")
+    """The rulebook and the limit table of a rules directory, loaded once and checked against the code."""
+    rulebook = load_rulebook(rules_dir)
+    check_built_facts(rulebook, built_facts())
+    return rulebook, load_limits(rules_dir / "limits")

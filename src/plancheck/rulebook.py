@@ -88,6 +88,9 @@ class RuleFile(Strict):
     aliases: list[str] = Field(default_factory=list)
     locate: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.]*$",
                                description="plan rules: the document key a finding points at (file and line)")
+    scope: Literal["plan", "employer"] = Field(
+        default="plan", description="period rules: 'employer' when the rule compares figures of every plan of the "
+        "employer (401(a)(30), 415(c)); a batch then reports it once per employee, at the first plan and pay date")
     when: dict[str, Any]
     report: Report | None = None
     message: str = Field(min_length=10)
@@ -120,6 +123,7 @@ class Rule:
     line: int | None = None
     locate: str | None = None
     placeholders: frozenset[str] = frozenset()
+    scope: str = "plan"
 
 
 @dataclass
@@ -218,6 +222,7 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue]) -
         condition=condition, report=spec.report, examples=tuple(spec.examples),
         references=tuple(spec.references), aliases=tuple(spec.aliases), source=source,
         line=getattr(data, "line", None), locate=spec.locate, placeholders=frozenset(_template_fields(spec.message)),
+        scope=spec.scope,
     )
 
 
@@ -266,6 +271,26 @@ def load_rulebook(root: Path) -> Rulebook:
     if problems:
         raise InputError(problems)
     return Rulebook(catalogues=catalogues, rules=rules, revision=digest.hexdigest()[:12], root=root)
+
+
+def check_built_facts(rulebook: Rulebook, built: dict[str, frozenset[str]]) -> None:
+    """The facts each catalogue declares must be exactly the facts the code builds for that subject.
+
+    A fact declared but never built would reach the engine as a missing value; one built but not
+    declared could never be read by a rule. Either is a load error naming the catalogue file.
+    """
+    problems = []
+    for subject, catalogue in rulebook.catalogues.items():
+        if subject not in built:
+            continue
+        declared = set(catalogue.facts)
+        path = str(rulebook.root / "facts" / f"{subject}.yaml")
+        if missing := sorted(declared - built[subject]):
+            problems.append(Problem(path, "facts", f"declared but not built by plancheck: {', '.join(missing)}"))
+        if undeclared := sorted(built[subject] - declared):
+            problems.append(Problem(path, "facts", f"built by plancheck but not declared: {', '.join(undeclared)}"))
+    if problems:
+        raise InputError(problems)
 
 
 def used_facts(rules: list[Rule]) -> list[str]:

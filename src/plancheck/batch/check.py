@@ -26,7 +26,7 @@ from ..findings import build_finding
 from ..firings import fire_on_rows
 from ..limits import LimitTable
 from ..money import format_cents
-from ..period_facts import PeriodRows, build_period_facts
+from ..period_facts import EMPLOYER_AMOUNTS, PeriodRows, build_period_facts
 from ..plan import Plan
 from ..plan_arrays import PlanArrays
 from ..rulebook import Rule, Rulebook
@@ -35,7 +35,8 @@ from .parse import Parsed, Reject, parse_partition, years_of
 NEVER = np.iinfo(np.int64).max
 #: Year-to-date figures carried on each batch finding: (event key, fact).
 YTD_FIELDS = (("compensation", "ytd_compensation"), ("deferrals", "ytd_deferrals"),
-              ("deferrals_all_plans", "ytd_deferrals_all_plans"), ("catch_up", "ytd_catch_up"),
+              ("deferrals_employer", "ytd_deferrals_employer"), ("deferrals_all_plans", "ytd_deferrals_all_plans"),
+              ("catch_up", "ytd_catch_up"),
               ("after_tax", "ytd_after_tax"), ("employer_match", "ytd_employer_match"),
               ("match_expected", "ytd_match_expected"), ("employer_nonelective", "ytd_employer_nonelective"),
               ("annual_additions", "ytd_annual_additions"))
@@ -54,11 +55,16 @@ class Checker:
     plan_index: dict[str, int] = field(init=False)
     rules: list[Rule] = field(init=False)
     needed: dict[str, list[str]] = field(init=False)
+    employer_of: np.ndarray = field(init=False)   # employer code of each plan index
+    shared_employers: bool = field(init=False)     # some employer has more than one plan
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.rulebook)
         self.arrays = PlanArrays.from_plans(self.plans)
         self.plan_index = {p.plan_id: i for i, p in enumerate(self.plans)}
+        employers = sorted({p.employer_id for p in self.plans})
+        self.employer_of = np.array([employers.index(p.employer_id) for p in self.plans], dtype=np.int64)
+        self.shared_employers = len(employers) < len(self.plans)
         self.rules = self.rulebook.rules["period"]
         types = self.rulebook.fact_types("period")
         self.needed = {r.id: [n for n in types if n in r.placeholders
@@ -117,24 +123,102 @@ def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> np.ndarray:
     return keep
 
 
-def _period_rows(parsed: Parsed, rows: np.ndarray) -> PeriodRows:
-    """Accepted rows, sorted into employee-years in pay-date order, as PeriodRows."""
-    plan, employee, year, day = parsed.plan_index[rows], parsed.employee[rows], parsed.year[rows], parsed.pay_day[rows]
+@dataclass
+class Entries:
+    """Accepted rows as the limits count them, sorted into employee-years in pay-date order.
+
+    A row whose `limitation_year` is the year before its pay date is split in two: its pay and
+    employee contributions stay in the pay date's year, its employer money joins the limitation
+    year it was allocated for (Treas. Reg. 1.415(c)-1(b)(6)), after that year's own pay dates.
+    A row left with nothing in its pay date's year is not an entry there.
+    """
+
+    row: np.ndarray                # parsed row of each entry
+    year: np.ndarray               # year of the entry's employee-year
+    employee_money: np.ndarray     # the entry carries the row's pay and employee contributions
+    employer_money: np.ndarray     # the entry carries the row's match and nonelective money
+
+    @classmethod
+    def of(cls, parsed: Parsed, accepted: np.ndarray) -> "Entries":
+        moved = parsed.limitation_year[accepted] != parsed.year[accepted]
+        own = sum(parsed.money[k][accepted] for k in ("compensation", "pretax", "roth", "after_tax"))
+        stays = ~moved | (own > 0)
+        main, extra = accepted[stays], accepted[moved]
+        row = np.concatenate([main, extra])
+        entries = cls(row=row, year=np.concatenate([parsed.year[main], parsed.limitation_year[extra]]),
+                      employee_money=np.concatenate([np.ones(len(main), bool), np.zeros(len(extra), bool)]),
+                      employer_money=np.concatenate([~moved[stays], np.ones(len(extra), bool)]))
+        order = np.lexsort((parsed.pay_day[row], entries.year, parsed.employee[row], parsed.plan_index[row]))
+        return cls(row=row[order], year=entries.year[order], employee_money=entries.employee_money[order],
+                   employer_money=entries.employer_money[order])
+
+
+def _period_rows(parsed: Parsed, entries: Entries) -> PeriodRows:
+    """The entries, grouped into employee-years, as PeriodRows."""
+    rows = entries.row
+    plan, employee, year = parsed.plan_index[rows], parsed.employee[rows], entries.year
     n = len(rows)
     new_group = np.ones(n, dtype=bool)
     new_group[1:] = (np.diff(plan) != 0) | (np.diff(employee) != 0) | (np.diff(year) != 0)
     starts = np.flatnonzero(new_group)
     counts = np.diff(np.append(starts, n))
     birth_year = years_of(parsed.birth_day[rows][starts])
-    money = {k: v[rows] for k, v in parsed.money.items()}
+    mine, employer = entries.employee_money, entries.employer_money
+    money = {k: np.where(employer if k.startswith("employer_") else mine, v[rows], 0) for k, v in parsed.money.items()}
+
+    def per_group(values: np.ndarray, reduce=np.maximum) -> np.ndarray:
+        return reduce.reduceat(values, starts) if n else starts
+
     return PeriodRows(
         group_start=starts, plan_index=plan[starts], year=year[starts], age=year[starts] - birth_year,
-        prior_year_fica_wages=np.maximum.reduceat(money["prior_year_fica_wages"], starts) if n else starts,
-        other_plan_deferrals=np.maximum.reduceat(money["other_plan_deferrals"], starts) if n else starts,
+        prior_year_fica_wages=per_group(money["prior_year_fica_wages"]),
+        fica_known=per_group(parsed.fica_known[rows] & mine, np.logical_or).astype(bool),
+        other_plan_deferrals=per_group(money["other_plan_deferrals"]),
         period=np.arange(n) - np.repeat(starts, counts) + 1,
         amounts={k: money[k] for k in ("compensation", "pretax", "roth", "after_tax", "employer_match",
                                        "employer_nonelective")},
     )
+
+
+def _segment_cumsum(values: np.ndarray, new_segment: np.ndarray) -> np.ndarray:
+    """Running totals that restart wherever new_segment is true."""
+    total = np.cumsum(values)
+    starts = np.flatnonzero(new_segment)
+    base = np.repeat((total - values)[starts], np.diff(np.append(starts, len(values))))
+    return total - base
+
+
+def _add_employer_totals(checker: Checker, parsed: Parsed, entries: Entries, rows: PeriodRows) -> None:
+    """What the employer's other plans hold as of each entry (401(a)(30), 415(c) count them all).
+
+    The entries of one employee-year in every plan of one employer are put in (pay date, plan)
+    order and summed; what a plan's own entries account for is taken away again. Pay for 415(c)
+    is the largest year's pay among the employer's plans (each plan's rows report the employee's pay).
+    """
+    n = len(entries.row)
+    if not n or not checker.shared_employers:
+        return
+    plan = parsed.plan_index[entries.row]
+    employer = checker.employer_of[plan]
+    employee, year, day = parsed.employee[entries.row], entries.year, parsed.pay_day[entries.row]
+    by_employer = np.lexsort((plan, day, year, employee, employer))
+    new_person = np.ones(n, dtype=bool)
+    keys = (employer[by_employer], employee[by_employer], year[by_employer])
+    new_person[1:] = np.any([np.diff(k) != 0 for k in keys], axis=0)
+    new_group = np.zeros(n, dtype=bool)
+    new_group[rows.group_start] = True
+    for name in EMPLOYER_AMOUNTS:
+        values = rows.amounts[name]
+        everyone = np.empty(n, dtype=np.int64)
+        everyone[by_employer] = _segment_cumsum(values[by_employer], new_person)
+        rows.employer_other[name] = everyone - _segment_cumsum(values, new_group)
+    pay = np.add.reduceat(rows.amounts["compensation"], rows.group_start)
+    person_of_row = np.empty(n, dtype=np.int64)
+    person_of_row[by_employer] = np.cumsum(new_person) - 1
+    person = person_of_row[rows.group_start]
+    largest = np.zeros(int(person.max()) + 1, dtype=np.int64)
+    np.maximum.at(largest, person, pay)
+    rows.employer_compensation = largest[person]
 
 
 def _first_in_group(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -171,6 +255,29 @@ def confirmed_firings(checker: Checker, facts: dict[str, np.ndarray], starts: np
     return found
 
 
+def _one_per_scope(checker: Checker, parsed: Parsed, entries: Entries,
+                   firings: list[tuple[int, int, str]]) -> list[tuple[int, str]]:
+    """(row, rule id) of each finding: a rule of employer scope once per employee-year of an employer.
+
+    Such a rule compares figures of every plan of the employer, so it breaks in each plan the
+    employee is in; it is reported where it broke first (earliest pay date, then plan_id).
+    """
+    kept: list[tuple[int, str]] = []
+    first: dict[tuple[int, int, int, str], tuple[int, str, int]] = {}
+    for _group, row, rule_id in firings:
+        if checker.rulebook.by_id[rule_id].scope != "employer" or not checker.shared_employers:
+            kept.append((row, rule_id))
+            continue
+        source = int(entries.row[row])
+        plan = int(parsed.plan_index[source])
+        key = (int(checker.employer_of[plan]), int(parsed.employee[source]), int(entries.year[row]), rule_id)
+        place = (int(parsed.pay_day[source]), checker.plans[plan].plan_id, row)
+        if key not in first or place < first[key]:
+            first[key] = place
+    kept.extend((row, key[3]) for key, (_day, _plan, row) in first.items())
+    return kept
+
+
 def _iso(day: int) -> str:
     return str(np.datetime64(int(day), "D"))
 
@@ -181,19 +288,19 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
     parsed, rejects = parse_partition(table, checker.plan_index, checker.limits)
     keep = _drop_conflicts(parsed, rejects)
     accepted = np.flatnonzero(keep)
-    order = accepted[np.lexsort((parsed.pay_day[accepted], parsed.year[accepted], parsed.employee[accepted],
-                                 parsed.plan_index[accepted]))]
     events: list[tuple[list[Any], dict[str, Any]]] = []
     counter: Counter[str] = Counter()
-    if len(order):
-        rows = _period_rows(parsed, order)
+    if len(accepted):
+        entries = Entries.of(parsed, accepted)
+        rows = _period_rows(parsed, entries)
+        _add_employer_totals(checker, parsed, entries, rows)
         facts = build_period_facts(rows, checker.arrays, checker.limits)
         types = checker.rulebook.fact_types("period")
         rank = {r.id: i for i, r in enumerate(checker.rules)}
         by_id = {r.id: r for r in checker.rules}
-        for group, row, rule_id in confirmed_firings(checker, facts, rows.group_start):
+        for row, rule_id in _one_per_scope(checker, parsed, entries, confirmed_firings(checker, facts, rows.group_start)):
             rule = by_id[rule_id]
-            source = int(order[row])
+            source = int(entries.row[row])
             plan_id = checker.plans[int(parsed.plan_index[source])].plan_id
             employee_id = parsed.employee_ids[int(parsed.employee[source])]
             pay_date = _iso(parsed.pay_day[source])

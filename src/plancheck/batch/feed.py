@@ -22,8 +22,11 @@ from ..errors import InputError, Problem
 
 #: Feed columns: names are the interface (README).
 COLUMNS = ("plan_id", "employee_id", "birth_date", "pay_date", "compensation", "pretax", "roth", "after_tax",
-           "employer_match", "employer_nonelective", "prior_year_fica_wages", "other_plan_deferrals")
-#: Columns that may be left empty (read as zero).
+           "employer_match", "employer_nonelective", "prior_year_fica_wages", "other_plan_deferrals",
+           "limitation_year")
+#: Columns a feed may leave out of its header altogether (read as empty).
+OPTIONAL_COLUMNS = ("limitation_year",)
+#: Columns whose cells may be left empty: other_plan_deferrals reads as zero; prior_year_fica_wages as unknown.
 OPTIONAL_VALUES = ("prior_year_fica_wages", "other_plan_deferrals")
 MONEY = ("compensation", "pretax", "roth", "after_tax", "employer_match", "employer_nonelective",
          "prior_year_fica_wages", "other_plan_deferrals")
@@ -90,8 +93,16 @@ class Feed:
                     line += block.count(b"\n")
         return ranges
 
+    @property
+    def present(self) -> list[str]:
+        """The interface columns this feed's header has (optional ones may be missing)."""
+        return [c for c in COLUMNS if c in self.header]
+
     def _with_line_array(self, batch: pa.RecordBatch, lines: pa.Array) -> pa.RecordBatch:
-        return pa.RecordBatch.from_arrays([batch.column(c) for c in COLUMNS] + [lines], names=[*COLUMNS, LINE])
+        """The interface columns in COLUMNS order (a missing optional column as empty text) plus LINE."""
+        empty = pa.array([""] * batch.num_rows, type=pa.string())
+        columns = [batch.column(c) if c in batch.schema.names else empty for c in COLUMNS]
+        return pa.RecordBatch.from_arrays(columns + [lines], names=[*COLUMNS, LINE])
 
     def csv_batches(self, span: "FeedRange") -> Iterator[pa.RecordBatch]:
         """Parse a byte range of the CSV a chunk at a time (cut at a newline), so memory stays bounded.
@@ -100,7 +111,7 @@ class Feed:
         explicit chunks keeps one chunk in memory and gives exact line numbers. A record with
         the wrong number of fields becomes a reject (self.bad_rows) instead of stopping the run.
         """
-        convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}, include_columns=list(COLUMNS),
+        convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in self.present}, include_columns=self.present,
                                        strings_can_be_null=False, quoted_strings_can_be_null=False)
         read = pacsv.ReadOptions(column_names=self.header, use_threads=self.threads)
         with self.path.open("rb") as handle:
@@ -162,9 +173,9 @@ class Feed:
     def _parquet_batches(self) -> Iterator[pa.RecordBatch]:
         parquet = pq.ParquetFile(self.path)
         row = 1
-        for batch in parquet.iter_batches(batch_size=500_000, columns=list(COLUMNS)):
+        for batch in parquet.iter_batches(batch_size=500_000, columns=self.present):
             strings = pa.RecordBatch.from_arrays(
-                [_as_text(batch.column(c)) for c in COLUMNS], names=list(COLUMNS))
+                [_as_text(batch.column(c)) for c in self.present], names=self.present)
             yield self._with_line_array(strings, pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64)))
             row += batch.num_rows
 
@@ -196,10 +207,11 @@ def open_feed(path: Path) -> Feed:
             rows, fmt = None, "csv"
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise InputError(Problem(source, "", f"unreadable feed: {exc}")) from None
-    missing = [c for c in COLUMNS if c not in header]
+    required = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]
+    missing = [c for c in required if c not in header]
     if missing:
         raise InputError(Problem(source, "header", f"missing column(s) {', '.join(missing)}; "
-                                                   f"a feed needs {', '.join(COLUMNS)}", 1 if fmt == "csv" else None))
+                                                   f"a feed needs {', '.join(required)}", 1 if fmt == "csv" else None))
     extra = [c for c in header if c not in COLUMNS]
     return Feed(path=path, format=fmt, extra_columns=extra, size_bytes=size, estimated_rows=rows, header=header,
                 data_start=len(first_line) if fmt == "csv" else 0)

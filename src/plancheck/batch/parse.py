@@ -45,6 +45,8 @@ class Parsed:
     pay_day: np.ndarray
     year: np.ndarray
     money: dict[str, np.ndarray]
+    fica_known: np.ndarray                          # prior_year_fica_wages given (empty is unknown, not zero)
+    limitation_year: np.ndarray                     # 415 limitation year of the row's employer money
     source_row: np.ndarray                          # row of each accepted row in the partition table
     raw: Callable[[int], tuple[str, ...]]           # a partition row's values as read, for rejects
 
@@ -85,6 +87,25 @@ def parse_dates(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def years_of(days: np.ndarray) -> np.ndarray:
     return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def _limitation_years(column: pa.Array, pay_year: np.ndarray, pay_ok: np.ndarray, flag, value) -> np.ndarray:
+    """The 415 limitation year of each row: empty is the pay date's year; else that year or the one before.
+
+    Employer money deposited after year end for the previous year counts in the limitation year
+    it is allocated for (Treas. Reg. 1.415(c)-1(b)(6)); a later or earlier year is refused.
+    """
+    values, index = _distinct(column)
+    shaped = pc.match_substring_regex(values, r"^\d{4}$")
+    numbers = pc.cast(pc.if_else(shaped, values, "0"), pa.int64()).to_numpy()[index]
+    ok = shaped.to_numpy(zero_copy_only=False)[index]
+    blank = pc.equal(values, "").to_numpy(zero_copy_only=False)[index]
+    flag(~blank & ~ok, lambda r: f"limitation_year: expected a year like 2025 or nothing, got {value('limitation_year', r)!r}")
+    flag(ok & pay_ok & ((numbers > pay_year) | (numbers < pay_year - 1)),
+         lambda r: f"limitation_year: must be the pay date's year ({int(pay_year[r])}) or the year before "
+                   f"(employer money deposited after year end, Treas. Reg. 1.415(c)-1(b)(6)), "
+                   f"got {value('limitation_year', r)!r}")
+    return np.where(ok, numbers, pay_year)
 
 
 def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTable) -> tuple[Parsed, list[Reject]]:
@@ -128,6 +149,12 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
     covered = (year >= limits.first_year) & (year <= limits.last_year)
     flag(date_ok["pay_date"] & ~covered, lambda r: f"pay_date: no IRS limits for {int(year[r])}: rules/limits covers "
                                          f"{limits.first_year}-{limits.last_year}")
+    fica_known = (pc.not_equal(text["prior_year_fica_wages"], "").to_numpy(zero_copy_only=False)
+                  if n else np.zeros(0, dtype=bool))
+    limitation_year = _limitation_years(text["limitation_year"], year, date_ok["pay_date"], flag, value)
+    flag(date_ok["pay_date"] & covered & ((limitation_year < limits.first_year) | (limitation_year > limits.last_year)),
+         lambda r: f"limitation_year: no IRS limits for {int(limitation_year[r])}: rules/limits covers "
+                   f"{limits.first_year}-{limits.last_year}")
     birth_year = years_of(dates["birth_date"])
     both = date_ok["birth_date"] & date_ok["pay_date"]
     flag(both & (dates["birth_date"] >= dates["pay_date"]), lambda r: "birth_date: must be before pay_date")
@@ -145,6 +172,7 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
         line=lines[keep], plan_index=plan_idx[keep], plan_ids=plan_names, employee=employee_codes[keep],
         employee_ids=employee_ids, birth_day=dates["birth_date"][keep], pay_day=dates["pay_date"][keep],
         year=year[keep], money={k: v[keep] for k, v in money.items()},
+        fica_known=fica_known[keep], limitation_year=limitation_year[keep],
         source_row=np.flatnonzero(keep), raw=raw_row,
     )
     return parsed, rejects

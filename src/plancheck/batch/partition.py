@@ -1,8 +1,10 @@
 """Hash partitioning of a feed by (plan_id, employee_id) into spill files.
 
-Rows may arrive in any order, but every check needs an employee's whole year in pay-date order.
-The feed is streamed once and each row goes to one of K Arrow IPC files chosen by a stable hash
-of its plan and employee, so each file holds complete employee-years and can be checked alone.
+Rows may arrive in any order, but every check needs an employee's whole year in pay-date order,
+in every plan of the employer (401(a)(30) and 415(c) count them together). The feed is streamed
+once and each row goes to one of K Arrow IPC files chosen by a stable hash of its employer (the
+plan's `employer`, else its plan_id) and employee, so each file holds complete employee-years of
+every plan of an employer and can be checked alone.
 K depends only on the feed's size, never on the number of workers, so results do not either.
 Peak memory is one read block in the main process and one partition per worker.
 """
@@ -36,15 +38,25 @@ def partition_count(feed: Feed) -> int:
 _PRIME = np.uint64(1_099_511_628_211)  # FNV-1 64-bit prime
 
 
-def stable_hash(batch: pa.RecordBatch) -> np.ndarray:
-    """A hash of 'plan_id<0x1f>employee_id' per row, the same in every batch, process and run.
+def employer_column(plan_ids: pa.Array, employers: dict[str, str] | None) -> pa.Array:
+    """Each row's employer: the plan's `employer` where the plans map it, else the plan_id as written."""
+    if not employers:
+        return plan_ids
+    known = pa.array(list(employers), type=pa.string())
+    mapped = pc.take(pa.array(list(employers.values()), type=pa.string()), pc.index_in(plan_ids, value_set=known))
+    return pc.coalesce(mapped, plan_ids)
+
+
+def stable_hash(batch: pa.RecordBatch, employers: dict[str, str] | None = None) -> np.ndarray:
+    """A hash of 'employer<0x1f>employee_id' per row, the same in every batch, process and run.
 
     Horner's rule over the key's UTF-8 bytes (mod 2**64), computed column by column over the
     keys left-padded with zero bytes to one width (leading zeros leave Horner's sum unchanged,
     so the width of a batch does not matter), then a murmur-style finaliser so that the low
     bits spread well for `% partitions`.
     """
-    keys = pc.binary_join_element_wise(batch.column("plan_id"), batch.column("employee_id"), "\x1f")
+    keys = pc.binary_join_element_wise(employer_column(batch.column("plan_id"), employers),
+                                       batch.column("employee_id"), "\x1f")
     n = len(keys)
     if not n:
         return np.zeros(0, dtype=np.uint64)
@@ -78,7 +90,8 @@ def _horner(data: bytes) -> int:
 
 
 def spill(batches: Iterable[pa.RecordBatch], directory: Path, partitions: int, tag: str,
-          progress: Callable[[int], None] | None = None) -> tuple[dict[int, Path], int]:
+          progress: Callable[[int], None] | None = None,
+          employers: dict[str, str] | None = None) -> tuple[dict[int, Path], int]:
     """Write rows into per-partition IPC pieces named part-K-TAG; return {K: path} and the rows written."""
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
     paths: dict[int, Path] = {}
@@ -86,7 +99,7 @@ def spill(batches: Iterable[pa.RecordBatch], directory: Path, partitions: int, t
     try:
         for batch in batches:
             rows += batch.num_rows
-            part = (stable_hash(batch) % np.uint64(partitions)).astype(np.int64)
+            part = (stable_hash(batch, employers) % np.uint64(partitions)).astype(np.int64)
             order = np.argsort(part, kind="stable")
             sorted_batch = batch.take(pa.array(order))
             bounds = np.searchsorted(part[order], np.arange(partitions + 1))

@@ -50,12 +50,12 @@ def _init_worker(rules_dir: str, plans: list[Plan], run_id: str) -> None:
     _build_checker(rules_dir, plans, run_id)
 
 
-def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: int,
-                 tag: str) -> tuple[dict[int, Path], int, list[tuple[int, str, str]]]:
+def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: int, tag: str,
+                 employers: dict[str, str]) -> tuple[dict[int, Path], int, list[tuple[int, str, str]]]:
     """Phase 1 task: read one byte range of the feed and split its rows into partition pieces."""
     feed = open_feed(Path(feed_path))
     feed.threads = False
-    paths, rows = spill(feed.csv_batches(span), Path(directory), partitions, tag)
+    paths, rows = spill(feed.csv_batches(span), Path(directory), partitions, tag, employers=employers)
     return paths, rows, feed.bad_rows
 
 
@@ -99,6 +99,8 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
         events.emit({"event": "feed_columns_ignored", "feed": str(feed_path), "columns": feed.extra_columns,
                      "run_id": run_id})
     partitions = partition_count(feed)
+    # Plans of one employer are checked together: their rows share a partition.
+    employers = {p.plan_id: p.employer_id for p in plans if p.employer_id != p.plan_id}
     workers = max(1, min(workers, partitions))  # a pool costs a second to start: not for a small feed
     with tempfile.TemporaryDirectory(prefix="plancheck-") as tmp, _executor(workers, rules_dir, plans, run_id) as pool:
         # Phase 1: split the feed into partitions, by byte ranges in parallel for CSV.
@@ -107,7 +109,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
         bad_rows: list[tuple[int, str, str]] = []
         rows_read = 0
         if len(spans) > 1:
-            futures = [pool.submit(_spill_range, str(feed_path), span, tmp, partitions, f"{i:04d}")
+            futures = [pool.submit(_spill_range, str(feed_path), span, tmp, partitions, f"{i:04d}", employers)
                        for i, span in enumerate(spans)]
             for future in futures:
                 paths, rows, bad = future.result()
@@ -118,7 +120,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
                 if on_read:
                     on_read(rows + len(bad))
         else:
-            paths, rows_read = spill(feed.batches(), Path(tmp), partitions, "0000", on_read)
+            paths, rows_read = spill(feed.batches(), Path(tmp), partitions, "0000", on_read, employers)
             bad_rows = feed.bad_rows
             pieces = {k: [str(p)] for k, p in paths.items()}
         if on_start:
