@@ -11,6 +11,8 @@ from plancheck.schedule import pay_dates
 
 COLUMNS = ["plan_id", "employee_id", "birth_date", "pay_date", "compensation", "pretax", "roth", "after_tax",
            "employer_match", "employer_nonelective", "prior_year_fica_wages", "other_plan_deferrals"]
+#: The optional column, written by random_feed(variety=True).
+LIMITATION_YEAR = "limitation_year"
 
 
 def money(cents: int) -> str:
@@ -18,20 +20,38 @@ def money(cents: int) -> str:
 
 
 def random_feed(path: Path, plans: dict[str, Plan], seed: int, employees: int = 40,
-                high_earners_2026: bool = False) -> list[dict]:
-    """Write a shuffled feed; `high_earners_2026` makes every employee a 50+ high earner in 2026."""
+                high_earners_2026: bool = False, variety: bool = False) -> list[dict]:
+    """Write a shuffled feed; `high_earners_2026` makes every employee a 50+ high earner in 2026.
+
+    `variety` adds what real feeds hold besides: employees in a second plan of the same employer
+    (same employee_id), prior-year wages left empty (unknown), and employer deposits made after
+    year end for the year before (the limitation_year column).
+    """
     rng = random.Random(seed)
     rows = []
+    by_employer: dict[str, list[Plan]] = {}
+    for plan in sorted(plans.values(), key=lambda p: p.plan_id):
+        by_employer.setdefault(plan.employer_id, []).append(plan)
+    jobs = []
     for e in range(employees):
         plan = rng.choice(sorted(plans.values(), key=lambda p: p.plan_id))
-        year = 2026 if high_earners_2026 else rng.choice([2023, 2024, 2025, 2026])
-        age = rng.choice([50, 55, 61, 63]) if high_earners_2026 else rng.choice([30, 45, 49, 50, 55, 59, 60, 61, 63, 64, 66])
-        birth = f"{year - age}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        jobs.append((e, plan))
+        sisters = [p for p in by_employer[plan.employer_id] if p is not plan]
+        if variety and sisters and rng.random() < 0.5:
+            jobs.append((e, rng.choice(sisters)))
+    people: dict[int, tuple] = {}
+    for e, plan in jobs:
+        if e not in people:
+            year = 2026 if high_earners_2026 else rng.choice([2023, 2024, 2025, 2026])
+            age = rng.choice([50, 55, 61, 63]) if high_earners_2026 else rng.choice([30, 45, 49, 50, 55, 59, 60, 61, 63, 64, 66])
+            fica = rng.choice([0, 90_000_00, 149_999_99, 150_000_01, 155_000_01, 300_000_00])
+            if high_earners_2026:
+                fica = rng.choice([150_000_00, 150_000_01, 400_000_00])
+            fica_text = "" if variety and rng.random() < 0.25 else money(fica)
+            other = rng.choice(["", "", "", "5000.00", "20000.00"])
+            people[e] = (year, f"{year - age}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", fica_text, other)
+        year, birth, fica_text, other = people[e]
         pay = rng.choice([1500_00, 4000_00, 9000_00, 16000_00, 40000_00]) // (4 if plan.payroll.frequency == "weekly" else 1)
-        fica = rng.choice([0, 90_000_00, 149_999_99, 150_000_01, 155_000_01, 300_000_00])
-        if high_earners_2026:
-            fica = rng.choice([150_000_00, 150_000_01, 400_000_00])
-        other = rng.choice(["", "", "", "5000.00", "20000.00"])
         dates = pay_dates(plan.payroll, year)
         dates = dates[rng.randint(0, len(dates) // 3):]
         defer = rng.choice([20, 30, 40]) if high_earners_2026 else rng.choice([0, 3, 6, 10, 20, 40, 80])
@@ -50,11 +70,16 @@ def random_feed(path: Path, plans: dict[str, Plan], seed: int, employees: int = 
             rows.append({"plan_id": plan.plan_id, "employee_id": f"E{seed}-{e:03d}", "birth_date": birth,
                          "pay_date": d.isoformat(), "compensation": money(comp), "pretax": money(pretax),
                          "roth": money(roth), "after_tax": money(after_tax), "employer_match": money(match),
-                         "employer_nonelective": money(nonelective), "prior_year_fica_wages": money(fica),
+                         "employer_nonelective": money(nonelective), "prior_year_fica_wages": fica_text,
                          "other_plan_deferrals": other})
+        if variety and year < 2026 and rng.random() < 0.4:  # a deposit for this year, made in March of the next
+            rows.append({**rows[-1], "pay_date": f"{year + 1}-03-{rng.randint(1, 28):02d}", "compensation": "0.00",
+                         "pretax": "0.00", "roth": "0.00", "after_tax": "0.00", "employer_match": "0.00",
+                         "employer_nonelective": money(rng.choice([1000_00, 5000_00, 30000_00])),
+                         LIMITATION_YEAR: str(year)})
     rng.shuffle(rows)
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS + [LIMITATION_YEAR] if variety else COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     return rows

@@ -16,18 +16,20 @@ import pytest
 from plancheck import events
 from plancheck.batch import partition
 from plancheck.batch.run import run_batch
+from plancheck.plan import Plan, load_plans
 from feeds import COLUMNS, random_feed
 from oracle import first_breaks
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def batch(feed: Path, tmp_path: Path, workers: int = 1) -> tuple[list[dict], dict, list[dict]]:
+def batch(feed: Path, tmp_path: Path, workers: int = 1,
+          plans_dir: Path = ROOT / "plans") -> tuple[list[dict], dict, list[dict]]:
     """Run a batch in-process; return finding events, the summary, and the reject rows."""
     out = io.BytesIO()
     events.configure(out)
     rejects = tmp_path / "rejects.csv"
-    run_batch(feed, ROOT / "plans", ROOT / "rules", rejects, workers)
+    run_batch(feed, plans_dir, ROOT / "rules", rejects, workers)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     findings = [e for e in lines if e["event"] in ("violation", "warning", "notice")]
     summary = next(e for e in lines if e["event"] == "batch_summary")
@@ -44,6 +46,31 @@ def test_findings_match_an_independent_implementation(seed, tmp_path, plans):
     got = {(f["plan_id"], f["employee_id"], f["rule"], f["pay_date"]) for f in findings}
     assert got == first_breaks(feed, plans)
     assert summary["rows_read"] == summary["rows_checked"] + summary["rows_rejected"]
+
+
+@pytest.fixture
+def grouped_plans(tmp_path: Path) -> tuple[Path, dict[str, Plan]]:
+    """The bundled plans, three of them made plans of one employer (a controlled group)."""
+    folder = tmp_path / "grouped-plans"
+    folder.mkdir()
+    for source in sorted((ROOT / "plans").glob("*.yaml")):
+        text = source.read_text()
+        if source.stem in ("acme-mega-backdoor", "cedar-tiered-match", "monthly-mega-backdoor"):
+            text += "\nemployer: acme-group\n"
+        (folder / source.name).write_text(text)
+    return folder, {pid: plan for pid, (plan, _) in load_plans(folder).items()}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_employer_groups_limitation_years_and_unknown_wages_match_the_oracle(seed, tmp_path, grouped_plans):
+    """Employees in two plans of one employer, deposits for the year before, wages left empty: the oracle agrees."""
+    folder, plans = grouped_plans
+    feed = tmp_path / "feed.csv"
+    random_feed(feed, plans, 200 + seed, employees=50, variety=True)
+    findings, summary, _ = batch(feed, tmp_path, plans_dir=folder)
+    got = {(f["plan_id"], f["employee_id"], f["rule"], f["pay_date"]) for f in findings}
+    assert got == first_breaks(feed, plans)
+    assert summary["rows_read"] == summary["rows_checked"] + summary["rows_rejected"] and not summary["rows_rejected"]
 
 
 @pytest.mark.parametrize("seed", range(3))

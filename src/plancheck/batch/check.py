@@ -193,7 +193,8 @@ def _add_employer_totals(checker: Checker, parsed: Parsed, entries: Entries, row
 
     The entries of one employee-year in every plan of one employer are put in (pay date, plan)
     order and summed; what a plan's own entries account for is taken away again. Pay for 415(c)
-    is the largest year's pay among the employer's plans (each plan's rows report the employee's pay).
+    is the largest year's pay among the employer's plans (each plan's rows report the employee's pay);
+    prior-year wages and other employers' deferrals are the employee's, whichever plan's rows carry them.
     """
     n = len(entries.row)
     if not n or not checker.shared_employers:
@@ -216,9 +217,18 @@ def _add_employer_totals(checker: Checker, parsed: Parsed, entries: Entries, row
     person_of_row = np.empty(n, dtype=np.int64)
     person_of_row[by_employer] = np.cumsum(new_person) - 1
     person = person_of_row[rows.group_start]
-    largest = np.zeros(int(person.max()) + 1, dtype=np.int64)
-    np.maximum.at(largest, person, pay)
-    rows.employer_compensation = largest[person]
+
+    def across_plans(values: np.ndarray, reduce=np.maximum) -> np.ndarray:
+        """The employee-year's figure over every plan of the employer, back on each plan's group."""
+        out = np.zeros(int(person.max()) + 1, dtype=values.dtype)
+        reduce.at(out, person, values)
+        return out[person]
+
+    rows.employer_compensation = across_plans(pay)
+    # Per-person figures repeated on the rows of each plan: one value for the employee at this employer.
+    rows.prior_year_fica_wages = across_plans(rows.prior_year_fica_wages.astype(np.int64))
+    rows.other_plan_deferrals = across_plans(rows.other_plan_deferrals.astype(np.int64))
+    rows.fica_known = across_plans(rows.fica_known.astype(bool), np.logical_or)
 
 
 def _first_in_group(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
