@@ -36,7 +36,7 @@ def edit(rules: Path, old: str, new: str, name: str = RULE) -> None:
      "compares a money fact with 'plan_allows_roth', a flag fact"),
     ("{fact: plan_allows_after_tax, eq: false}", "{fact: plan_allows_after_tax, eq: 2}", "flag constant"),
     ("{fact: ytd_after_tax, gt: 0}", "{fact: ytd_after_tax, gt: '1.234'}", "money constant"),
-    ("all:\n", "every:\n", "expected all, any, or fact"),
+    ("all:\n", "every:\n", "expected all, any, not, condition, or fact"),
     ("but plan {plan_id}", "but plan {plan}", "unknown placeholder(s) ['plan']"),
     ("but plan {plan_id}", "but plan {plan_id!r}", "plain name"),
     ("severity: error", "severity: fatal", "severity"),
@@ -79,3 +79,87 @@ def test_every_problem_is_reported_at_once(rules):
     with pytest.raises(InputError) as info:
         load_rulebook(rules)
     assert len(info.value.problems) == 2
+
+
+NEW_LANGUAGE_RULE = """\
+id: language-sampler
+title: A rule written with not, in and a named condition
+severity: info
+subject: period
+citation: none (a test of the rule language)
+description: Fires for participants of 50, 55 or 60 who are not HCEs and who defer in a plan with after-tax.
+when:
+  all:
+    - {condition: takes_after_tax}
+    - {fact: age, in: [50, 55, 60]}
+    - not: {any: [{fact: prior_year_hce, eq: true}, {fact: ytd_deferrals, lte: 0}]}
+message: Sampler fired at age {age}.
+examples:
+  - name: fires at 55, non-HCE, deferring, after-tax plan
+    fires: true
+    facts: {plan_allows_after_tax: true, age: 55, ytd_deferrals: "1.00"}
+  - name: age 56 is not in the list
+    fires: false
+    facts: {plan_allows_after_tax: true, age: 56, ytd_deferrals: "1.00"}
+  - name: an HCE is excluded by the not
+    fires: false
+    facts: {plan_allows_after_tax: true, age: 55, ytd_deferrals: "1.00", prior_year_hce: true}
+  - name: nothing deferred is excluded by the not
+    fires: false
+    facts: {plan_allows_after_tax: true, age: 55}
+  - name: the named condition must hold
+    fires: false
+    facts: {plan_allows_after_tax: false, age: 55, ytd_deferrals: "1.00"}
+"""
+
+
+def test_not_in_and_named_conditions_decide_as_written(tmp_path, root):
+    """`not`, `in` and a named condition from the catalogue compile to the engine and to numpy alike."""
+    import numpy as np
+
+    from plancheck.audit import audit_rules
+    from plancheck.conditions import evaluate_columns
+    from plancheck.engine import Engine
+    from plancheck.rulebook import load_rulebook
+
+    rules = tmp_path / "rules"
+    shutil.copytree(root / "rules", rules)
+    catalogue = rules / "facts" / "period.yaml"
+    catalogue.write_text(catalogue.read_text() + "conditions:\n  takes_after_tax:\n"
+                         "    description: The plan accepts after-tax contributions.\n"
+                         "    when: {fact: plan_allows_after_tax, eq: true}\n")
+    (rules / "checks" / "period" / "language-sampler.yaml").write_text(NEW_LANGUAGE_RULE)
+    audits, problems = audit_rules(rules)
+    assert problems == [] and [a.failed for a in audits if a.rule == "language-sampler"] == [[]]
+    rulebook = load_rulebook(rules)
+    rule = rulebook.by_id["language-sampler"]
+    engine = Engine(rulebook)
+    records = [rulebook.example_facts(rule, e) for e in rule.examples]
+    fired = {i for i, r in engine["period"].fire(records) if r == rule.id}
+    columns = {n: np.array([r[n] for r in records], dtype=np.int64) for n in records[0]}
+    assert fired == set(np.flatnonzero(evaluate_columns(rule.condition, columns)).tolist()) == {0}
+
+
+def test_an_unknown_named_condition_is_a_load_error(rules):
+    """A rule naming a condition the catalogue does not define is refused with the names it knows."""
+    path = rules / "checks" / "period" / "after-tax-not-permitted.yaml"
+    path.write_text(path.read_text().replace("- {fact: plan_allows_after_tax, eq: false}", "- {condition: no_such}"))
+    with pytest.raises(InputError, match="unknown named condition 'no_such'"):
+        load_rulebook(rules)
+
+
+def test_the_rule_schema_describes_every_bundled_rule_and_refuses_a_bad_condition(root):
+    """`plancheck schema rule` gives editors the condition language: every rule file fits it, a typo does not."""
+    import jsonschema
+
+    from plancheck.rulebook import RuleFile
+    from plancheck.yamlio import read_document
+
+    validator = jsonschema.Draft202012Validator(RuleFile.model_json_schema())
+    for path in sorted((root / "rules" / "checks").glob("*/*.yaml")):
+        errors = [e.message for e in validator.iter_errors(read_document(path))]
+        assert errors == [], (path.name, errors)
+    document = read_document(root / "rules" / "checks" / "period" / "after-tax-not-permitted.yaml")
+    assert not validator.is_valid({**document, "when": {"every": [{"fact": "age", "gt": 1}]}})
+    assert not validator.is_valid({**document, "when": {"fact": "age", "over": 1}})
+    assert not validator.is_valid({**document, "when": {"fact": "age", "gt": 1, "lt": 9}})

@@ -1,10 +1,15 @@
 """The rule condition language: parsed from YAML, compiled to durable-rules and to numpy.
 
 A condition is one of
-  {all: [condition, ...]}   every part holds
-  {any: [condition, ...]}   at least one part holds
-  {fact: NAME, OP: OPERAND} a comparison, OP one of eq ne lt lte gt gte
+  {all: [condition, ...]}    every part holds
+  {any: [condition, ...]}    at least one part holds
+  {not: condition}           the condition does not hold
+  {condition: NAME}          a named condition of the subject (rules/facts/<subject>.yaml)
+  {fact: NAME, OP: OPERAND}  a comparison, OP one of eq ne lt lte gt gte
+  {fact: NAME, in: [constants]}  the fact equals one of the constants
 and an operand is a constant, {fact: NAME}, or {add: [a, b]} / {sub: [a, b]}.
+`not` and `in` are rewritten when parsed (negation pushed down to the comparisons, `in` as
+`any` of equalities), so both compiled forms only ever see all, any and comparisons.
 Constants take the type of the compared fact: dollars for money facts (converted to cents),
 true/false or 0/1 for flags, whole numbers otherwise. Arithmetic sits on the right-hand side
 only, because that is all durable-rules supports.
@@ -24,6 +29,7 @@ import numpy as np
 from .money import parse_cents
 
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
+_NEGATED = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "lte": "gt", "gt": "lte"}
 _DURABLE_OP = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 _NUMPY_OP = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le,
              "gt": operator.gt, "gte": operator.ge}
@@ -96,30 +102,56 @@ def coerce_constant(value: Any, fact_type: str, path: str) -> int:
     return value
 
 
-def parse_condition(raw: Any, catalogue: dict[str, str], path: str = "when") -> Condition:
-    """Parse and type-check a condition against a fact catalogue {name: type}."""
+def parse_condition(raw: Any, catalogue: dict[str, str], path: str = "when",
+                    named: dict[str, "Condition"] | None = None) -> Condition:
+    """Parse and type-check a condition against a fact catalogue {name: type} and named conditions."""
+    named = named or {}
     if not isinstance(raw, dict):
-        raise ConditionError(path, f"expected a mapping with all, any or fact, got {type(raw).__name__}")
+        raise ConditionError(path, f"expected a mapping with all, any, not, condition or fact, got {type(raw).__name__}")
     keys = set(raw)
     if keys in ({"all"}, {"any"}):
         (kind,) = keys
         parts = raw[kind]
         if not isinstance(parts, list) or not parts:
             raise ConditionError(f"{path}.{kind}", "expected a non-empty list of conditions")
-        parsed = tuple(parse_condition(p, catalogue, f"{path}.{kind}[{i}]") for i, p in enumerate(parts))
+        parsed = tuple(parse_condition(p, catalogue, f"{path}.{kind}[{i}]", named) for i, p in enumerate(parts))
         return AllOf(parsed) if kind == "all" else AnyOf(parsed)
+    if keys == {"not"}:
+        return negate(parse_condition(raw["not"], catalogue, f"{path}.not", named))
+    if keys == {"condition"}:
+        name = raw["condition"]
+        if not isinstance(name, str) or name not in named:
+            known = ", ".join(sorted(named)) or "none"
+            raise ConditionError(f"{path}.condition", f"unknown named condition {name!r}; known: {known}")
+        return named[name]
     if "fact" in keys:
-        ops = keys & set(OPS)
-        extra = keys - set(OPS) - {"fact"}
+        ops = keys & {*OPS, "in"}
+        extra = keys - set(OPS) - {"fact", "in"}
         if extra:
-            raise ConditionError(path, f"unknown key(s) {sorted(extra)}; a comparison has fact and one of {list(OPS)}")
+            raise ConditionError(path, f"unknown key(s) {sorted(extra)}; a comparison has fact and one of "
+                                       f"{[*OPS, 'in']}")
         if len(ops) != 1:
-            raise ConditionError(path, f"a comparison needs exactly one operator of {list(OPS)}")
+            raise ConditionError(path, f"a comparison needs exactly one operator of {[*OPS, 'in']}")
         (op,) = ops
         fact = _fact_name(raw["fact"], catalogue, f"{path}.fact")
+        if op == "in":
+            values = raw["in"]
+            if not isinstance(values, list) or not values:
+                raise ConditionError(f"{path}.in", "expected a non-empty list of constants")
+            return AnyOf(tuple(Compare(fact, "eq", Const(coerce_constant(v, catalogue[fact], f"{path}.in[{i}]")))
+                               for i, v in enumerate(values)))
         rhs = _parse_expr(raw[op], catalogue, catalogue[fact], f"{path}.{op}")
         return Compare(fact, op, rhs)
-    raise ConditionError(path, f"expected all, any, or fact with an operator; got keys {sorted(keys)}")
+    raise ConditionError(path, f"expected all, any, not, condition, or fact with an operator; got keys {sorted(keys)}")
+
+
+def negate(cond: Condition) -> Condition:
+    """The condition that holds exactly when `cond` does not (De Morgan down to the comparisons)."""
+    if isinstance(cond, AllOf):
+        return AnyOf(tuple(negate(p) for p in cond.parts))
+    if isinstance(cond, AnyOf):
+        return AllOf(tuple(negate(p) for p in cond.parts))
+    return Compare(cond.fact, _NEGATED[cond.op], cond.rhs)
 
 
 def _fact_name(name: Any, catalogue: dict[str, str], path: str) -> str:
@@ -204,3 +236,84 @@ def evaluate_columns(cond: Condition, columns: dict[str, np.ndarray]) -> np.ndar
             result = result | evaluate_columns(part, columns)
         return result
     return np.asarray(_NUMPY_OP[cond.op](columns[cond.fact], _numpy_expr(cond.rhs, columns)), dtype=bool)
+
+
+# -- JSON Schema -----------------------------------------------------------------------------------
+# The language as pydantic models, used only to describe `when:` to editors (plancheck schema rule).
+# parse_condition above is what validates a rule, with messages that name the fact and its type.
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter  # noqa: E402
+
+_Constant = Union[bool, int, float, str]
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FactOperand(_Shape):
+    """Another fact of the same subject."""
+
+    fact: str
+
+
+class AddOperand(_Shape):
+    """The sum of two operands."""
+
+    add: list["Operand"] = Field(min_length=2, max_length=2)
+
+
+class SubOperand(_Shape):
+    """The first operand less the second."""
+
+    sub: list["Operand"] = Field(min_length=2, max_length=2)
+
+
+Operand = Union[_Constant, FactOperand, AddOperand, SubOperand]
+
+
+class Comparison(_Shape):
+    """A fact compared with an operand (exactly one operator), or with a list of constants (`in`)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 2, "maxProperties": 2})
+
+    fact: str = Field(description="A fact of the rule's subject (rules/facts/<subject>.yaml)")
+    eq: Operand | None = None
+    ne: Operand | None = None
+    lt: Operand | None = None
+    lte: Operand | None = None
+    gt: Operand | None = None
+    gte: Operand | None = None
+    in_: list[_Constant] | None = Field(default=None, alias="in", min_length=1)
+
+
+class AllCondition(_Shape):
+    """Every part holds."""
+
+    all: list["ConditionShape"] = Field(min_length=1)
+
+
+class AnyCondition(_Shape):
+    """At least one part holds."""
+
+    any: list["ConditionShape"] = Field(min_length=1)
+
+
+class NotCondition(_Shape):
+    """The condition does not hold."""
+
+    not_: "ConditionShape" = Field(alias="not")
+
+
+class NamedCondition(_Shape):
+    """A named condition of the subject's catalogue (its `conditions:`)."""
+
+    condition: str
+
+
+ConditionShape = Union[AllCondition, AnyCondition, NotCondition, NamedCondition, Comparison]
+
+
+def condition_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a condition, with its parts under "$defs" (refs as #/$defs/NAME)."""
+    return TypeAdapter(ConditionShape).json_schema(ref_template="#/$defs/{model}", by_alias=True)

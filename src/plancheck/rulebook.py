@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from .conditions import FACT_TYPES, Condition, ConditionError, coerce_constant, facts_used, parse_condition
+from .conditions import (FACT_TYPES, Condition, ConditionError, coerce_constant, condition_json_schema,
+                         facts_used, parse_condition)
 from .errors import InputError, Problem
 from .models import Reference, Strict
 from .yamlio import line_of, read_document, validation_problems
@@ -45,12 +46,21 @@ class FactSpec(Strict):
     description: str = Field(min_length=10)
 
 
+class NamedConditionSpec(Strict):
+    """A condition with a name, written once in the catalogue and reused by rules as {condition: NAME}."""
+
+    description: str = Field(min_length=10)
+    when: dict[str, Any]
+
+
 class FactCatalogue(Strict):
-    """Every fact the rules of one subject may read."""
+    """Every fact the rules of one subject may read, and the named conditions they share."""
 
     subject: Subject
     description: str
     facts: dict[str, FactSpec] = Field(min_length=1)
+    conditions: dict[str, NamedConditionSpec] = Field(
+        default_factory=dict, description="Named conditions, in order; each may use the ones above it")
 
     @model_validator(mode="after")
     def _identifiers(self) -> "FactCatalogue":
@@ -95,6 +105,15 @@ class RuleFile(Strict):
     report: Report | None = None
     message: str = Field(min_length=10)
     examples: list[Example] = Field(min_length=2)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The schema, with `when:` (validated by parse_condition) described by the condition language."""
+        schema = super().model_json_schema(*args, **kwargs)
+        language = condition_json_schema()
+        schema.setdefault("$defs", {}).update(language.pop("$defs", {}))
+        schema["properties"]["when"] = {**language, "description": "The rule's condition (README: the rule language)"}
+        return schema
 
     @model_validator(mode="after")
     def _both_kinds_of_example(self) -> "RuleFile":
@@ -162,15 +181,26 @@ def _template_fields(template: str) -> set[str]:
     return names
 
 
-def _load_catalogue(path: Path) -> FactCatalogue:
+def _load_catalogue(path: Path) -> tuple[FactCatalogue, dict[str, Condition]]:
+    """A catalogue and its named conditions, parsed in order (each may use the ones before it)."""
     data = read_document(path)
     try:
-        return FactCatalogue.model_validate(data)
+        catalogue = FactCatalogue.model_validate(data)
     except ValidationError as exc:
         raise validation_problems(exc, data, str(path)) from None
+    types = {n: s.type for n, s in catalogue.facts.items()}
+    named: dict[str, Condition] = {}
+    for name, spec in catalogue.conditions.items():
+        try:
+            named[name] = parse_condition(spec.when, types, f"conditions.{name}.when", named)
+        except ConditionError as exc:
+            raise InputError(Problem(str(path), exc.path, str(exc).split(": ", 1)[1],
+                                     line_of(data, ("conditions", name)))) from None
+    return catalogue, named
 
 
-def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue]) -> Rule:
+def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
+                  named: dict[str, dict[str, Condition]]) -> Rule:
     source = str(path)
     try:
         spec = RuleFile.model_validate(data)
@@ -188,7 +218,7 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue]) -
     types = {n: s.type for n, s in catalogues[spec.subject].facts.items()}
     condition = None
     try:
-        condition = parse_condition(spec.when, types)
+        condition = parse_condition(spec.when, types, named=named.get(spec.subject, {}))
     except ConditionError as exc:
         problem(exc.path, str(exc).split(": ", 1)[1], ("when",))
     if spec.report:
@@ -231,12 +261,13 @@ def load_rulebook(root: Path) -> Rulebook:
     digest = hashlib.sha256()
     problems: list[Problem] = []
     catalogues: dict[str, FactCatalogue] = {}
+    named: dict[str, dict[str, Condition]] = {}
     for subject in SUBJECTS:
         path = root / "facts" / f"{subject}.yaml"
         if not path.exists() and not any((root / "checks" / subject).glob("*.yaml")):
             continue
         try:
-            catalogue = _load_catalogue(path)
+            catalogue, named[subject] = _load_catalogue(path)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
@@ -253,7 +284,7 @@ def load_rulebook(root: Path) -> Rulebook:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
             try:
                 data = read_document(path)
-                rule = _compile_rule(path, data, catalogues)
+                rule = _compile_rule(path, data, catalogues, named)
             except InputError as exc:
                 problems.extend(exc.problems)
                 continue
