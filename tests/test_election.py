@@ -202,3 +202,11 @@ def test_election_for_another_plan_is_refused(rulebook, limits, engine):
     election = make_election("1985-01-01", "2024-01-01", MONTHLY_120K, {}).model_copy(update={"plan_id": "other"})
     with pytest.raises(InputError, match="is for plan 'other'"):
         run(make_plan(), election, rulebook, limits, engine)
+
+
+def test_after_tax_room_when_the_plan_matches_after_tax(rulebook, limits, engine):
+    """100% match on up to 6% of $10,000 a month, after-tax matched: 12A + 12 x $600 <= $69,000 gives A = $5,150."""
+    plan = make_plan(match={"tiers": [{"rate": 100, "up_to_percent": 6}], "sources": ["pretax", "roth", "after_tax"]})
+    _, summary = run(plan, make_election("1980-01-01", "2024-01-01", {"per_period": 10000}, {}), rulebook, limits, engine)
+    room = summary["after_tax_room"]
+    assert (room["per_period"], room["year"], room["periods"]) == ("5150.00", "61800.00", 12)

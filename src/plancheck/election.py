@@ -10,7 +10,7 @@ the employer match is counted, and the pay period in which 402(g) is reached.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +152,7 @@ def _spread(annual: int, periods: int) -> np.ndarray:
     return np.diff(edges)
 
 
-def project(election: ElectionFile, plan: Plan, limits: LimitTable, source: str,
-            after_tax_override: int | None = None) -> Projection:
+def project(election: ElectionFile, plan: Plan, limits: LimitTable, source: str) -> Projection:
     """Pay periods from the start date to year end with the elected amounts."""
     terms, employee = election.election, election.employee
     year = terms.start_date.year
@@ -182,8 +181,6 @@ def project(election: ElectionFile, plan: Plan, limits: LimitTable, source: str,
             return apply_rate(plan_pay, contribution.percent)
         return np.full(len(dates), contribution.amount, dtype=np.int64)
 
-    after_tax = (elected(terms.after_tax) if after_tax_override is None
-                 else np.full(len(dates), after_tax_override, dtype=np.int64))
     rows = PeriodRows(
         group_start=np.array([0]),
         plan_index=np.array([0]),
@@ -196,7 +193,7 @@ def project(election: ElectionFile, plan: Plan, limits: LimitTable, source: str,
                         for k in EMPLOYER_AMOUNTS},
         period=np.arange(first + 1, len(schedule) + 1),
         amounts={"compensation": comp, "pretax": elected(terms.pretax), "roth": elected(terms.roth),
-                 "after_tax": after_tax},
+                 "after_tax": elected(terms.after_tax)},
         before={"compensation": np.array([comp_before]),
                 **{k: np.array([getattr(ytd, k)]) for k in
                    ("pretax", "roth", "after_tax", "employer_match", "employer_nonelective")}},
@@ -222,33 +219,34 @@ def _milestone(facts: dict[str, np.ndarray], mask: np.ndarray, dates: list[dt.da
 
 
 def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arrays: PlanArrays,
-                    source: str, after_tax_cap: np.ndarray) -> dict[str, Any]:
+                    projection: Projection, after_tax_cap: np.ndarray) -> dict[str, Any]:
     """Largest after-tax contribution per year and per period that keeps 415(c) whole.
 
-    `after_tax_cap` is the election's per-period after_tax_cap fact (the plan's % of pay cap).
+    Worked on the election's one projection: only its after-tax column changes. `after_tax_cap`
+    is the election's per-period after_tax_cap fact (the plan's % of pay cap).
     """
     if not plan.contributions.after_tax:
         return {"year": "0.00", "remaining": "0.00", "per_period": "0.00", "periods": 0,
                 "reason": f"plan {plan.plan_id} does not accept after-tax contributions"}
+    periods = len(projection.dates)
 
-    def final_facts(per_period: int) -> dict[str, int]:
-        projection = project(election, plan, limits, source, after_tax_override=per_period)
-        facts = build_period_facts(projection.rows, arrays, limits)
-        return {k: int(v[-1]) for k, v in facts.items()} | {"periods": len(projection.dates)}
+    def year_end(per_period: int) -> dict[str, int]:
+        amounts = {**projection.rows.amounts, "after_tax": np.full(periods, per_period, dtype=np.int64)}
+        facts = build_period_facts(replace(projection.rows, amounts=amounts), arrays, limits)
+        return {k: int(v[-1]) for k, v in facts.items()}
 
-    base = final_facts(0)
-    periods = base["periods"]
+    base = year_end(0)
     already = election.employee.year_to_date.after_tax
     limit = base["annual_additions_limit"]
     year_room = max(0, limit - (base["ytd_annual_additions"] - base["ytd_after_tax"]))
     remaining = max(0, year_room - already)
     per_period = remaining // periods
     if plan.match and "after_tax" in plan.match.sources:
-        # After-tax money is matched: more after-tax brings more match, so search.
+        # After-tax money is matched: more after-tax brings more match, so search the largest that fits.
         low, high = 0, per_period
         while low < high:
             middle = (low + high + 1) // 2
-            if final_facts(middle)["ytd_annual_additions"] <= limit:
+            if year_end(middle)["ytd_annual_additions"] <= limit:
                 low = middle
             else:
                 high = middle - 1
@@ -312,6 +310,6 @@ def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, ruleb
         "limit_402g_reached": _milestone(facts, facts["ytd_deferrals_all_plans"] >= facts["limit_402g"], projection.dates),
         "deferral_limit_reached": _milestone(facts, facts["ytd_deferrals_all_plans"] >= facts["deferral_limit"],
                                              projection.dates),
-        "after_tax_room": _after_tax_room(election, plan, limits, arrays, source, facts["after_tax_cap"]),
+        "after_tax_room": _after_tax_room(election, plan, limits, arrays, projection, facts["after_tax_cap"]),
     }
     return ElectionResult(findings=findings, summary=summary)
