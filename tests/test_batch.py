@@ -214,3 +214,17 @@ def test_batch_cli_exit_codes(tmp_path):
                                    capture_output=True, text=True)
     assert run(clean).returncode == 0
     assert run(bad).returncode == 1
+
+
+def test_a_wider_prescreen_changes_nothing_because_the_engine_decides(tmp_path, plans, monkeypatch):
+    """If the numpy pre-screen let every row through, the engine would decline the extra rows: same findings."""
+    import numpy as np
+
+    from plancheck.batch import check
+
+    feed = tmp_path / "feed.csv"
+    random_feed(feed, plans, 7, employees=25)
+    exact, _, _ = batch(feed, tmp_path)
+    monkeypatch.setattr(check, "evaluate_columns", lambda condition, facts: np.ones(len(facts["period"]), dtype=bool))
+    wide, _, _ = batch(feed, tmp_path)
+    assert wide == exact and exact
