@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
 
 from plancheck.errors import InputError
 from plancheck.plan import Plan, load_plan
@@ -103,7 +104,7 @@ def test_non_calendar_plan_years_are_refused_with_the_reason(tmp_path):
 def test_plan_model_is_frozen():
     """Plans are values."""
     plan = Plan.model_validate({"plan_id": "p", "name": "n", "payroll": {"frequency": "monthly"}})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         plan.name = "other"  # type: ignore[misc]
 
 
