@@ -13,11 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from plancheck.plan import Plan
+from irs_figures import FIGURES, HCE_414Q
 
-# year: (402g, catch-up, 60-63 catch-up or None, 415c, 401a17, Roth catch-up wages or None), dollars
-LIMITS = {2023: (22500, 7500, None, 66000, 330000, None), 2024: (23000, 7500, None, 69000, 345000, None),
-          2025: (23500, 7500, 11250, 70000, 350000, None), 2026: (24500, 8000, 11250, 72000, 360000, 150000)}
-HCE = {2022: 135000, 2023: 150000, 2024: 155000, 2025: 160000, 2026: 160000}
 EMPLOYER_SCOPE = {"402g-deferral-limit", "402g-individual-limit", "415c-annual-additions", "roth-catch-up-required",
                   "roth-catch-up-wages-unknown"}
 
@@ -72,7 +69,10 @@ def first_breaks(feed: Path, plans: dict[str, Plan]) -> set[tuple[str, str, str,
     found: dict[tuple, tuple[str, str]] = {}
     for (employer, employee, year), entries in _entries(feed, plans).items():
         entries.sort(key=lambda e: (e["pay_date"], e["plan_id"]))
-        g402, cu, cu6063, c415, a17, roth_wages = (x * 100 if x else x for x in LIMITS[year])
+        figures = FIGURES[year]
+        g402, cu, cu6063, c415, a17, roth_wages = (x * 100 if x else x for x in (
+            figures.deferral_402g, figures.catch_up, figures.catch_up_60_63, figures.annual_additions_415c,
+            figures.compensation_401a17, figures.roth_catch_up_wages))
         age = year - int(entries[0]["birth"][:4])
         by_plan = defaultdict(list)
         for e in entries:
@@ -85,7 +85,7 @@ def first_breaks(feed: Path, plans: dict[str, Plan]) -> set[tuple[str, str, str,
         roth_applies = bool(known) and roth_wages is not None and fica > roth_wages
         band = 60 <= age <= 63 and cu6063 is not None
         individual = (cu6063 if band else cu) if age >= 50 else 0
-        hce = HCE.get(year - 1)
+        hce = HCE_414Q.get(year - 1)
         emp = defaultdict(int)           # this employer, every plan, so far
         mine = defaultdict(lambda: defaultdict(int))  # per plan, so far
         count = defaultdict(int)

@@ -9,27 +9,18 @@ import pytest
 
 from plancheck.errors import InputError, LimitYearMissing
 from plancheck.limits import load_limits
-
-# (year, 402(g), catch-up, 60-63 catch-up, 415(c), 401(a)(17), HCE, Roth catch-up wages), in dollars.
-DOMAIN_TABLE = [
-    (2023, 22500, 7500, None, 66000, 330000, 150000, None),
-    (2024, 23000, 7500, None, 69000, 345000, 155000, None),
-    (2025, 23500, 7500, 11250, 70000, 350000, 160000, None),
-    (2026, 24500, 8000, 11250, 72000, 360000, 160000, 150000),
-]
-
+from irs_figures import FIGURES
 
 def cents(dollars):
     return None if dollars is None else dollars * 100
 
 
-@pytest.mark.parametrize("row", DOMAIN_TABLE, ids=lambda r: str(r[0]))
-def test_figures_match_the_irs_notices(limits, row):
+@pytest.mark.parametrize("year", sorted(FIGURES))
+def test_figures_match_the_irs_notices(limits, year):
     """Every figure equals the IRS figure for its year."""
-    year, g, cu, cu6063, c415, a17, hce, roth = row
     y = limits.for_year(year)
     assert (y.deferral_402g, y.catch_up, y.catch_up_60_63, y.annual_additions_415c, y.compensation_401a17,
-            y.hce_414q, y.roth_catch_up_wages) == tuple(map(cents, (g, cu, cu6063, c415, a17, hce, roth)))
+            y.hce_414q, y.roth_catch_up_wages) == tuple(map(cents, FIGURES[year]))
 
 
 def test_2024_deferral_limit_is_not_the_popular_23500(limits):

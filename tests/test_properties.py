@@ -10,10 +10,9 @@ from hypothesis import strategies as st
 
 from plancheck.conditions import evaluate_columns
 from helpers import make_election, make_plan, run
+from irs_figures import FIGURES
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-LIMITS = {2023: (22500, 7500, None, 66000), 2024: (23000, 7500, None, 69000),
-          2025: (23500, 7500, 11250, 70000), 2026: (24500, 8000, 11250, 72000)}
 
 
 def cents(x: Decimal) -> Decimal:
@@ -37,7 +36,9 @@ def test_402g_and_415c_agree_with_an_independent_calculation(year, age, monthly_
                              {"pretax": {"percent": pretax_pct}, "after_tax": {"amount": after_tax}})
     findings, _ = run(plan, election, rulebook, limits, engine)
 
-    g402, catch_up, catch_up_60, c415 = LIMITS[year]
+    figures = FIGURES[year]
+    g402, catch_up, catch_up_60, c415 = (figures.deferral_402g, figures.catch_up, figures.catch_up_60_63,
+                                         figures.annual_additions_415c)
     pay = Decimal(monthly_pay)
     pretax = cents(pay * pretax_pct / 100) * 12
     match = min(cents(pay * pretax_pct / 100), cents(pay * match_pct / 100)) * 12 if match_pct else Decimal(0)
