@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import InputError
+from .errors import InputError, shorten
 from .findings import Finding, build_finding
 from .limits import LimitTable
 from .money import apply_rate
@@ -108,7 +108,7 @@ def audit_plans(paths: list[Path], limits: LimitTable, rulebook: Rulebook, engin
                 facts = dict.fromkeys(types, 0) | {"schema_errors": len(exc.problems)}
                 text = f"{problem.field}: {problem.expected}" if problem.field else problem.expected
                 if problem.got:
-                    text += f" (got {problem.got})"
+                    text += f" (got {shorten(problem.got)})"
                 context = {"plan_id": path.stem, "plan_name": None, "file": str(path), "line": problem.line,
                            "field": problem.field or None, "problem": text}
                 findings.append(build_finding(invalid_rule, facts, types, context))

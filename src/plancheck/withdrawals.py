@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from .engine import Engine
-from .errors import InputError, Problem
+from .errors import InputError, Problem, shorten, shown
 from .findings import Finding, build_finding
 from .models import Strict
 from .money import Cents, display_cents
@@ -111,7 +111,8 @@ def read_requests(path: Path) -> tuple[list[tuple[int | None, WithdrawalRequest]
             accepted.append((line, WithdrawalRequest.model_validate(record)))
         except ValidationError as exc:
             problems = validation_problems(exc, record, source).problems
-            reason = "; ".join(f"{p.field}: {p.expected}" + (f" (got {p.got})" if p.got else "") for p in problems)
+            reason = "; ".join(f"{p.field}: {p.expected}" + (f" (got {shorten(p.got)})" if p.got else "")
+                               for p in problems)
             rejected.append(RejectedRequest(where, line_of(record, ()) or line, reason))
     return accepted, rejected
 
@@ -179,7 +180,7 @@ def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engin
         plan = plans.get(request.plan_id)
         if plan is None:
             rejected.append(RejectedRequest(f"{path}:{line}" if line else str(path), line,
-                                            f"plan_id: unknown plan {request.plan_id!r}"))
+                                            f"plan_id: unknown plan {shown(request.plan_id)}"))
             continue
         checkable.append((line, request, plan))
         facts.append(request_facts(request, plan))

@@ -15,7 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import shown
 from ..limits import LimitTable
+from ..money import MAX_CENTS, MAX_DOLLARS_TEXT
 from .feed import COLUMNS, LINE, MONEY, OPTIONAL_VALUES
 
 _MONEY_RE = r"^\d{1,13}(\.\d{1,2})?$"
@@ -108,7 +110,7 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
     plan_names = plans.to_pylist()
     known = np.array([plan_index.get(p, -1) for p in plan_names], dtype=np.int64)
     plan_idx = known[plan_codes] if n else np.zeros(0, dtype=np.int64)
-    flag(plan_idx < 0, lambda r: f"plan_id: unknown plan {value('plan_id', r)!r} (no such plan in the plans directory)")
+    flag(plan_idx < 0, lambda r: f"plan_id: unknown plan {shown(value('plan_id', r))} (no such plan in the plans directory)")
     employees, employee_codes = _distinct(text["employee_id"])
     employee_ids = employees.to_pylist()
     empty_employee = np.array([e.strip() == "" for e in employee_ids], dtype=bool)
@@ -117,13 +119,15 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
     dates, date_ok = {}, {}
     for column in ("birth_date", "pay_date"):
         dates[column], date_ok[column] = parse_dates(text[column])
-        flag(~date_ok[column], lambda r, c=column: f"{c}: expected a date YYYY-MM-DD, got {value(c, r)!r}")
+        flag(~date_ok[column], lambda r, c=column: f"{c}: expected a date YYYY-MM-DD, got {shown(value(c, r))}")
     money = {}
     for column in MONEY:
         cents, ok = parse_money(text[column], column in OPTIONAL_VALUES)
         money[column] = cents
         flag(~ok, lambda r, c=column: f"{c}: expected dollars with at most two decimals (zero or more), "
-                                      f"got {value(c, r)!r}")
+                                      f"got {shown(value(c, r))}")
+        flag(ok & (cents > MAX_CENTS), lambda r, c=column: f"{c}: expected at most {MAX_DOLLARS_TEXT}, "
+                                                           f"got {shown(value(c, r))}")
     year = years_of(dates["pay_date"])
     covered = (year >= limits.first_year) & (year <= limits.last_year)
     flag(date_ok["pay_date"] & ~covered, lambda r: f"pay_date: no IRS limits for {int(year[r])}: rules/limits covers "
