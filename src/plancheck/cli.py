@@ -110,11 +110,12 @@ def batch(
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
     _check_outputs({"--out": out, "--rejects": rejects_path}, [feed], rules_dir, plans_dir)
     progress = _Progress() if sys.stderr.isatty() else None
-    with OutputLock([out, rejects_path]), replacing(out) as stream:
+    # Both outputs are replaced together, once the whole run has completed.
+    with OutputLock([out, rejects_path]), replacing(out) as stream, replacing(rejects_path) as rejects_stream:
         events.configure(stream)
         with progress or contextlib.nullcontext():
             outcome = run_batch(
-                feed, plans_dir, rules_dir, rejects_path, workers or os.cpu_count() or 1,
+                feed, plans_dir, rules_dir, rejects_stream, workers or os.cpu_count() or 1,
                 on_read=progress.read if progress else None,
                 on_start=progress.start_checking if progress else None,
                 on_partition=progress.checked if progress else None)

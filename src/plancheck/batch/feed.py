@@ -37,6 +37,8 @@ LINE = "__line"
 #: Longest value of a feed column, in characters (ids; dates and amounts are far shorter).
 MAX_VALUE_CHARS = 256
 _QUOTE, _CR, _NEWLINE = ord('"'), ord("\r"), ord("\n")
+#: Smallest stretch Feed.ranges scans at a time (tests lower it to cut small feeds).
+MIN_RANGE_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Feed:
         step = max((self.size_bytes - self.data_start) // pieces, 1)
         cuts = [(self.data_start, 2)]
         with self.path.open("rb") as handle:
-            for block in read_blocks(handle, self.data_start, self.size_bytes, 2, chunk=min(CHUNK, max(step, 1 << 16)),
+            for block in read_blocks(handle, self.data_start, self.size_bytes, 2, chunk=min(CHUNK, max(step, MIN_RANGE_CHUNK)),
                                      boundaries_only=True):
                 if cuts[-1][0] + step <= block.end < self.size_bytes:
                     cuts.append((block.end, block.next_line))
@@ -121,9 +123,7 @@ class Feed:
                 parts.append(parsed)
         if not plain.all():
             parts.append(self._python_records(block, ~plain))
-        if len(parts) == 1:
-            return parts[0]
-        return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+        return parts[0] if len(parts) == 1 else pa.concat_batches(parts)
 
     def _arrow_records(self, block: Block, which: np.ndarray) -> pa.RecordBatch | None:
         """Plain records (no quotes, bare CRs or non-ASCII bytes) parsed by Arrow in one go.
@@ -169,7 +169,11 @@ class Feed:
             text = raw.decode("utf-8", errors="replace").rstrip("\r")
             if pending[text] > 0:
                 pending[text] -= 1
-                refused.append(self._wrong_count(int(block.lines[k]), next(csv.reader([text]), [])))
+                try:
+                    fields = next(csv.reader([text]), [])
+                except csv.Error:
+                    fields = []
+                refused.append(self._wrong_count(int(block.lines[k]), fields))
             else:
                 kept.append(int(block.lines[k]))
         return np.array(kept, dtype=np.int64), refused

@@ -19,13 +19,12 @@ is how `Feed.ranges` cuts a feed for parallel reading.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-
-from ..errors import shorten
 
 #: Longest record (all its lines) and longest single line, in bytes; a field over 1 MB is refused with it.
 MAX_RECORD_BYTES = 1_000_000
@@ -34,6 +33,9 @@ MAX_RECORD_LINES = 100
 #: How much of a record that cannot be split into fields the rejects file shows.
 RAW_CHARS = 200
 CHUNK = 16 << 20
+# Records read here are parsed with the csv module, whose default field limit (128 KiB) is
+# below a record's; raise it so that the limit is MAX_RECORD_BYTES, and a csv.Error never.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES + 1))
 
 _NEWLINE, _QUOTE, _CR = ord("\n"), ord('"'), ord("\r")
 TOO_LONG = f"record longer than {MAX_RECORD_BYTES:,} bytes"
@@ -56,8 +58,9 @@ class BadRecord:
 
 
 def raw_text(data: bytes) -> str:
-    """The start of a record's bytes as readable text (bad UTF-8 replaced), cut to RAW_CHARS."""
-    return shorten(data[: RAW_CHARS * 4].decode("utf-8", errors="replace").rstrip("\r\n"), RAW_CHARS)
+    """The start of a record's bytes as readable text (bad UTF-8 replaced), cut to RAW_CHARS and marked '…'."""
+    text = data[: RAW_CHARS * 4].decode("utf-8", errors="replace").rstrip("\r\n")
+    return text if len(text) <= RAW_CHARS and len(data) <= RAW_CHARS * 4 else text[:RAW_CHARS] + "…"
 
 
 @dataclass

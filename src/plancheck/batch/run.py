@@ -35,7 +35,7 @@ import pyarrow as pa
 from .. import events
 from ..errors import shorten
 from ..findings import severity_counts
-from ..outputs import replacing
+from ..outputs import GuardedStream, replacing
 from ..plan import Plan, load_plans
 from ..resources import load_rules
 from .check import Checker, PartitionResult, check_partition
@@ -99,11 +99,14 @@ def _run_id(feed: Path, revision: str, plans: list[Plan]) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: Path, workers: int,
+def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: Path | GuardedStream, workers: int,
               on_read: Callable[[int], None] | None = None,
               on_partition: Callable[[int], None] | None = None,
               on_start: Callable[[int], None] | None = None) -> BatchOutcome:
-    """Check a feed; emit findings and the summary as events; write rejects. InputError on unreadable input."""
+    """Check a feed; emit findings and the summary as events; write rejects. InputError on unreadable input.
+
+    `rejects_path` is a file (replaced once complete) or a stream the caller commits.
+    """
     started = time.perf_counter()
     rulebook, limits = load_rules(rules_dir)
     plans = [plan for plan, _ in load_plans(plans_dir).values()]
@@ -146,7 +149,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
         "findings": sum(by_rule.values()),
         "findings_by_rule": dict(sorted(by_rule.items())),
         "findings_by_severity": by_severity,
-        "rejects_file": str(rejects_path),
+        "rejects_file": rejects_path.name if isinstance(rejects_path, GuardedStream) else str(rejects_path),
         "partitions": len(results),
         "workers": workers,
         "peak_memory_mb": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
@@ -259,19 +262,25 @@ def _reject_rows(results: list[PartitionResult], bad_rows: list[BadRecord]) -> I
         yield [line, shorten(reason, 1000), *(shorten(v, REJECT_VALUE_CHARS) for v in values), raw]
 
 
-def _write_rejects(path: Path, results: list[PartitionResult], bad_rows: list[BadRecord]) -> int:
-    """Write the rejects CSV (replacing `path` only once it is complete); return the rows written."""
-    count = 0
+def _write_rejects(path: Path | GuardedStream, results: list[PartitionResult], bad_rows: list[BadRecord]) -> int:
+    """Write the rejects CSV (to a stream, or replacing `path` once complete); return the rows written."""
+    if isinstance(path, GuardedStream):
+        return _write_reject_rows(path, results, bad_rows)
     with replacing(path) as stream:
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(rejects_header())
-        for row in _reject_rows(results, bad_rows):
-            writer.writerow(row)
-            count += 1
-            if text.tell() > 1 << 20:
-                stream.write(text.getvalue().encode())
-                text.seek(0)
-                text.truncate()
-        stream.write(text.getvalue().encode())
+        return _write_reject_rows(stream, results, bad_rows)
+
+
+def _write_reject_rows(stream: GuardedStream, results: list[PartitionResult], bad_rows: list[BadRecord]) -> int:
+    count = 0
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(rejects_header())
+    for row in _reject_rows(results, bad_rows):
+        writer.writerow(row)
+        count += 1
+        if text.tell() > 1 << 20:
+            stream.write(text.getvalue().encode())
+            text.seek(0)
+            text.truncate()
+    stream.write(text.getvalue().encode())
     return count
