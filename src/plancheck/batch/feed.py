@@ -193,7 +193,7 @@ class Feed:
                 self.bad_rows.append(self._wrong_count(line, fields))
                 continue
             for column in COLUMNS:
-                columns[column].append(fields[position[column]])
+                columns[column].append(fields[position[column]] if column in position else "")
             lines.append(line)
         arrays = [pa.array(columns[c], type=pa.string()) for c in COLUMNS]
         return _with_lines(pa.RecordBatch.from_arrays(arrays, names=list(COLUMNS)), pa.array(lines, type=pa.int64()))
@@ -214,8 +214,9 @@ class Feed:
 
     def _wrong_count(self, line: int, fields: list[str]) -> BadRecord:
         """A record with the wrong number of fields, showing the feed's columns it has (by position) only."""
-        values = tuple(shorten(fields[i], RAW_CHARS) if i < len(fields) else ""
-                       for i in (self.header.index(c) for c in COLUMNS))
+        position = {name: index for index, name in enumerate(self.header)}
+        values = tuple(shorten(fields[position[c]], RAW_CHARS) if position.get(c, len(fields)) < len(fields) else ""
+                       for c in COLUMNS)
         return BadRecord(line, f"expected {len(self.header)} fields, got {len(fields)}", values=values)
 
     def _refuse_long_values(self, batch: pa.RecordBatch) -> pa.RecordBatch:
