@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import InputError
+from .errors import InputError, Problem, shorten, shown
 from .findings import Finding, build_finding
 from .limits import LimitTable
 from .money import apply_rate
@@ -108,13 +108,14 @@ def audit_plans(paths: list[Path], limits: LimitTable, rulebook: Rulebook, engin
                 facts = dict.fromkeys(types, 0) | {"schema_errors": len(exc.problems)}
                 text = f"{problem.field}: {problem.expected}" if problem.field else problem.expected
                 if problem.got:
-                    text += f" (got {problem.got})"
+                    text += f" (got {shorten(problem.got)})"
                 context = {"plan_id": path.stem, "plan_name": None, "file": str(path), "line": problem.line,
                            "field": problem.field or None, "problem": text}
                 findings.append(build_finding(invalid_rule, facts, types, context))
             audits.append(PlanAudit(path, path.stem, findings, None))
             continue
         loaded.append((path, plan, data, plan_facts(plan, limits, plan.plan_year or year or limits.last_year)))
+    _refuse_duplicate_ids(loaded)
     firings = engine["plan"].fire([facts for *_, facts in loaded]) if loaded else []
     by_plan: dict[int, list[str]] = {}
     for index, rule_id in firings:
@@ -132,8 +133,13 @@ def audit_plans(paths: list[Path], limits: LimitTable, rulebook: Rulebook, engin
 
 
 def plan_paths(arguments: list[Path], default_dir: Path) -> list[Path]:
-    """The plan files named, folders expanded; every plan file in default_dir when none is named."""
+    """The plan files named, folders expanded; every plan file in default_dir when none is named.
+
+    A file that does not exist, or a folder without plan documents, is an InputError: an audit
+    of nothing must not pass.
+    """
     paths: list[Path] = []
+    problems: list[Problem] = []
     if not arguments:
         try:
             default_dir = default_dir.resolve().relative_to(Path.cwd().resolve())
@@ -141,10 +147,31 @@ def plan_paths(arguments: list[Path], default_dir: Path) -> list[Path]:
             pass
     for argument in arguments or [default_dir]:
         if argument.is_dir():
-            paths.extend(sorted(p for p in argument.iterdir() if p.suffix.lower() in PLAN_FILE_SUFFIXES))
-        else:
+            found = sorted(p for p in argument.iterdir() if p.suffix.lower() in PLAN_FILE_SUFFIXES and p.is_file())
+            if not found:
+                problems.append(Problem(str(argument), "", "no plan documents (.yaml, .yml or .json) in this directory"))
+            paths.extend(found)
+        elif argument.exists():
             paths.append(argument)
+        else:
+            problems.append(Problem(str(argument), "", "file not found"))
+    if problems:
+        raise InputError(problems)
     return paths
+
+
+def _refuse_duplicate_ids(loaded: list[tuple[Path, Plan, Any, dict[str, int]]]) -> None:
+    """Two documents with one plan_id would make every batch and withdrawal check ambiguous: exit status 2."""
+    first: dict[str, Path] = {}
+    problems = []
+    for path, plan, data, _facts in loaded:
+        if plan.plan_id in first:
+            problems.append(Problem(str(path), "plan_id", f"duplicate plan_id {shown(plan.plan_id)}, also in "
+                                                          f"{first[plan.plan_id]}", line_of(data, ("plan_id",))))
+        else:
+            first[plan.plan_id] = path
+    if problems:
+        raise InputError(problems)
 
 
 @dataclass

@@ -1,9 +1,16 @@
-"""The plancheck command line. Reads inputs, calls the checks, writes events; holds no rules."""
+"""The plancheck command line. Reads inputs, calls the checks, writes events; holds no rules.
+
+Exit status: 0 no error finding, 1 error findings, 2 bad input, usage or an output that cannot
+be written, 130 interrupted (SIGINT), 143 terminated (SIGTERM). Outputs go through outputs.py:
+checked before any work, and replaced only when the command completes.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,8 +19,9 @@ import typer
 
 from . import events, report
 from .engine import Engine
-from .errors import InputError
+from .errors import InputError, Problem
 from .findings import has_errors, severity_counts
+from .outputs import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
@@ -22,6 +30,7 @@ RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules 
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
+PLAN_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def _fail(exc: InputError) -> None:
@@ -35,21 +44,21 @@ def _rules(rules_dir: Path | None):
     return load_rules((rules_dir or default_rules_dir()).resolve())
 
 
-def _open_out(out: Path | None):
-    if out is None:
-        return sys.stdout.buffer
-    try:
-        return out.open("wb")
-    except OSError as exc:
-        sys.stderr.write(f"error: {out}: cannot write: {exc.strerror}\n")
-        raise typer.Exit(EXIT_INPUT) from None
+def _rules_dir(rules_dir: Path | None) -> Path:
+    from .resources import default_rules_dir
+    return (rules_dir or default_rules_dir()).resolve()
 
 
-def _event_stream(out: Path | None):
-    """The output stream, with structured events configured to write to it."""
-    stream = _open_out(out)
-    events.configure(stream)
-    return stream
+def _plans_dir(plans: Path | None) -> Path:
+    from .resources import default_plans_dir
+    return (plans or default_plans_dir()).resolve()
+
+
+def _check_outputs(outputs: dict[str, Path | None], inputs: list[Path | None], rules_dir: Path | None,
+                   plans_dir: Path | None = None) -> None:
+    """Before any work: outputs writable and none of them an input (files, plan files, the rules tree)."""
+    files = input_files(inputs) + input_files([rules_dir]) + input_files([plans_dir], PLAN_SUFFIXES)
+    check_outputs(outputs, files)
 
 
 def _emit_findings(findings, revision: str) -> None:
@@ -67,6 +76,7 @@ def election(
     """Check one employee's contribution election for the rest of the year."""
     from .election import check_election, load_election
     from .plan import load_plan
+    _check_outputs({"--out": out}, [file, plan], _rules_dir(rules))
     try:
         rulebook, limits = _rules(rules)
         plan_doc = load_plan(plan)
@@ -75,11 +85,11 @@ def election(
         result = check_election(election_doc, plan_doc, limits, rulebook, engine, str(file))
     except InputError as exc:
         _fail(exc)
-    stream = _event_stream(out)
-    _emit_findings(result.findings, rulebook.revision)
-    events.emit({"event": "election_checked", **result.summary,
-                 "findings": len(result.findings), "ruleset_revision": rulebook.revision})
-    stream.flush()
+    with replacing(out) as stream:
+        events.configure(stream)
+        _emit_findings(result.findings, rulebook.revision)
+        events.emit({"event": "election_checked", **result.summary,
+                     "findings": len(result.findings), "ruleset_revision": rulebook.revision})
     report.election_summary(result.findings, result.summary)
     raise typer.Exit(EXIT_FINDINGS if has_errors(result.findings) else EXIT_OK)
 
@@ -95,24 +105,20 @@ def batch(
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
 ) -> None:
     """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
-    import os
-
     from .batch.run import run_batch
-    from .resources import default_plans_dir, default_rules_dir
-    stream = _event_stream(out)
     rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
+    plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
+    _check_outputs({"--out": out, "--rejects": rejects_path}, [feed], rules_dir, plans_dir)
     progress = _Progress() if sys.stderr.isatty() else None
-    try:
+    # Both outputs are replaced together, once the whole run has completed.
+    with OutputLock([out, rejects_path]), replacing(out) as stream, replacing(rejects_path) as rejects_stream:
+        events.configure(stream)
         with progress or contextlib.nullcontext():
             outcome = run_batch(
-                feed, (plans or default_plans_dir()).resolve(), (rules or default_rules_dir()).resolve(),
-                rejects_path, workers or os.cpu_count() or 1,
+                feed, plans_dir, rules_dir, rejects_stream, workers or os.cpu_count() or 1,
                 on_read=progress.read if progress else None,
                 on_start=progress.start_checking if progress else None,
                 on_partition=progress.checked if progress else None)
-    except InputError as exc:
-        _fail(exc)
-    stream.flush()
     report.batch_summary(outcome.summary)
     raise typer.Exit(EXIT_FINDINGS if outcome.errors else EXIT_OK)
 
@@ -164,19 +170,15 @@ def withdrawals(
     from collections import Counter
 
     from .plan import load_plans
-    from .resources import default_plans_dir
     from .withdrawals import check_requests
+    plans_dir = _plans_dir(plans)
+    _check_outputs({"--out": out}, [file], _rules_dir(rules), plans_dir)
     try:
         rulebook, _limits = _rules(rules)
-        plan_docs = {pid: plan for pid, (plan, _) in load_plans(plans or default_plans_dir()).items()}
+        plan_docs = {pid: plan for pid, (plan, _) in load_plans(plans_dir).items()}
         outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook))
     except InputError as exc:
         _fail(exc)
-    stream = _event_stream(out)
-    _emit_findings(outcome.findings, rulebook.revision)
-    for reject in outcome.rejected:
-        events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
-                     "reason": reject.reason})
     by_rule = Counter(f.rule for f in outcome.findings)
     summary = {"event": "withdrawals_summary", "file": str(file),
                "requests_read": outcome.checked + len(outcome.rejected), "requests_checked": outcome.checked,
@@ -184,8 +186,13 @@ def withdrawals(
                "findings_by_rule": dict(sorted(by_rule.items())),
                "findings_by_severity": severity_counts(f.severity for f in outcome.findings),
                "ruleset_revision": rulebook.revision}
-    events.emit(summary)
-    stream.flush()
+    with replacing(out) as stream:
+        events.configure(stream)
+        _emit_findings(outcome.findings, rulebook.revision)
+        for reject in outcome.rejected:
+            events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
+                         "reason": reject.reason})
+        events.emit(summary)
     report.withdrawals_summary(outcome, summary)
     raise typer.Exit(EXIT_FINDINGS if has_errors(outcome.findings) else EXIT_OK)
 
@@ -195,58 +202,85 @@ def audit(
     plans: Annotated[Optional[list[Path]], typer.Argument(help="Plan files or folders (default: plans/)")] = None,
     check_rules: Annotated[bool, typer.Option("--rules", help="Audit the rule files instead of plans")] = False,
     output_format: Annotated[str, typer.Option("--format", help="jsonl, text or sarif")] = "jsonl",
-    year: Annotated[Optional[int], typer.Option("--year", help="Plan year for documents that do not name one "
-                                                "(default: the last year under rules/limits)")] = None,
+    year: Annotated[Optional[int], typer.Option("--year", min=1990, max=2100, help="Plan year for documents that "
+                                                "do not name one (default: the last year under rules/limits)")] = None,
     rules: RulesOption = None,
     out: OutOption = None,
 ) -> None:
     """Audit plan documents (or, with --rules, the rule files) and report configuration findings."""
-    from .resources import default_plans_dir, default_rules_dir
+    from .resources import default_plans_dir
     if output_format not in ("jsonl", "text", "sarif"):
         sys.stderr.write(f"error: --format must be jsonl, text or sarif, not {output_format!r}\n")
         raise typer.Exit(EXIT_INPUT)
-    rules_dir = (rules or default_rules_dir()).resolve()
+    rules_dir = _rules_dir(rules)
     if check_rules:
         _audit_rules(rules_dir, output_format, out)
         return
     from .audit import audit_plans, plan_paths
     try:
-        rulebook, limits = _rules(rules)
         paths = plan_paths(plans or [], default_plans_dir())
-        missing = [p for p in paths if not p.exists()]
-        if missing:
-            from .errors import Problem
-            raise InputError([Problem(str(p), "", "file not found") for p in missing])
+        _check_outputs({"--out": out}, list(paths), rules_dir)
+        rulebook, limits = _rules(rules)
         audits = audit_plans(paths, limits, rulebook, Engine(rulebook), year)
     except InputError as exc:
         _fail(exc)
     findings = [f for a in audits for f in a.findings]
-    stream = _open_out(out)
-    if output_format == "sarif":
-        from .sarif import sarif_log
-        rules_used = [r for r in rulebook.rules["plan"]]
-        stream.write(json.dumps(sarif_log(findings, rules_used, Path.cwd()), indent=2).encode() + b"\n")
-    elif output_format == "text":
-        stream.write(report.audit_text(audits).encode())
-    else:
-        events.configure(stream)
-        for plan_audit in audits:
-            _emit_findings(plan_audit.findings, rulebook.revision)
-            events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
-                         "mega_backdoor": plan_audit.verdict, "findings": len(plan_audit.findings)})
-        events.emit({"event": "audit_summary", "plans": len(audits), "findings": len(findings),
-                     "findings_by_severity": severity_counts(f.severity for f in findings),
-                     "ruleset_revision": rulebook.revision})
-    stream.flush()
+    with replacing(out) as stream:
+        if output_format == "sarif":
+            from .sarif import sarif_log
+            rules_used = [r for r in rulebook.rules["plan"]]
+            stream.write(json.dumps(sarif_log(findings, rules_used, Path.cwd()), indent=2).encode() + b"\n")
+        elif output_format == "text":
+            stream.write(report.audit_text(audits).encode())
+        else:
+            events.configure(stream)
+            for plan_audit in audits:
+                _emit_findings(plan_audit.findings, rulebook.revision)
+                events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
+                             "mega_backdoor": plan_audit.verdict, "findings": len(plan_audit.findings)})
+            events.emit({"event": "audit_summary", "plans": len(audits), "findings": len(findings),
+                         "findings_by_severity": severity_counts(f.severity for f in findings),
+                         "ruleset_revision": rulebook.revision})
     raise typer.Exit(EXIT_FINDINGS if has_errors(findings) else EXIT_OK)
 
 
 def _audit_rules(rules_dir: Path, output_format: str, out: Path | None) -> None:
-    """Every rule compiles, carries a citation and examples, and its examples pass."""
+    """Every rule compiles, carries a citation and examples, and its examples pass.
+
+    A rules directory that does not exist or holds no rule is exit status 2, so that a CI gate
+    pointed at the wrong path fails instead of passing on zero rules.
+    """
     from .audit import audit_rules
+    if not rules_dir.is_dir():
+        _fail(InputError(Problem(str(rules_dir), "", "rules directory not found")))
+    _check_outputs({"--out": out}, [], rules_dir)
     audits, problems = audit_rules(rules_dir)
-    stream = _open_out(out)
+    if not audits and not problems:
+        _fail(InputError(Problem(str(rules_dir), "", "no rules found (expected checks/<subject>/<id>.yaml files)")))
     failed = [a for a in audits if a.failed]
+    with replacing(out) as stream:
+        if output_format == "jsonl":
+            events.configure(stream)
+            _emit_rules_audit(audits, problems, failed)
+        else:
+            stream.write(_rules_audit_text(output_format, audits, problems, failed))
+    raise typer.Exit(EXIT_FINDINGS if problems or failed else EXIT_OK)
+
+
+def _emit_rules_audit(audits: list, problems: list, failed: list) -> None:
+    for p in problems:
+        events.emit({"event": "rule_file_error", "file": p.source, "line": p.line, "field": p.field or None,
+                     "problem": p.expected})
+    for a in audits:
+        events.emit({"event": "rule_audited", "rule": a.rule, "file": a.file, "severity": a.severity,
+                     "citation": a.citation, "examples": a.examples, "failed_examples": a.failed,
+                     "status": "failed" if a.failed else "ok"})
+    events.emit({"event": "rules_audit_summary", "rules": len(audits), "failing": len(failed),
+                 "load_problems": len(problems)})
+
+
+def _rules_audit_text(output_format: str, audits: list, problems: list, failed: list) -> bytes:
+    """The rules audit as SARIF or text."""
     if output_format == "sarif":
         from .sarif import SCHEMA
         results = [{"ruleId": "rule-file-invalid", "level": "error", "message": {"text": p.expected},
@@ -262,26 +296,12 @@ def _audit_rules(rules_dir: Path, output_format: str, out: Path | None) -> None:
                 {"id": "rule-file-invalid", "shortDescription": {"text": "Rule file does not load"}},
                 {"id": "rule-example-failed", "shortDescription": {"text": "Rule example decided wrongly"}}]}},
             "results": results}]}
-        stream.write(json.dumps(log, indent=2).encode() + b"\n")
-    elif output_format == "text":
-        lines = [f"{p}" for p in problems]
-        lines += [f"{a.file}: {a.rule}: {'FAILED ' + ', '.join(a.failed) if a.failed else 'ok'} "
-                  f"({a.examples} examples; {a.citation})" for a in audits]
-        lines.append(f"{len(audits)} rules, {len(failed)} failing, {len(problems)} load problems")
-        stream.write(("\n".join(lines) + "\n").encode())
-    else:
-        events.configure(stream)
-        for p in problems:
-            events.emit({"event": "rule_file_error", "file": p.source, "line": p.line, "field": p.field or None,
-                         "problem": p.expected})
-        for a in audits:
-            events.emit({"event": "rule_audited", "rule": a.rule, "file": a.file, "severity": a.severity,
-                         "citation": a.citation, "examples": a.examples, "failed_examples": a.failed,
-                         "status": "failed" if a.failed else "ok"})
-        events.emit({"event": "rules_audit_summary", "rules": len(audits), "failing": len(failed),
-                     "load_problems": len(problems)})
-    stream.flush()
-    raise typer.Exit(EXIT_FINDINGS if problems or failed else EXIT_OK)
+        return json.dumps(log, indent=2).encode() + b"\n"
+    lines = [f"{p}" for p in problems]
+    lines += [f"{a.file}: {a.rule}: {'FAILED ' + ', '.join(a.failed) if a.failed else 'ok'} "
+              f"({a.examples} examples; {a.citation})" for a in audits]
+    lines.append(f"{len(audits)} rules, {len(failed)} failing, {len(problems)} load problems")
+    return ("\n".join(lines) + "\n").encode()
 
 
 @app.command()
@@ -301,12 +321,58 @@ def schema(
         raise typer.Exit(EXIT_INPUT)
     document = {"$schema": "https://json-schema.org/draft/2020-12/schema",
                 "$id": f"https://plancheck.dev/schema/{kind}.json", **models[kind].model_json_schema()}
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    stdout().write((json.dumps(document, indent=2) + "\n").encode())
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM, raised in the main thread so that every `finally` runs (workers, temporary files)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, _frame) -> None:
+    # A second signal must not interrupt the cleanup the first one started.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so that Python's exit flush stays silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def run(args: list[str]) -> int:
+    """Run the command line on `args`; return the exit status (never raises, never prints a traceback)."""
+    command = typer.main.get_command(app)
+    try:
+        try:
+            status = command.main(args=args, prog_name="plancheck", standalone_mode=False)
+            stdout().flush()
+            return status if isinstance(status, int) else EXIT_OK
+        except Stopped as stop:
+            name = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+            sys.stderr.write(f"{name}: stopped; outputs left as they were, temporary files removed\n")
+            return 128 + stop.signum
+        except typer._click.exceptions.ClickException as exc:  # noqa: SLF001 - typer's vendored click
+            exc.show()
+            return EXIT_INPUT
+        except typer.Abort:  # end of input at a prompt
+            return EXIT_INPUT
+        except InputError as exc:  # raised while writing outputs (a full disk), or from a loader
+            for problem in exc.problems:
+                sys.stderr.write(f"error: {problem}\n")
+            return EXIT_INPUT
+    except OutputClosed:  # the reader went away (`| head`): stop quietly, outputs not replaced
+        _quiet_stdout()
+        return EXIT_INPUT
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:  # pragma: no cover
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    sys.exit(run(sys.argv[1:]))

@@ -1,8 +1,31 @@
-"""Input errors that name where the problem is and what was expected."""
+"""Input errors that name where the problem is and what was expected, and short echoes of bad values."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: How much of an offending value a message echoes.
+ECHO_CHARS = 80
+#: The longest line one problem may write (a safety net over everything a message interpolates).
+MESSAGE_CHARS = 1000
+
+
+def shorten(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text` if it is at most `limit` characters, else its start and how long it really was.
+
+    Every message that echoes an input value goes through this, so a 10 MB employee id costs
+    a line of stderr, not 10 MB of it.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def shown(value: object, limit: int = ECHO_CHARS) -> str:
+    """repr() of a value for a message; a long text is cut before repr() so it never costs its length."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value):,} characters)"
+    return shorten(repr(value), limit)
 
 
 @dataclass(frozen=True)
@@ -18,8 +41,8 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
         field = f" {self.field}:" if self.field else ""
-        got = f" (got {self.got})" if self.got is not None else ""
-        return f"{where}:{field} {self.expected}{got}"
+        got = f" (got {shorten(self.got)})" if self.got is not None else ""
+        return shorten(f"{where}:{field} {self.expected}{got}", MESSAGE_CHARS)
 
 
 class InputError(Exception):

@@ -14,6 +14,14 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, WithJsonSchema
 
 PPM = 1_000_000
+#: The largest amount any money field may hold: $99,999,999.99.
+#:
+#: Amounts are int64 cents and the period facts add up to 366 pay dates of a year and then
+#: apply rates in parts-per-million (cents x ppm). With every field at most 9,999,999,999 cents,
+#: a year's sum is at most 3.66e12 cents and 3.66e12 x 1e6 = 3.66e18 stays below int64's 9.2e18,
+#: so no figure can wrap. Elections, batch feeds and withdrawal requests all refuse more.
+MAX_CENTS = 9_999_999_999
+MAX_DOLLARS_TEXT = "$99,999,999.99"
 _MONEY_RE = re.compile(r"^-?\d+(\.\d{1,2})?$")
 _PERCENT_RE = re.compile(r"^\d+(\.\d{1,4})?$")
 
@@ -42,9 +50,13 @@ def parse_cents(value: Any, *, allow_negative: bool = False) -> int:
     text = _plain_text(value)
     if not _MONEY_RE.match(text):
         raise ValueError("expected dollars with at most two decimals, like 1234.56")
+    if len(text.lstrip("-").lstrip("0").split(".")[0]) > len(str(MAX_CENTS)):
+        raise ValueError(f"expected at most {MAX_DOLLARS_TEXT}")  # before Decimal() reads a megabyte of digits
     cents = int((Decimal(text) * 100).to_integral_value())
     if cents < 0 and not allow_negative:
         raise ValueError("expected an amount of zero or more")
+    if abs(cents) > MAX_CENTS:
+        raise ValueError(f"expected at most {MAX_DOLLARS_TEXT}")
     return cents
 
 
@@ -90,9 +102,10 @@ def format_ppm(ppm: int) -> str:
 
 
 _MONEY_SCHEMA = {
-    "description": "US dollars with at most two decimals (a number or a string such as '1234.56')",
+    "description": "US dollars with at most two decimals, at most 99,999,999.99 (a number or a string such as "
+                   "'1234.56')",
     "anyOf": [
-        {"type": "number", "minimum": 0, "multipleOf": 0.01},
+        {"type": "number", "minimum": 0, "maximum": MAX_CENTS / 100, "multipleOf": 0.01},
         {"type": "string", "pattern": r"^\$?[0-9][0-9,]*(\.[0-9]{1,2})?$"},
     ],
 }

@@ -16,7 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from .engine import Engine
-from .errors import InputError, Problem
+from .batch.records import MAX_RECORD_BYTES, read_blocks
+from .errors import InputError, Problem, shorten, shown
 from .findings import Finding, build_finding
 from .models import Strict
 from .money import Cents, display_cents
@@ -77,31 +78,78 @@ def _age_text(months: int) -> str:
     return f"{years} years {rest} months" if rest else f"{years} years"
 
 
-def _csv_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def _csv_header(path: Path, handle) -> tuple[list[str], int]:
+    """The header row's names and where the data starts; an unreadable header is an InputError."""
+    source = str(path)
+    first = handle.readline(MAX_RECORD_BYTES + 1)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            return [(reader.line_num, {k: v for k, v in row.items() if k is not None and v not in ("", None)})
-                    for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(Problem(str(path), "", f"unreadable CSV: {exc}")) from None
+        header = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")], strict=True), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(Problem(source, "header", f"unreadable CSV header: {shorten(str(exc))}", 1)) from None
+    if len(first) > MAX_RECORD_BYTES or first.count(b'"') % 2:
+        raise InputError(Problem(source, "header", "unreadable CSV header (unbalanced quote or too long)", 1))
+    return header, len(first)
+
+
+def _csv_fields(raw: bytes) -> list[str] | str:
+    """A record's fields, or why it cannot be read."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); a request file must be UTF-8"
+    try:
+        return next(csv.reader([text.removesuffix("\r")], strict=True), [])
+    except csv.Error as exc:
+        return f"malformed CSV record: {exc}"
+
+
+def _csv_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[RejectedRequest]]:
+    """Requests of a CSV file with their lines, and the records that cannot be read as rejects.
+
+    Records are split as in a batch feed (batch/records.py): a quoted field may hold newlines,
+    an unbalanced quote rejects its line and reading resumes on the next, so a stray quote never
+    swallows the next request. A record with more or fewer fields than the header is rejected.
+    """
+    source = str(path)
+    records: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[RejectedRequest] = []
+
+    def reject(line: int, reason: str) -> None:
+        rejected.append(RejectedRequest(f"{source}:{line}", line, reason))
+
+    try:
+        with path.open("rb") as handle:
+            header, start = _csv_header(path, handle)
+            for block in read_blocks(handle, start, path.stat().st_size, 2):
+                for bad in block.bad:
+                    reject(bad.line, bad.reason)
+                for begin, end, line in zip(block.starts.tolist(), block.stops.tolist(), block.lines.tolist()):
+                    fields = _csv_fields(block.data[begin:end])
+                    if isinstance(fields, str):
+                        reject(line, fields)
+                    elif len(fields) != len(header):
+                        reject(line, f"expected {len(header)} fields (the header's), got {len(fields)}")
+                    else:
+                        records.append((line, {k: v for k, v in zip(header, fields) if v != ""}))
+    except OSError as exc:
+        raise InputError(Problem(source, "", f"unreadable CSV: {exc.strerror or exc}")) from None
+    return records, rejected
 
 
 def read_requests(path: Path) -> tuple[list[tuple[int | None, WithdrawalRequest]], list[RejectedRequest]]:
     """Every request that validates, with its line; the others as rejects with reasons."""
     source = str(path)
+    accepted, rejected = [], []
     if path.suffix.lower() == ".csv":
         if not path.is_file():
             raise InputError(Problem(source, "", "file not found"))
-        records: list[tuple[int | None, Any]] = _csv_records(path)
-        data: Any = None
+        records, rejected = _csv_records(path)
     else:
         data = read_document(path)
         items = data.get("requests") if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise InputError(Problem(source, "requests", "expected a list of requests (or a mapping with requests:)"))
         records = [(getattr(item, "line", None), item) for item in items]
-    accepted, rejected = [], []
     for index, (line, record) in enumerate(records):
         where = f"{source}:{line}" if line else f"{source}[{index}]"
         if not isinstance(record, dict):
@@ -111,7 +159,8 @@ def read_requests(path: Path) -> tuple[list[tuple[int | None, WithdrawalRequest]
             accepted.append((line, WithdrawalRequest.model_validate(record)))
         except ValidationError as exc:
             problems = validation_problems(exc, record, source).problems
-            reason = "; ".join(f"{p.field}: {p.expected}" + (f" (got {p.got})" if p.got else "") for p in problems)
+            reason = "; ".join(f"{p.field}: {p.expected}" + (f" (got {shorten(p.got)})" if p.got else "")
+                               for p in problems)
             rejected.append(RejectedRequest(where, line_of(record, ()) or line, reason))
     return accepted, rejected
 
@@ -179,7 +228,7 @@ def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engin
         plan = plans.get(request.plan_id)
         if plan is None:
             rejected.append(RejectedRequest(f"{path}:{line}" if line else str(path), line,
-                                            f"plan_id: unknown plan {request.plan_id!r}"))
+                                            f"plan_id: unknown plan {shown(request.plan_id)}"))
             continue
         checkable.append((line, request, plan))
         facts.append(request_facts(request, plan))

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import ValidationError
 
-from .errors import InputError, Problem
+from .errors import InputError, Problem, shown
+
+#: Deepest nesting of mappings and lists a document may have (plan documents need about five).
+MAX_NESTING = 100
+_TOO_DEEP = f"nesting deeper than {MAX_NESTING} levels"
 
 
 class LineDict(dict):
@@ -20,7 +26,22 @@ class LineDict(dict):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that records key lines and refuses duplicate keys."""
+    """SafeLoader that records key lines, refuses duplicate keys and nesting deeper than MAX_NESTING.
+
+    PyYAML composes nodes recursively, so a document nested 10,000 levels deep would end in a
+    RecursionError; counting the depth here turns it into an ordinary YAML error with a line.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
@@ -32,11 +53,11 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int)):
             raise yaml.constructor.ConstructorError(
-                None, None, f"mapping keys must be text or numbers, got {key!r}", key_node.start_mark
+                None, None, f"mapping keys must be text or numbers, got {shown(key)}", key_node.start_mark
             )
         if key in result:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None, None, f"duplicate key {shown(key)}", key_node.start_mark
             )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
@@ -68,13 +89,29 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     result: dict = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise ValueError(f"duplicate key {shown(key)}")
         result[key] = value
     return result
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_nesting(text: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (strings left out), without parsing it."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode()
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
 def parse_json(text: str, source: str) -> Any:
-    """Parse JSON text; syntax errors become an InputError with the line."""
+    """Parse JSON text; syntax errors and nesting beyond MAX_NESTING become an InputError with the line."""
+    if json_nesting(text) > MAX_NESTING:
+        raise InputError(Problem(source, "", f"invalid JSON: {_TOO_DEEP}"))
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
@@ -145,6 +182,6 @@ def validation_problems(exc: ValidationError, data: Any, source: str) -> InputEr
             expected = "required key is missing"
         got = None
         if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err.get("input"), (dict, list)):
-            got = repr(err.get("input"))
+            got = shown(err.get("input"))
         problems.append(Problem(source, field_path(loc, data), expected, line_of(data, loc), got))
     return InputError(problems)

@@ -15,10 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import shown
 from ..limits import LimitTable
+from ..money import MAX_CENTS, MAX_DOLLARS_TEXT
 from .feed import COLUMNS, LINE, MONEY, OPTIONAL_VALUES
 
-_MONEY_RE = r"^\d{1,13}(\.\d{1,2})?$"
+_MONEY_RE = r"^\d+(\.\d{1,2})?$"
+#: Digits before the decimal point of the largest amount (MAX_CENTS: $99,999,999.99).
+_MAX_WHOLE_DIGITS = len(str(MAX_CENTS // 100))
 _DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 _SCALE = np.array([100, 10, 1], dtype=np.int64)
 
@@ -56,21 +60,30 @@ def _distinct(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
 
 
-def parse_money(column: pa.Array, optional: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(cents, ok) for a text column of dollar amounts; empty is zero where optional."""
+def parse_money(column: pa.Array, optional: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cents, ok, too_big) for a text column of dollar amounts; empty is zero where optional.
+
+    `too_big` marks well-formed amounts above MAX_CENTS, found by their number of digits
+    (leading zeros aside) before any digit is converted, so no value can overflow int64.
+    """
     values, index = _distinct(column)
-    ok = pc.match_substring_regex(values, _MONEY_RE)
+    shaped = pc.match_substring_regex(values, _MONEY_RE)
     if optional:
-        ok = pc.or_(ok, pc.equal(values, ""))
-    ok_np = ok.to_numpy(zero_copy_only=False)
-    clean = pc.if_else(ok, values, "0")
+        shaped = pc.or_(shaped, pc.equal(values, ""))
+    trimmed = pc.utf8_ltrim(values, characters="0")
+    dot = pc.find_substring(trimmed, ".")
+    whole_digits = pc.if_else(pc.less(dot, 0), pc.utf8_length(trimmed), dot)
+    too_big = pc.and_(shaped, pc.greater(whole_digits, _MAX_WHOLE_DIGITS))
+    ok = pc.and_(shaped, pc.invert(too_big))
+    clean = pc.if_else(ok, trimmed, "0")
     clean = pc.if_else(pc.equal(clean, ""), "0", clean)
     dot = pc.find_substring(clean, ".").to_numpy(zero_copy_only=False)
     length = pc.binary_length(clean).to_numpy(zero_copy_only=False)
     digits = pc.cast(pc.replace_substring(clean, ".", ""), pa.int64()).to_numpy()
     decimals = np.where(dot < 0, 0, length - dot - 1)
     cents = digits * _SCALE[np.clip(decimals, 0, 2)]
-    return cents[index], ok_np[index]
+    return (cents[index], shaped.to_numpy(zero_copy_only=False)[index],
+            too_big.to_numpy(zero_copy_only=False)[index])
 
 
 def parse_dates(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -100,11 +113,11 @@ def _limitation_years(column: pa.Array, pay_year: np.ndarray, pay_ok: np.ndarray
     numbers = pc.cast(pc.if_else(shaped, values, "0"), pa.int64()).to_numpy()[index]
     ok = shaped.to_numpy(zero_copy_only=False)[index]
     blank = pc.equal(values, "").to_numpy(zero_copy_only=False)[index]
-    flag(~blank & ~ok, lambda r: f"limitation_year: expected a year like 2025 or nothing, got {value('limitation_year', r)!r}")
+    flag(~blank & ~ok, lambda r: f"limitation_year: expected a year like 2025 or nothing, got {shown(value('limitation_year', r))}")
     flag(ok & pay_ok & ((numbers > pay_year) | (numbers < pay_year - 1)),
          lambda r: f"limitation_year: must be the pay date's year ({int(pay_year[r])}) or the year before "
                    f"(employer money deposited after year end, Treas. Reg. 1.415(c)-1(b)(6)), "
-                   f"got {value('limitation_year', r)!r}")
+                   f"got {shown(value('limitation_year', r))}")
     return np.where(ok, numbers, pay_year)
 
 
@@ -129,7 +142,7 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
     plan_names = plans.to_pylist()
     known = np.array([plan_index.get(p, -1) for p in plan_names], dtype=np.int64)
     plan_idx = known[plan_codes] if n else np.zeros(0, dtype=np.int64)
-    flag(plan_idx < 0, lambda r: f"plan_id: unknown plan {value('plan_id', r)!r} (no such plan in the plans directory)")
+    flag(plan_idx < 0, lambda r: f"plan_id: unknown plan {shown(value('plan_id', r))} (no such plan in the plans directory)")
     employees, employee_codes = _distinct(text["employee_id"])
     employee_ids = employees.to_pylist()
     empty_employee = np.array([e.strip() == "" for e in employee_ids], dtype=bool)
@@ -138,13 +151,14 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
     dates, date_ok = {}, {}
     for column in ("birth_date", "pay_date"):
         dates[column], date_ok[column] = parse_dates(text[column])
-        flag(~date_ok[column], lambda r, c=column: f"{c}: expected a date YYYY-MM-DD, got {value(c, r)!r}")
+        flag(~date_ok[column], lambda r, c=column: f"{c}: expected a date YYYY-MM-DD, got {shown(value(c, r))}")
     money = {}
     for column in MONEY:
-        cents, ok = parse_money(text[column], column in OPTIONAL_VALUES)
+        cents, ok, too_big = parse_money(text[column], column in OPTIONAL_VALUES)
         money[column] = cents
         flag(~ok, lambda r, c=column: f"{c}: expected dollars with at most two decimals (zero or more), "
-                                      f"got {value(c, r)!r}")
+                                      f"got {shown(value(c, r))}")
+        flag(too_big, lambda r, c=column: f"{c}: expected at most {MAX_DOLLARS_TEXT}, got {shown(value(c, r))}")
     year = years_of(dates["pay_date"])
     covered = (year >= limits.first_year) & (year <= limits.last_year)
     flag(date_ok["pay_date"] & ~covered, lambda r: f"pay_date: no IRS limits for {int(year[r])}: rules/limits covers "

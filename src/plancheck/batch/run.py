@@ -3,18 +3,25 @@
 Output is deterministic: the partition count depends only on the feed, each partition's
 findings are sorted by (plan_id, employee_id, year, pay_date, rule), and the main process
 merges the sorted files, so any number of workers writes byte-identical findings.
+
+Every temporary file of a run (spilled partitions, per-partition findings and rejects) lives
+in one run directory, `plancheck-run-*` under the system temporary directory, which is removed
+however the run ends; on an exception, Ctrl-C or SIGTERM the workers are stopped first.
 """
 
 from __future__ import annotations
 
 import csv
-import resource
 import hashlib
 import heapq
+import io
 import multiprocessing
+import resource
+import shutil
+import signal
 import tempfile
-from contextlib import contextmanager
 import time
+from contextlib import contextmanager
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -26,12 +33,14 @@ import orjson
 import pyarrow as pa
 
 from .. import events
-from ..errors import InputError, Problem
+from ..errors import shorten
 from ..findings import severity_counts
+from ..outputs import GuardedStream, replacing
 from ..plan import Plan, load_plans
 from ..resources import load_rules
 from .check import Checker, PartitionResult, check_partition
 from .feed import COLUMNS, FeedRange, open_feed
+from .records import RAW_CHARS, BadRecord
 from .partition import partition_count, spill
 
 _CHECKER: Checker | None = None
@@ -45,13 +54,18 @@ def _build_checker(rules_dir: str, plans: list[Plan], run_id: str) -> None:
 
 
 def _init_worker(rules_dir: str, plans: list[Plan], run_id: str) -> None:
-    """Pool initializer: one Arrow thread per worker (the workers already use every core), then the checker."""
+    """Pool initializer: one Arrow thread per worker (the workers already use every core), then the checker.
+
+    Workers ignore Ctrl-C: the main process decides, and stops them (a worker interrupted on its
+    own would print a traceback).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     pa.set_cpu_count(1)
     _build_checker(rules_dir, plans, run_id)
 
 
 def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: int, tag: str,
-                 employers: dict[str, str]) -> tuple[dict[int, Path], int, list[tuple[int, str, str]]]:
+                 employers: dict[str, str]) -> tuple[dict[int, Path], int, list[BadRecord]]:
     """Phase 1 task: read one byte range of the feed and split its rows into partition pieces."""
     feed = open_feed(Path(feed_path))
     feed.threads = False
@@ -85,11 +99,14 @@ def _run_id(feed: Path, revision: str, plans: list[Plan]) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: Path, workers: int,
+def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: Path | GuardedStream, workers: int,
               on_read: Callable[[int], None] | None = None,
               on_partition: Callable[[int], None] | None = None,
               on_start: Callable[[int], None] | None = None) -> BatchOutcome:
-    """Check a feed; emit findings and the summary as events; write rejects. InputError on unreadable input."""
+    """Check a feed; emit findings and the summary as events; write rejects. InputError on unreadable input.
+
+    `rejects_path` is a file (replaced once complete) or a stream the caller commits.
+    """
     started = time.perf_counter()
     rulebook, limits = load_rules(rules_dir)
     plans = [plan for plan, _ in load_plans(plans_dir).values()]
@@ -99,48 +116,21 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
         events.emit({"event": "feed_columns_ignored", "feed": str(feed_path), "columns": feed.extra_columns,
                      "run_id": run_id})
     partitions = partition_count(feed)
-    # Plans of one employer are checked together: their rows share a partition.
-    employers = {p.plan_id: p.employer_id for p in plans if p.employer_id != p.plan_id}
     workers = max(1, min(workers, partitions))  # a pool costs a second to start: not for a small feed
-    with tempfile.TemporaryDirectory(prefix="plancheck-") as tmp, _executor(workers, rules_dir, plans, run_id) as pool:
-        # Phase 1: split the feed into partitions, by byte ranges in parallel for CSV.
-        spans = feed.ranges(workers * 4) if pool is not None else []
-        pieces: dict[int, list[str]] = {}
-        bad_rows: list[tuple[int, str, str]] = []
-        rows_read = 0
-        if len(spans) > 1:
-            futures = [pool.submit(_spill_range, str(feed_path), span, tmp, partitions, f"{i:04d}", employers)
-                       for i, span in enumerate(spans)]
-            for future in futures:
-                paths, rows, bad = future.result()
-                rows_read += rows
-                bad_rows.extend(bad)
-                for k, path in paths.items():
-                    pieces.setdefault(k, []).append(str(path))
-                if on_read:
-                    on_read(rows + len(bad))
-        else:
-            paths, rows_read = spill(feed.batches(), Path(tmp), partitions, "0000", on_read, employers)
-            bad_rows = feed.bad_rows
-            pieces = {k: [str(p)] for k, p in paths.items()}
-        if on_start:
-            on_start(len(pieces))
-        # Phase 2: check each partition, then merge the sorted results.
-        jobs = [(pieces[k], tmp, f"part-{k:04d}") for k in sorted(pieces)]
-        results: list[PartitionResult] = []
-        if pool is None:
-            _build_checker(str(rules_dir), plans, run_id)
-            outcomes = (_check(*job) for job in jobs)
-        else:
-            outcomes = (future.result() for future in [pool.submit(_check, *job) for job in jobs])
-        for result in outcomes:
-            results.append(result)
-            if on_partition:
-                on_partition(result.rows_read)
-        for _key, event in heapq.merge(*(_lines(r.findings_path) for r in results), key=lambda item: item[0]):
-            events.emit(event)
-        rows_read += len(bad_rows)
-        rejected = _write_rejects(rejects_path, results, sorted(bad_rows))
+    run_dir = tempfile.mkdtemp(prefix="plancheck-run-")
+    try:
+        with _executor(workers, rules_dir, plans, run_id) as pool:
+            employers = {p.plan_id: p.employer_id for p in plans if p.employer_id != p.plan_id}
+            pieces, rows_read, bad_rows = _spill_phase(feed, pool, run_dir, partitions, on_read, employers)
+            if on_start:
+                on_start(len(pieces))
+            results = _check_phase(pieces, pool, run_dir, rules_dir, plans, run_id, on_partition)
+            for _key, event in heapq.merge(*(_lines(r.findings_path) for r in results), key=lambda item: item[0]):
+                events.emit(event)
+            rows_read += len(bad_rows)
+            rejected = _write_rejects(rejects_path, results, sorted(bad_rows, key=lambda bad: bad.line))
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
     by_rule: Counter[str] = Counter()
     for result in results:
         by_rule.update(result.findings_by_rule)
@@ -160,7 +150,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
         "findings": sum(by_rule.values()),
         "findings_by_rule": dict(sorted(by_rule.items())),
         "findings_by_severity": by_severity,
-        "rejects_file": str(rejects_path),
+        "rejects_file": rejects_path.name if isinstance(rejects_path, GuardedStream) else str(rejects_path),
         "partitions": len(results),
         "workers": workers,
         "peak_memory_mb": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
@@ -174,31 +164,128 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, rejects_path: P
     return BatchOutcome(summary=summary, errors=by_severity["error"])
 
 
+def _spill_phase(feed, pool: ProcessPoolExecutor | None, run_dir: str, partitions: int,
+                 on_read: Callable[[int], None] | None,
+                 employers: dict[str, str]) -> tuple[dict[int, list[str]], int, list[BadRecord]]:
+    """Phase 1: split the feed into partition pieces, by byte ranges in parallel for CSV.
+
+    Rows go to partitions by employer and employee, so the plans of one employer are checked together.
+    """
+    spans = feed.ranges(_workers_of(pool) * 4) if pool is not None else []
+    if len(spans) <= 1:
+        paths, rows_read = spill(feed.batches(), Path(run_dir), partitions, "0000", on_read, employers)
+        return {k: [str(p)] for k, p in paths.items()}, rows_read, feed.bad_rows
+    pieces: dict[int, list[str]] = {}
+    bad_rows: list[BadRecord] = []
+    rows_read = 0
+    futures = [pool.submit(_spill_range, str(feed.path), span, run_dir, partitions, f"{i:04d}", employers)
+               for i, span in enumerate(spans)]
+    for future in futures:
+        paths, rows, bad = future.result()
+        rows_read += rows
+        bad_rows.extend(bad)
+        for k, path in paths.items():
+            pieces.setdefault(k, []).append(str(path))
+        if on_read:
+            on_read(rows + len(bad))
+    return pieces, rows_read, bad_rows
+
+
+def _check_phase(pieces: dict[int, list[str]], pool: ProcessPoolExecutor | None, run_dir: str, rules_dir: Path,
+                 plans: list[Plan], run_id: str, on_partition: Callable[[int], None] | None) -> list[PartitionResult]:
+    """Phase 2: check each partition (in the pool when there is one), in partition order."""
+    jobs = [(pieces[k], run_dir, f"part-{k:04d}") for k in sorted(pieces)]
+    if pool is None:
+        _build_checker(str(rules_dir), plans, run_id)
+        outcomes: Iterator[PartitionResult] = (_check(*job) for job in jobs)
+    else:
+        outcomes = (future.result() for future in [pool.submit(_check, *job) for job in jobs])
+    results = []
+    for result in outcomes:
+        results.append(result)
+        if on_partition:
+            on_partition(result.rows_read)
+    return results
+
+
+def _workers_of(pool: ProcessPoolExecutor) -> int:
+    return pool._max_workers  # noqa: SLF001 - the count the pool was built with
+
+
 @contextmanager
 def _executor(workers: int, rules_dir: Path, plans: list[Plan], run_id: str) -> Iterator[ProcessPoolExecutor | None]:
-    """A process pool whose workers each build the engine once; None when one worker is asked for."""
+    """A process pool whose workers each build the engine once; None when one worker is asked for.
+
+    If the run fails or is interrupted, the workers are stopped at once rather than left to
+    finish their partitions.
+    """
     if workers <= 1:
         yield None
         return
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(str(rules_dir), plans, run_id)) as pool:
-        yield pool
-
-
-def _write_rejects(path: Path, results: list[PartitionResult], unsplit: list[tuple[int, str, str]]) -> int:
-    """All rejected rows in line order: line, reason, the row's values as read (or its raw text)."""
-    count = 0
-    unsplit_rows = ([line, reason, [text] + [""] * (len(COLUMNS) - 1)] for line, reason, text in unsplit)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(str(rules_dir), plans, run_id))
     try:
-        handle = path.open("w", newline="", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(Problem(str(path), "", f"cannot write the rejects file: {exc.strerror}")) from None
-    with handle:
-        writer = csv.writer(handle)
-        writer.writerow(["line", "reason", *COLUMNS])
-        streams = [unsplit_rows, *(_lines(r.rejects_path) for r in results)]
-        for line, reason, values in heapq.merge(*streams, key=lambda item: item[0]):
-            writer.writerow([line, reason, *values])
-            count += 1
+        yield pool
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what is queued, terminate the worker processes (kill any that linger), and wait for them."""
+    processes = list((pool._processes or {}).values())  # noqa: SLF001 - the executor offers no kill
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=2)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=2)
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Longest value a rejects file shows of a column.
+REJECT_VALUE_CHARS = RAW_CHARS
+
+
+def rejects_header() -> list[str]:
+    """line, reason, the feed's own columns, and `raw` for records that could not be split into fields."""
+    return ["line", "reason", *COLUMNS, "raw"]
+
+
+def _reject_rows(results: list[PartitionResult], bad_rows: list[BadRecord]) -> Iterator[list[Any]]:
+    """Every rejected row in line order, as rejects-file cells (values shortened, unknown columns never shown)."""
+    blank = [""] * len(COLUMNS)
+    unsplit = ([bad.line, bad.reason, list(bad.values) if bad.values is not None else blank, bad.raw]
+               for bad in bad_rows)
+    split = ([line, reason, values, ""] for line, reason, values in
+             heapq.merge(*(_lines(r.rejects_path) for r in results), key=lambda item: item[0]))
+    for line, reason, values, raw in heapq.merge(unsplit, split, key=lambda item: item[0]):
+        yield [line, shorten(reason, 1000), *(shorten(v, REJECT_VALUE_CHARS) for v in values), raw]
+
+
+def _write_rejects(path: Path | GuardedStream, results: list[PartitionResult], bad_rows: list[BadRecord]) -> int:
+    """Write the rejects CSV (to a stream, or replacing `path` once complete); return the rows written."""
+    if isinstance(path, GuardedStream):
+        return _write_reject_rows(path, results, bad_rows)
+    with replacing(path) as stream:
+        return _write_reject_rows(stream, results, bad_rows)
+
+
+def _write_reject_rows(stream: GuardedStream, results: list[PartitionResult], bad_rows: list[BadRecord]) -> int:
+    count = 0
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(rejects_header())
+    for row in _reject_rows(results, bad_rows):
+        writer.writerow(row)
+        count += 1
+        if text.tell() > 1 << 20:
+            stream.write(text.getvalue().encode())
+            text.seek(0)
+            text.truncate()
+    stream.write(text.getvalue().encode())
     return count

@@ -1,0 +1,151 @@
+"""Byte-level fuzzing of payroll feeds through the real command line.
+
+Valid feeds are mutated (quotes, newlines, carriage returns, stray and invalid bytes, field
+counts, huge fields) and run through `plancheck batch`. Whatever the bytes: no exception, exit
+0 or 1 (the header is never touched), counts reconcile, the rejects file holds one row per
+rejected record, every record is either checked or rejected (records as an independent
+line-by-line reading of README's rules finds them), and the input file is unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hostile import batch, digest, feed_bytes, good_rows
+from plancheck.batch import feed as feed_module
+from plancheck.batch.feed import LINE, Feed, FeedRange, open_feed
+from plancheck.batch.records import MAX_RECORD_BYTES, MAX_RECORD_LINES
+
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+MUTATIONS = st.lists(st.sampled_from(["quote", "newline", "cr", "crlf", "bytes", "comma", "delete", "uncomma",
+                                      "huge", "open_quote_line", "quoted_newline", "blank"]), min_size=1, max_size=6)
+
+
+def mutate(body: bytes, mutations: list[str], rng: random.Random) -> bytes:
+    """Apply each mutation at a random place of the feed's body."""
+    data = bytearray(body)
+    for kind in mutations:
+        at = rng.randrange(len(data) + 1)
+        if kind == "quote":
+            data[at:at] = b'"'
+        elif kind == "newline":
+            data[at:at] = b"\n"
+        elif kind == "cr":
+            data[at:at] = b"\r"
+        elif kind == "crlf":
+            data[at:at] = b"\r\n"
+        elif kind == "bytes":
+            data[at:at] = bytes(rng.choice([0x00, 0xff, 0xc3, 0xe2, 0x82, 0x22, 0x2c, 0x0a]) for _ in range(rng.randint(1, 4)))
+        elif kind == "comma":
+            data[at:at] = b","
+        elif kind == "delete":
+            del data[at:at + rng.randint(1, 40)]
+        elif kind == "uncomma" and b"," in data:
+            where = data.find(b",", at)
+            if where >= 0:
+                del data[where]
+        elif kind == "huge":
+            size = rng.choice([300, 5_000, 70_000, MAX_RECORD_BYTES + 10])
+            data[at:at] = b"9" * size
+        elif kind == "open_quote_line":
+            line_start = data.rfind(b"\n", 0, at) + 1
+            data[line_start:line_start] = b'"'
+        elif kind == "quoted_newline":
+            data[at:at] = b'"a\nb"'
+        elif kind == "blank":
+            data[at:at] = b"\n\n"
+    return bytes(data)
+
+
+def expected_record_lines(data: bytes) -> list[int]:
+    """First line of every record, read line by line as README states the rules (independent of records.py)."""
+    body = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    lines = body.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    first_lines, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        if len(line) > MAX_RECORD_BYTES or line.count(b'"') % 2 == 0:
+            if line not in (b"", b"\r"):
+                first_lines.append(i + 2)
+            i += 1
+            continue
+        size, closed = len(line), None
+        for j in range(i + 1, min(len(lines), i + MAX_RECORD_LINES)):
+            size += 1 + len(lines[j])
+            if len(lines[j]) > MAX_RECORD_BYTES or size > MAX_RECORD_BYTES:
+                break
+            if lines[j].count(b'"') % 2:
+                closed = j
+                break
+        first_lines.append(i + 2)
+        i = closed + 1 if closed is not None else i + 1
+    return first_lines
+
+
+def mutated_feed(seed: int, mutations: list[str], rows: int) -> bytes:
+    header, body = feed_bytes(good_rows(rows, employee=f"E{seed % 7}") + good_rows(3, employee="X")).split(b"\n", 1)
+    return header + b"\n" + mutate(body, mutations, random.Random(seed))
+
+
+def read_all(feed: Feed, spans: list[FeedRange]) -> tuple[list[int], list[int]]:
+    """Lines of the rows read and of the records rejected, over the given ranges of the feed."""
+    rows: list[int] = []
+    for span in spans:
+        for batch in feed.csv_batches(span):
+            rows.extend(batch.column(LINE).to_pylist())
+    return rows, [bad.line for bad in feed.bad_rows]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=SEEDS, mutations=MUTATIONS, rows=st.integers(min_value=1, max_value=60), pieces=st.integers(2, 9))
+def test_mutated_feeds_split_into_the_expected_records_whatever_the_ranges(tmp_path, monkeypatch, seed, mutations,
+                                                                           rows, pieces):
+    """Every record is read or rejected exactly once, at its first line, however the feed is cut for workers."""
+    monkeypatch.setattr(feed_module, "MIN_RANGE_CHUNK", 64)
+    path = tmp_path / "feed.csv"
+    data = mutated_feed(seed, mutations, rows)
+    path.write_bytes(data)
+    whole = read_all(open_feed(path), [FeedRange(open_feed(path).data_start, len(data), 2)])
+    feed = open_feed(path)
+    spans = feed.ranges(pieces)
+    assert [s.start for s in spans[1:]] == [s.stop for s in spans[:-1]] and spans[-1].stop == len(data)
+    cut = read_all(feed, spans)
+    assert sorted(whole[0]) == sorted(cut[0]) and sorted(whole[1]) == sorted(cut[1])
+    read, rejected = whole
+    assert sorted(read + rejected) == expected_record_lines(data)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(seed=SEEDS, mutations=MUTATIONS, rows=st.integers(min_value=1, max_value=30))
+def test_mutated_feeds_never_break_the_batch(capsys, tmp_path, seed, mutations, rows):
+    """Through the command line: exit 0/1, counts reconcile, rejects hold each rejected record once, input unchanged."""
+    data = mutated_feed(seed, mutations, rows)
+    result = batch(capsys, tmp_path, data)
+    assert result.status in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr) < 5000
+    assert digest(tmp_path / "feed.csv") == digest_of(data)
+    summary = result.summary
+    assert summary["rows_read"] == summary["rows_checked"] + summary["rows_rejected"]
+    assert summary["rows_rejected"] == len(result.rejects)
+    records = expected_record_lines(data)
+    assert summary["rows_read"] == len(records)
+    rejected = [int(r["line"]) for r in result.rejects]
+    assert len(set(rejected)) == len(rejected) and set(rejected) <= set(records)
+    assert all(len(value) <= 230 for r in result.rejects for key, value in r.items() if key not in ("reason", "line"))
+
+
+def digest_of(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_the_oracle_itself_sees_quoted_newlines_and_unbalanced_quotes():
+    """The reference reading must be able to disagree: check it on a hand-made feed."""
+    data = b'h\na\n"b\nc"\nd\n"e\nf\n\ng\n'
+    assert expected_record_lines(data) == [2, 3, 5, 6, 7, 9]
