@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from plancheck.ages import date_reaching
 from plancheck.withdrawals import months_of_age
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,55 @@ def test_partial_after_tax_withdrawal_is_pro_rata(tmp_path):
 def test_months_of_age(birth, on, months):
     """59 1/2 is reached on the day six months after the 59th birthday."""
     assert months_of_age(dt.date.fromisoformat(birth), dt.date.fromisoformat(on)) == months
+
+
+# (birth date, the day 59 1/2 is reached), worked out on a calendar: six calendar months after
+# the 59th birthday, on the last day of the month where that day does not exist.
+FIFTY_NINE_AND_A_HALF = [
+    ("1966-08-31", "2026-02-28"),  # 59th birthday 2025-08-31; there is no 31 February
+    ("1966-08-30", "2026-02-28"),  # no 30 February either
+    ("1966-08-28", "2026-02-28"),  # the day exists: no clamping
+    ("1966-02-15", "2025-08-15"),
+    ("1964-08-31", "2024-02-29"),  # 2024 is a leap year: the last day of February is the 29th
+    ("1964-08-29", "2024-02-29"),
+    ("1966-12-31", "2026-06-30"),  # June has 30 days
+    ("1966-03-31", "2025-09-30"),
+    ("1966-07-01", "2026-01-01"),  # across the year end
+]
+
+
+@pytest.mark.parametrize(("birth", "reached"), FIFTY_NINE_AND_A_HALF)
+def test_fifty_nine_and_a_half_on_the_day_and_not_the_day_before(birth, reached):
+    """The participant is 714 months old on the day 59 1/2 is reached and 713 months old the day before."""
+    born, day = dt.date.fromisoformat(birth), dt.date.fromisoformat(reached)
+    assert date_reaching(born, 714) == day
+    assert months_of_age(born, day) == 714
+    assert months_of_age(born, day - dt.timedelta(days=1)) == 713
+
+
+def test_months_of_age_never_goes_back():
+    """Counting day by day over four years from a 31st, months of age rise by at most one a day and never fall."""
+    born = dt.date(1966, 1, 31)
+    day, last = dt.date(2025, 1, 1), months_of_age(born, dt.date(2025, 1, 1))
+    while day < dt.date(2029, 1, 1):
+        day += dt.timedelta(days=1)
+        now = months_of_age(born, day)
+        assert now - last in (0, 1)
+        last = now
+
+
+def test_in_service_withdrawal_age_boundary_through_the_cli(tmp_path):
+    """Born 1966-08-31: pretax money on 2026-02-27 is too early (59 years 5 months); on 2026-02-28 it is allowed."""
+    requests = [{"request_id": rid, "plan_id": "acme-mega-backdoor", "employee_id": "E", "birth_date": "1966-08-31",
+                 "employed": True, "request_date": day, "kind": "in_service_withdrawal", "source": "pretax",
+                 "amount": "100.00", "source_balance": "5000.00"} for rid, day in (("R1", "2026-02-27"),
+                                                                                  ("R2", "2026-02-28"))]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(requests))
+    events, _ = run(str(path))
+    found = [e for e in events if "rule" in e]
+    assert [(e["request_id"], e["rule"]) for e in found] == [("R1", "in-service-withdrawal-age")]
+    assert found[0]["age"] == "59 years 5 months" and found[0]["minimum_age"] == "59 years 6 months"
 
 
 def test_unreadable_request_file_is_exit_2(tmp_path):

@@ -18,12 +18,16 @@ from .errors import InputError
 from .findings import Finding, build_finding
 from .limits import LimitTable
 from .money import apply_rate
-from .plan import Plan, Source, load_plan_document
+from .plan import Plan, Source, SourceWithdrawal, load_plan_document
 from .rulebook import Rule, Rulebook, load_rulebook
 from .yamlio import line_of
 
 PLAN_FILE_SUFFIXES = (".yaml", ".yml", ".json")
-AGE_59_HALF = Decimal("59.5")
+
+
+def _open_before(terms: SourceWithdrawal, age: Decimal) -> bool:
+    """The source may be withdrawn in service before `age` (no minimum age, or a lower one)."""
+    return terms.allowed and (terms.minimum_age is None or terms.minimum_age < age)
 
 
 def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
@@ -44,10 +48,8 @@ def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
         employer += apply_rate(pay_cap, plan.nonelective.percent)
     withdrawals = plan.in_service_withdrawals
     conversion = plan.in_plan_roth_conversion
-    early_elective = any(
-        withdrawals.for_source(s).allowed and (withdrawals.for_source(s).minimum_age is None
-                                               or withdrawals.for_source(s).minimum_age < AGE_59_HALF)
-        for s in (Source.pretax, Source.roth))
+    age_59_half = limits.parameter("early_withdrawal_age")
+    early_elective = any(_open_before(withdrawals.for_source(s), age_59_half) for s in (Source.pretax, Source.roth))
     converts_after_tax = Source.after_tax in conversion.sources
     ready = plan.contributions.after_tax and (
         withdrawals.after_tax.allowed or (conversion.allowed and plan.contributions.roth and converts_after_tax))

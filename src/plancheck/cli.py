@@ -169,7 +169,7 @@ def withdrawals(
     try:
         rulebook, _limits = _rules(rules)
         plan_docs = {pid: plan for pid, (plan, _) in load_plans(plans or default_plans_dir()).items()}
-        outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook))
+        outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook), _limits)
     except InputError as exc:
         _fail(exc)
     stream = _event_stream(out)

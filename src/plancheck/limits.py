@@ -162,6 +162,7 @@ PARAMETERS = {
     "catch_up_age_60_63_first": "years",
     "catch_up_age_60_63_last": "years",
     "match_rounding_tolerance": "USD per pay period",
+    "early_withdrawal_age": "years",
 }
 
 

@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from .ages import age_in_months, age_text, months_of_age
 from .engine import Engine
 from .errors import InputError, Problem
 from .findings import Finding, build_finding
+from .limits import LimitTable
 from .models import Strict
 from .money import Cents, display_cents
 from .plan import Plan, Source
@@ -25,7 +27,9 @@ from .rulebook import Rulebook
 from .yamlio import line_of, read_document, validation_problems
 
 Kind = Literal["in_service_withdrawal", "hardship", "in_plan_roth_conversion", "rollover_to_roth_ira"]
-AGE_59_HALF_MONTHS = 59 * 12 + 6
+
+__all__ = ["WithdrawalRequest", "RejectedRequest", "WithdrawalOutcome", "read_requests", "request_facts",
+           "check_requests", "months_of_age"]
 
 
 class WithdrawalRequest(Strict):
@@ -64,17 +68,6 @@ class RejectedRequest:
     where: str
     line: int | None
     reason: str
-
-
-def months_of_age(birth: dt.date, on: dt.date) -> int:
-    """Completed months of age on a date."""
-    months = (on.year - birth.year) * 12 + (on.month - birth.month)
-    return months - (1 if on.day < birth.day else 0)
-
-
-def _age_text(months: int) -> str:
-    years, rest = divmod(months, 12)
-    return f"{years} years {rest} months" if rest else f"{years} years"
 
 
 def _csv_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -116,8 +109,8 @@ def read_requests(path: Path) -> tuple[list[tuple[int | None, WithdrawalRequest]
     return accepted, rejected
 
 
-def request_facts(request: WithdrawalRequest, plan: Plan) -> dict[str, int]:
-    """The withdrawal facts of rules/facts/withdrawal.yaml for one request."""
+def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) -> dict[str, int]:
+    """The withdrawal facts of rules/facts/withdrawal.yaml for one request (exactly BUILT_FACTS)."""
     terms = plan.in_service_withdrawals.for_source(request.source)
     conversion = plan.in_plan_roth_conversion
     has_basis = request.after_tax_basis is not None
@@ -131,10 +124,11 @@ def request_facts(request: WithdrawalRequest, plan: Plan) -> dict[str, int]:
         taxable = (share * request.after_tax_earnings * 2 + total) // (2 * total) if total else 0
     elif request.source is not Source.roth:
         taxable = request.amount if request.kind in ("in_plan_roth_conversion", "rollover_to_roth_ira") else 0
-    minimum = int(terms.minimum_age * 12) if terms.minimum_age is not None else 0
+    age_months = months_of_age(request.birth_date, request.request_date)
     return {
         "employed": int(request.employed),
-        "age_months": months_of_age(request.birth_date, request.request_date),
+        "age_months": age_months,
+        "before_59_half": int(age_months < age_in_months(limits.parameter("early_withdrawal_age"))),
         "kind_in_service_withdrawal": int(request.kind == "in_service_withdrawal"),
         "kind_hardship": int(request.kind == "hardship"),
         "kind_in_plan_roth_conversion": int(request.kind == "in_plan_roth_conversion"),
@@ -144,7 +138,7 @@ def request_facts(request: WithdrawalRequest, plan: Plan) -> dict[str, int]:
         "source_roth": int(request.source is Source.roth),
         "plan_allows_source_in_service": int(terms.allowed),
         "plan_has_minimum_age": int(terms.minimum_age is not None),
-        "plan_minimum_age_months": minimum,
+        "plan_minimum_age_months": age_in_months(terms.minimum_age) if terms.minimum_age is not None else 0,
         "plan_has_frequency_limit": int(terms.times_per_year is not None),
         "plan_times_per_year": terms.times_per_year or 0,
         "withdrawals_this_year": request.withdrawals_this_year,
@@ -171,7 +165,8 @@ class WithdrawalOutcome:
     checked: int
 
 
-def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engine: Engine) -> WithdrawalOutcome:
+def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engine: Engine,
+                   limits: LimitTable) -> WithdrawalOutcome:
     """Check every readable request; requests naming an unknown plan are rejected."""
     accepted, rejected = read_requests(path)
     checkable, facts = [], []
@@ -182,19 +177,19 @@ def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engin
                                             f"plan_id: unknown plan {request.plan_id!r}"))
             continue
         checkable.append((line, request, plan))
-        facts.append(request_facts(request, plan))
+        facts.append(request_facts(request, plan, limits))
     firings = engine["withdrawal"].fire(facts) if facts else []
     types = rulebook.fact_types("withdrawal")
+    early_age = age_in_months(limits.parameter("early_withdrawal_age"))
     findings = []
     for index, rule_id in firings:
         line, request, plan = checkable[index]
         this = facts[index]
-        needs = max(AGE_59_HALF_MONTHS if this["source_elective"] else 0,
-                    this["plan_minimum_age_months"])
+        needs = max(early_age if this["source_elective"] else 0, this["plan_minimum_age_months"])
         context = {"plan_id": plan.plan_id, "employee_id": request.employee_id, "request_id": request.request_id,
                    "request_kind": request.kind, "source": request.source.value,
                    "request_date": request.request_date.isoformat(), "line": line,
-                   "age": _age_text(this["age_months"]), "minimum_age": _age_text(needs),
+                   "age": age_text(this["age_months"]), "minimum_age": age_text(needs),
                    "amount_requested": display_cents(request.amount)}
         findings.append(build_finding(rulebook.by_id[rule_id], this, types, context))
     rejected.sort(key=lambda r: (r.line or 0, r.where))
