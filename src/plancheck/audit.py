@@ -18,8 +18,9 @@ from .errors import InputError
 from .findings import Finding, build_finding
 from .limits import LimitTable
 from .money import apply_rate
-from .plan import Plan, Source, SourceWithdrawal, load_plan_document
+from .plan import Plan, SafeHarborDesign, Source, SourceWithdrawal, load_plan_document, safe_harbor_sources
 from .rulebook import Rule, Rulebook, load_rulebook
+from .safe_harbor import safe_harbor_facts
 from .yamlio import line_of
 
 PLAN_FILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -50,6 +51,7 @@ def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
     conversion = plan.in_plan_roth_conversion
     age_59_half = limits.parameter("early_withdrawal_age")
     early_elective = any(_open_before(withdrawals.for_source(s), age_59_half) for s in (Source.pretax, Source.roth))
+    early_safe_harbor = any(_open_before(withdrawals.for_source(s), age_59_half) for s in safe_harbor_sources(plan))
     converts_after_tax = Source.after_tax in conversion.sources
     ready = plan.contributions.after_tax and (
         withdrawals.after_tax.allowed or (conversion.allowed and plan.contributions.roth and converts_after_tax))
@@ -64,17 +66,20 @@ def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
         "catch_up_60_63": int(plan.catch_up.age_60_63),
         "after_tax_in_service": int(withdrawals.after_tax.allowed),
         "elective_in_service_before_59_half": int(early_elective),
+        "safe_harbor_in_service_before_59_half": int(early_safe_harbor),
         "conversion_allowed": int(conversion.allowed),
         "conversion_sources": len(conversion.sources),
         "conversion_from_after_tax": int(converts_after_tax),
         "conversion_from_roth": int(Source.roth in conversion.sources),
-        "safe_harbor": int(plan.safe_harbor != "none" or bool(plan.nonelective and plan.nonelective.safe_harbor)),
+        "safe_harbor": int(plan.safe_harbor_design is not SafeHarborDesign.none),
         "has_match": int(plan.match is not None),
+        "has_nonelective": int(plan.nonelective is not None),
         "mega_backdoor_ready": int(bool(ready)),
         "max_employer_additions": employer,
         "limit_415c": year_limits.annual_additions_415c if year_limits else 0,
         "limit_401a17": pay_cap,
         "schema_errors": 0,
+        **safe_harbor_facts(plan, limits, pay_cap),
     }
 
 
