@@ -34,13 +34,14 @@ def test_sample_requests():
         ("W-008", "in-service-withdrawal-not-permitted"),
         ("W-009", "withdrawal-exceeds-balance"),
         ("W-010", "hardship-not-permitted"),
+        ("W-014", "in-service-withdrawal-age"),
     }
     taxable = next(e for e in events if e.get("rule") == "after-tax-earnings-taxable")
     assert taxable["amount"] == "2000.00" and taxable["severity"] == "info"
     rejected = [e for e in events if e["event"] == "request_rejected"]
     assert [e["line"] for e in rejected] == [42, 45]
     summary = events[-1]
-    assert (summary["requests_read"], summary["requests_checked"], summary["requests_rejected"]) == (13, 11, 2)
+    assert (summary["requests_read"], summary["requests_checked"], summary["requests_rejected"]) == (15, 13, 2)
     assert code == 1
 
 
@@ -50,6 +51,7 @@ def test_csv_requests_and_pro_rata_earnings():
     taxable = {e["request_id"]: e["amount"] for e in events if e.get("rule") == "after-tax-earnings-taxable"}
     assert taxable == {"C-001": "2000.00", "C-002": "1500.00"}
     assert ("C-003", "in-plan-roth-conversion-not-permitted") in {(e.get("request_id"), e.get("rule")) for e in events}
+    assert ("C-005", "in-service-withdrawal-age") in {(e.get("request_id"), e.get("rule")) for e in events}
     rejected = [e for e in events if e["event"] == "request_rejected"]
     assert len(rejected) == 1 and rejected[0]["line"] == 5 and "request_date" in rejected[0]["reason"]
 
@@ -127,3 +129,52 @@ def test_unreadable_request_file_is_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "plancheck", "withdrawals", str(path)], capture_output=True,
                             text=True, cwd=ROOT)
     assert result.returncode == 2 and "expected a list of requests" in result.stderr
+
+
+def request(**fields) -> dict:
+    """A request against bayside-safe-harbor (basic safe-harbor match) with the fields given."""
+    return {"request_id": "R", "plan_id": "bayside-safe-harbor", "employee_id": "E", "birth_date": "1970-05-05",
+            "employed": True, "request_date": "2026-06-01", "kind": "in_service_withdrawal",
+            "source": "safe_harbor", "amount": "1000.00", "source_balance": "5000.00", **fields}
+
+
+def rules_for(tmp_path, requests: list[dict]) -> list[tuple[str, str]]:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(requests))
+    events, _ = run(str(path))
+    return sorted((e["request_id"], e["rule"]) for e in events if "rule" in e)
+
+
+def test_safe_harbor_money_waits_for_59_half(tmp_path):
+    """Safe-harbor money in service: at 56 it is too early; at 59 1/2 it may go; after separation any age may take it."""
+    assert rules_for(tmp_path, [
+        request(request_id="early"),
+        request(request_id="on-time", birth_date="1966-12-01"),          # 59 1/2 on 2026-06-01
+        request(request_id="separated", employed=False),
+    ]) == [("early", "in-service-withdrawal-age")]
+
+
+def test_match_money_of_a_safe_harbor_match_plan_is_safe_harbor_money(tmp_path, plans):
+    """In a plan claiming a safe-harbor match, employer_match money is held to 59 1/2 even if the plan says 55.
+
+    The request is checked against a copy of bayside-safe-harbor whose employer_match source opens at 55 (the
+    plan audit reports that document as safe-harbor-in-service-before-59-half).
+    """
+    plan_dir = tmp_path / "plans"
+    plan_dir.mkdir()
+    text = (ROOT / "plans" / "bayside-safe-harbor.yaml").read_text().replace(
+        "  safe_harbor: {allowed: true, minimum_age: 59.5, times_per_year: 1}",
+        "  employer_match: {allowed: true, minimum_age: 55}")
+    (plan_dir / "bayside.yaml").write_text(text)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([request(request_id="m57", source="employer_match", birth_date="1969-01-10")]))
+    result = subprocess.run([sys.executable, "-m", "plancheck", "withdrawals", str(path), "--plans", str(plan_dir)],
+                            capture_output=True, text=True, cwd=ROOT)
+    found = [json.loads(line) for line in result.stdout.splitlines() if '"rule"' in line]
+    assert [(e["rule"], e["age"], e["minimum_age"]) for e in found] == [
+        ("in-service-withdrawal-age", "57 years 4 months", "59 years 6 months")]
+
+
+def test_hardship_from_safe_harbor_money_follows_the_plan(tmp_path):
+    """Hardship is allowed from safe-harbor money where the plan lists it (401(k)(14)(A)); bayside lists pretax only."""
+    assert rules_for(tmp_path, [request(request_id="h", kind="hardship")]) == [("h", "hardship-not-permitted")]

@@ -22,7 +22,7 @@ from .findings import Finding, build_finding
 from .limits import LimitTable
 from .models import Strict
 from .money import Cents, display_cents
-from .plan import Plan, Source
+from .plan import Plan, Source, safe_harbor_sources
 from .rulebook import Rulebook
 from .yamlio import line_of, read_document, validation_problems
 
@@ -136,6 +136,7 @@ def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) ->
         "source_elective": int(request.source in (Source.pretax, Source.roth)),
         "source_after_tax": int(request.source is Source.after_tax),
         "source_roth": int(request.source is Source.roth),
+        "source_safe_harbor": int(request.source in safe_harbor_sources(plan)),
         "plan_allows_source_in_service": int(terms.allowed),
         "plan_has_minimum_age": int(terms.minimum_age is not None),
         "plan_minimum_age_months": age_in_months(terms.minimum_age) if terms.minimum_age is not None else 0,
@@ -185,7 +186,8 @@ def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engin
     for index, rule_id in firings:
         line, request, plan = checkable[index]
         this = facts[index]
-        needs = max(early_age if this["source_elective"] else 0, this["plan_minimum_age_months"])
+        restricted = this["source_elective"] or this["source_safe_harbor"]
+        needs = max(early_age if restricted else 0, this["plan_minimum_age_months"])
         context = {"plan_id": plan.plan_id, "employee_id": request.employee_id, "request_id": request.request_id,
                    "request_kind": request.kind, "source": request.source.value,
                    "request_date": request.request_date.isoformat(), "line": line,
