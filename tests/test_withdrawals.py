@@ -27,6 +27,7 @@ def test_sample_requests():
     events, code = run("samples/withdrawals.yaml")
     got = {(e["request_id"], e["rule"]) for e in events if "rule" in e}
     assert got == {
+        ("W-001", "after-tax-earnings-taxable"),
         ("W-002", "after-tax-earnings-taxable"),
         ("W-004", "in-plan-roth-conversion-not-permitted"),
         ("W-005", "in-service-withdrawal-age"),
@@ -34,22 +35,29 @@ def test_sample_requests():
         ("W-008", "in-service-withdrawal-not-permitted"),
         ("W-009", "withdrawal-exceeds-balance"),
         ("W-010", "hardship-not-permitted"),
+        ("W-009", "after-tax-earnings-taxable"),
+        ("W-009", "withdrawal-exceeds-balance"),
         ("W-014", "in-service-withdrawal-age"),
+        ("W-016", "after-tax-earnings-taxable"),
     }
-    taxable = next(e for e in events if e.get("rule") == "after-tax-earnings-taxable")
-    assert taxable["amount"] == "2000.00" and taxable["severity"] == "info"
+    taxable = {e["request_id"]: (e["amount"], e["additional_tax_72t"], e["severity"])
+               for e in events if e.get("rule") == "after-tax-earnings-taxable"}
+    assert taxable == {"W-001": ("2000.00", "200.00", "info"), "W-002": ("2000.00", "0.00", "info"),
+                       "W-009": ("2000.00", "200.00", "info"), "W-016": ("1234.55", "123.46", "info")}
     rejected = [e for e in events if e["event"] == "request_rejected"]
-    assert [e["line"] for e in rejected] == [42, 45]
+    assert [e["line"] for e in rejected] == [44, 47]
     summary = events[-1]
-    assert (summary["requests_read"], summary["requests_checked"], summary["requests_rejected"]) == (15, 13, 2)
+    assert (summary["requests_read"], summary["requests_checked"], summary["requests_rejected"]) == (16, 14, 2)
     assert code == 1
 
 
 def test_csv_requests_and_pro_rata_earnings():
     """CSV requests: $7,500 of a $6,000 basis + $1,500 earnings source converts $1,500 of taxable earnings."""
     events, _ = run("samples/withdrawals.csv")
-    taxable = {e["request_id"]: e["amount"] for e in events if e.get("rule") == "after-tax-earnings-taxable"}
-    assert taxable == {"C-001": "2000.00", "C-002": "1500.00"}
+    taxable = {e["request_id"]: (e["amount"], e["additional_tax_72t"])
+               for e in events if e.get("rule") == "after-tax-earnings-taxable"}
+    # C-006: $3,000 of a $2,400 basis + $600 earnings source paid at 36: $600 taxable, $60 under 72(t).
+    assert taxable == {"C-001": ("2000.00", "0.00"), "C-002": ("1500.00", "0.00"), "C-006": ("600.00", "60.00")}
     assert ("C-003", "in-plan-roth-conversion-not-permitted") in {(e.get("request_id"), e.get("rule")) for e in events}
     assert ("C-005", "in-service-withdrawal-age") in {(e.get("request_id"), e.get("rule")) for e in events}
     rejected = [e for e in events if e["event"] == "request_rejected"]
@@ -178,3 +186,61 @@ def test_match_money_of_a_safe_harbor_match_plan_is_safe_harbor_money(tmp_path, 
 def test_hardship_from_safe_harbor_money_follows_the_plan(tmp_path):
     """Hardship is allowed from safe-harbor money where the plan lists it (401(k)(14)(A)); bayside lists pretax only."""
     assert rules_for(tmp_path, [request(request_id="h", kind="hardship")]) == [("h", "hardship-not-permitted")]
+
+
+def after_tax(**fields) -> dict:
+    """An after-tax request against acme-mega-backdoor (after-tax withdrawable in service) with the fields given."""
+    return {"request_id": "R", "plan_id": "acme-mega-backdoor", "employee_id": "E", "birth_date": "1980-01-01",
+            "employed": True, "request_date": "2026-03-02", "kind": "in_service_withdrawal", "source": "after_tax",
+            **fields}
+
+
+def notices(tmp_path, requests: list[dict]) -> dict[str, tuple[str, str, str]]:
+    """request_id -> (taxable earnings, 72(t) tax, basis) of each after-tax-earnings-taxable notice."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(requests))
+    events, _ = run(str(path))
+    found = {}
+    for e in events:
+        if e.get("rule") == "after-tax-earnings-taxable":
+            basis = e["message"].split("is earnings and taxable; ")[1].split(" is basis")[0]
+            found[e["request_id"]] = (e["amount"], e["additional_tax_72t"], basis)
+    return found
+
+
+def test_72t_tax_to_the_cent_rounds_half_up(tmp_path):
+    """$5,000 of a $3,765.45 basis + $1,234.55 earnings source paid at 45: 10% of $1,234.55 is $123.455 -> $123.46.
+
+    A $1,000.00 share of a $4,000 basis + $1,000.05 earnings source carries $1,000 x 1,000.05 / 5,000.05 =
+    $200.0079... -> $200.01 of earnings, and 10% of that, $20.001, is $20.00.
+    """
+    assert notices(tmp_path, [
+        after_tax(request_id="a", amount="5000.00", after_tax_basis="3765.45", after_tax_earnings="1234.55"),
+        after_tax(request_id="b", amount="1000.00", after_tax_basis="4000.00", after_tax_earnings="1000.05"),
+    ]) == {"a": ("1234.55", "123.46", "$3,765.45"), "b": ("200.01", "20.00", "$799.99")}
+
+
+def test_72t_applies_to_money_kept_before_59_half_only(tmp_path):
+    """10% of $2,000 of earnings is $200 paid in service or on hardship before 59 1/2, or after separation.
+
+    Nothing on the day the participant reaches 59 1/2 (born 1966-08-31: 2026-02-28), and nothing on a rollover
+    to a Roth IRA or an in-plan conversion at any age: those are not distributions kept by the participant.
+    """
+    money = {"amount": "10000.00", "after_tax_basis": "8000.00", "after_tax_earnings": "2000.00"}
+    born = {"birth_date": "1966-08-31"}
+    assert notices(tmp_path, [
+        after_tax(request_id="day-before", request_date="2026-02-27", **born, **money),
+        after_tax(request_id="on-the-day", request_date="2026-02-28", **born, **money),
+        after_tax(request_id="separated", employed=False, **money),
+        after_tax(request_id="hardship", kind="hardship", **money),
+        after_tax(request_id="rollover", kind="rollover_to_roth_ira", **money),
+        after_tax(request_id="conversion", kind="in_plan_roth_conversion", **money),
+    ]) == {"day-before": ("2000.00", "200.00", "$8,000.00"), "on-the-day": ("2000.00", "0.00", "$8,000.00"),
+           "separated": ("2000.00", "200.00", "$8,000.00"), "hardship": ("2000.00", "200.00", "$8,000.00"),
+           "rollover": ("2000.00", "0.00", "$8,000.00"), "conversion": ("2000.00", "0.00", "$8,000.00")}
+
+
+def test_basis_of_a_request_above_the_balance_is_what_the_source_holds(tmp_path):
+    """$12,000 asked of an $8,000 basis + $2,000 earnings source: the $10,000 it holds is $2,000 earnings, $8,000 basis."""
+    assert notices(tmp_path, [after_tax(amount="12000.00", after_tax_basis="8000.00", after_tax_earnings="2000.00")]) \
+        == {"R": ("2000.00", "200.00", "$8,000.00")}

@@ -168,6 +168,7 @@ PARAMETERS = {
     "safe_harbor_enhanced_match_max_pay_percent": "percent",
     "safe_harbor_nonelective_percent": "percent",
     "safe_harbor_qaca_nonelective_percent": "percent",
+    "early_distribution_additional_tax_percent": "percent",
 }
 
 

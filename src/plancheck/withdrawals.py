@@ -21,12 +21,16 @@ from .errors import InputError, Problem
 from .findings import Finding, build_finding
 from .limits import LimitTable
 from .models import Strict
-from .money import Cents, display_cents
+from .money import Cents, apply_rate, display_cents, format_cents
 from .plan import Plan, Source, safe_harbor_sources
 from .rulebook import Rulebook
+from .safe_harbor import parameter_percent
 from .yamlio import line_of, read_document, validation_problems
 
 Kind = Literal["in_service_withdrawal", "hardship", "in_plan_roth_conversion", "rollover_to_roth_ira"]
+#: Kinds of request paid to the participant, who keeps the money: distributions under 72(t).
+#: A rollover to a Roth IRA and an in-plan Roth conversion are not (408A(d)(3)(A)(ii); 402A(c)(4)(B)).
+PAID_TO_PARTICIPANT = frozenset({"in_service_withdrawal", "hardship"})
 
 __all__ = ["WithdrawalRequest", "RejectedRequest", "WithdrawalOutcome", "read_requests", "request_facts",
            "check_requests", "months_of_age"]
@@ -118,6 +122,7 @@ def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) ->
     if balance is None and has_basis:
         balance = request.after_tax_basis + request.after_tax_earnings
     taxable = 0
+    share = request.amount
     if has_basis:
         total = request.after_tax_basis + request.after_tax_earnings
         share = min(request.amount, total)
@@ -125,14 +130,20 @@ def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) ->
     elif request.source is not Source.roth:
         taxable = request.amount if request.kind in ("in_plan_roth_conversion", "rollover_to_roth_ira") else 0
     age_months = months_of_age(request.birth_date, request.request_date)
+    before_59_half = age_months < age_in_months(limits.parameter("early_withdrawal_age"))
+    paid = request.kind in PAID_TO_PARTICIPANT
+    additional_tax = 0
+    if paid and before_59_half:
+        additional_tax = apply_rate(taxable, parameter_percent(limits, "early_distribution_additional_tax_percent"))
     return {
         "employed": int(request.employed),
         "age_months": age_months,
-        "before_59_half": int(age_months < age_in_months(limits.parameter("early_withdrawal_age"))),
+        "before_59_half": int(before_59_half),
         "kind_in_service_withdrawal": int(request.kind == "in_service_withdrawal"),
         "kind_hardship": int(request.kind == "hardship"),
         "kind_in_plan_roth_conversion": int(request.kind == "in_plan_roth_conversion"),
         "kind_rollover_to_roth_ira": int(request.kind == "rollover_to_roth_ira"),
+        "paid_to_participant": int(paid),
         "source_elective": int(request.source in (Source.pretax, Source.roth)),
         "source_after_tax": int(request.source is Source.after_tax),
         "source_roth": int(request.source is Source.roth),
@@ -155,7 +166,8 @@ def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) ->
         "after_tax_basis": request.after_tax_basis or 0,
         "after_tax_earnings": request.after_tax_earnings or 0,
         "taxable_amount": taxable,
-        "nontaxable_amount": request.amount - taxable,
+        "nontaxable_amount": share - taxable,
+        "additional_tax_72t": additional_tax,
     }
 
 
@@ -193,6 +205,10 @@ def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engin
                    "request_date": request.request_date.isoformat(), "line": line,
                    "age": age_text(this["age_months"]), "minimum_age": age_text(needs),
                    "amount_requested": display_cents(request.amount)}
-        findings.append(build_finding(rulebook.by_id[rule_id], this, types, context))
+        rule = rulebook.by_id[rule_id]
+        # A rule that names the 72(t) figure in its message also carries it as a field of the event.
+        extra = {"additional_tax_72t": format_cents(this["additional_tax_72t"])} \
+            if "additional_tax_72t" in rule.placeholders else None
+        findings.append(build_finding(rule, this, types, context, extra))
     rejected.sort(key=lambda r: (r.line or 0, r.where))
     return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable))
