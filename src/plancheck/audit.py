@@ -20,10 +20,19 @@ from .limits import LimitTable
 from .money import apply_rate
 from .plan import Plan, SafeHarborDesign, Source, SourceWithdrawal, load_plan_document, safe_harbor_sources
 from .rulebook import Rule, Rulebook, load_rulebook
-from .safe_harbor import safe_harbor_facts
+from .safe_harbor import SAFE_HARBOR_FACTS, safe_harbor_facts
 from .yamlio import line_of
 
 PLAN_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+#: Every fact plan_facts returns; rules/facts/plan.yaml declares exactly these (tests/test_built_facts.py).
+BUILT_FACTS = frozenset({
+    "year", "year_has_limits", "year_has_60_63_limit", "allows_pretax", "allows_roth", "allows_after_tax",
+    "catch_up_offered", "catch_up_60_63", "after_tax_in_service", "elective_in_service_before_59_half",
+    "safe_harbor_in_service_before_59_half", "conversion_allowed", "conversion_sources", "conversion_from_after_tax",
+    "conversion_from_roth", "safe_harbor", "has_match", "has_nonelective", "mega_backdoor_ready",
+    "max_employer_additions", "limit_415c", "limit_401a17", "schema_errors",
+}) | SAFE_HARBOR_FACTS
 
 
 def _open_before(terms: SourceWithdrawal, age: Decimal) -> bool:
@@ -32,7 +41,7 @@ def _open_before(terms: SourceWithdrawal, age: Decimal) -> bool:
 
 
 def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
-    """The plan facts of rules/facts/plan.yaml for one document and plan year."""
+    """The plan facts of rules/facts/plan.yaml for one document and plan year (exactly BUILT_FACTS)."""
     has_limits = year in limits.years
     year_limits = limits.for_year(year) if has_limits else None
     pay_cap = year_limits.compensation_401a17 if year_limits else 0

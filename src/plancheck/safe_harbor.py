@@ -129,8 +129,19 @@ def match_at_pay(formula: Formula, pay: int) -> int:
     return total
 
 
+#: The plan facts safe_harbor_facts builds (part of audit.BUILT_FACTS).
+SAFE_HARBOR_FACTS = frozenset({
+    "safe_harbor_match_design", "safe_harbor_nonelective_design", "safe_harbor_match_short",
+    "safe_harbor_match_short_at", "safe_harbor_match_given", "safe_harbor_match_required",
+    "safe_harbor_match_rate_increases", "match_highest_matched_percent", "safe_harbor_match_max_pay_percent",
+    "match_covers_pretax", "match_covers_roth", "match_matches_catch_up", "match_has_annual_cap",
+    "match_annual_cap", "safe_harbor_match_required_at_pay_limit", "nonelective_percent",
+    "safe_harbor_nonelective_minimum",
+})
+
+
 def safe_harbor_facts(plan: Plan, limits: LimitTable, pay_limit: int) -> dict[str, int]:
-    """The safe-harbor plan facts (rules/facts/plan.yaml) of a document.
+    """The safe-harbor plan facts (rules/facts/plan.yaml) of a document: exactly SAFE_HARBOR_FACTS.
 
     `pay_limit` is the 401(a)(17) compensation limit of the plan year in cents (0 when the year
     has no limits), the largest pay a formula applies to.

@@ -32,8 +32,19 @@ Kind = Literal["in_service_withdrawal", "hardship", "in_plan_roth_conversion", "
 #: A rollover to a Roth IRA and an in-plan Roth conversion are not (408A(d)(3)(A)(ii); 402A(c)(4)(B)).
 PAID_TO_PARTICIPANT = frozenset({"in_service_withdrawal", "hardship"})
 
-__all__ = ["WithdrawalRequest", "RejectedRequest", "WithdrawalOutcome", "read_requests", "request_facts",
-           "check_requests", "months_of_age"]
+#: Every fact request_facts returns; rules/facts/withdrawal.yaml declares exactly these (tests/test_built_facts.py).
+BUILT_FACTS = frozenset({
+    "employed", "age_months", "before_59_half", "kind_in_service_withdrawal", "kind_hardship",
+    "kind_in_plan_roth_conversion", "kind_rollover_to_roth_ira", "paid_to_participant", "source_elective",
+    "source_after_tax", "source_roth", "source_safe_harbor", "plan_allows_source_in_service", "plan_has_minimum_age",
+    "plan_minimum_age_months", "plan_has_frequency_limit", "plan_times_per_year", "withdrawals_this_year",
+    "plan_allows_hardship_from_source", "plan_allows_conversion", "plan_has_roth", "plan_converts_source", "amount",
+    "has_balance", "balance", "has_basis", "after_tax_basis", "after_tax_earnings", "taxable_amount",
+    "nontaxable_amount", "additional_tax_72t",
+})
+
+__all__ = ["BUILT_FACTS", "WithdrawalRequest", "RejectedRequest", "WithdrawalOutcome", "read_requests",
+           "request_facts", "check_requests", "months_of_age"]
 
 
 class WithdrawalRequest(Strict):
