@@ -18,16 +18,30 @@ from .errors import InputError, Problem, shorten, shown
 from .findings import Finding, build_finding
 from .limits import LimitTable
 from .money import apply_rate
-from .plan import Plan, Source, load_plan_document
+from .plan import Plan, SafeHarborDesign, Source, SourceWithdrawal, load_plan_document, safe_harbor_sources
 from .rulebook import Rule, Rulebook, check_built_facts, load_rulebook
+from .safe_harbor import SAFE_HARBOR_FACTS, safe_harbor_facts
 from .yamlio import line_of
 
 PLAN_FILE_SUFFIXES = (".yaml", ".yml", ".json")
-AGE_59_HALF = Decimal("59.5")
+
+#: Every fact plan_facts returns; rules/facts/plan.yaml declares exactly these (tests/test_built_facts.py).
+BUILT_FACTS = frozenset({
+    "year", "year_has_limits", "year_has_60_63_limit", "allows_pretax", "allows_roth", "allows_after_tax",
+    "catch_up_offered", "catch_up_60_63", "after_tax_in_service", "elective_in_service_before_59_half",
+    "safe_harbor_in_service_before_59_half", "conversion_allowed", "conversion_sources", "conversion_from_after_tax",
+    "conversion_from_roth", "safe_harbor", "has_match", "has_nonelective", "mega_backdoor_ready",
+    "max_employer_additions", "limit_415c", "limit_401a17", "schema_errors",
+}) | SAFE_HARBOR_FACTS
+
+
+def _open_before(terms: SourceWithdrawal, age: Decimal) -> bool:
+    """The source may be withdrawn in service before `age` (no minimum age, or a lower one)."""
+    return terms.allowed and (terms.minimum_age is None or terms.minimum_age < age)
 
 
 def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
-    """The plan facts of rules/facts/plan.yaml for one document and plan year."""
+    """The plan facts of rules/facts/plan.yaml for one document and plan year (exactly BUILT_FACTS)."""
     has_limits = year in limits.years
     year_limits = limits.for_year(year) if has_limits else None
     pay_cap = year_limits.compensation_401a17 if year_limits else 0
@@ -44,10 +58,9 @@ def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
         employer += apply_rate(pay_cap, plan.nonelective.percent)
     withdrawals = plan.in_service_withdrawals
     conversion = plan.in_plan_roth_conversion
-    early_elective = any(
-        withdrawals.for_source(s).allowed and (withdrawals.for_source(s).minimum_age is None
-                                               or withdrawals.for_source(s).minimum_age < AGE_59_HALF)
-        for s in (Source.pretax, Source.roth))
+    age_59_half = limits.parameter("early_withdrawal_age")
+    early_elective = any(_open_before(withdrawals.for_source(s), age_59_half) for s in (Source.pretax, Source.roth))
+    early_safe_harbor = any(_open_before(withdrawals.for_source(s), age_59_half) for s in safe_harbor_sources(plan))
     converts_after_tax = Source.after_tax in conversion.sources
     ready = plan.contributions.after_tax and (
         withdrawals.after_tax.allowed or (conversion.allowed and plan.contributions.roth and converts_after_tax))
@@ -62,17 +75,20 @@ def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
         "catch_up_60_63": int(plan.catch_up.age_60_63),
         "after_tax_in_service": int(withdrawals.after_tax.allowed),
         "elective_in_service_before_59_half": int(early_elective),
+        "safe_harbor_in_service_before_59_half": int(early_safe_harbor),
         "conversion_allowed": int(conversion.allowed),
         "conversion_sources": len(conversion.sources),
         "conversion_from_after_tax": int(converts_after_tax),
         "conversion_from_roth": int(Source.roth in conversion.sources),
-        "safe_harbor": int(plan.safe_harbor != "none" or bool(plan.nonelective and plan.nonelective.safe_harbor)),
+        "safe_harbor": int(plan.safe_harbor_design is not SafeHarborDesign.none),
         "has_match": int(plan.match is not None),
+        "has_nonelective": int(plan.nonelective is not None),
         "mega_backdoor_ready": int(bool(ready)),
         "max_employer_additions": employer,
         "limit_415c": year_limits.annual_additions_415c if year_limits else 0,
         "limit_401a17": pay_cap,
         "schema_errors": 0,
+        **safe_harbor_facts(plan, limits, pay_cap),
     }
 
 

@@ -176,7 +176,7 @@ def withdrawals(
     try:
         rulebook, _limits = _rules(rules)
         plan_docs = {pid: plan for pid, (plan, _) in load_plans(plans_dir).items()}
-        outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook))
+        outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook), _limits)
     except InputError as exc:
         _fail(exc)
     by_rule = Counter(f.rule for f in outcome.findings)

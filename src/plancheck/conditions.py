@@ -11,7 +11,8 @@ and an operand is a constant, {fact: NAME}, or {add: [a, b]} / {sub: [a, b]}.
 `not` and `in` are rewritten when parsed (negation pushed down to the comparisons, `in` as
 `any` of equalities), so both compiled forms only ever see all, any and comparisons.
 Constants take the type of the compared fact: dollars for money facts (converted to cents),
-true/false or 0/1 for flags, whole numbers otherwise. Arithmetic sits on the right-hand side
+percentages for percent facts (converted to parts per million: 3 is 30_000), true/false or 0/1
+for flags, whole numbers otherwise. Arithmetic sits on the right-hand side
 only, because that is all durable-rules supports.
 
 The same parsed condition compiles to a durable-rules pattern (the engine that decides
@@ -26,14 +27,14 @@ from typing import Any, Union
 
 import numpy as np
 
-from .money import parse_cents
+from .money import parse_cents, parse_ppm
 
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
 _NEGATED = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "lte": "gt", "gt": "lte"}
 _DURABLE_OP = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 _NUMPY_OP = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le,
              "gt": operator.gt, "gte": operator.ge}
-FACT_TYPES = ("money", "flag", "count", "year", "age")
+FACT_TYPES = ("money", "flag", "count", "year", "age", "percent")
 
 
 class ConditionError(ValueError):
@@ -91,6 +92,11 @@ def coerce_constant(value: Any, fact_type: str, path: str) -> int:
             return parse_cents(value, allow_negative=True)
         except ValueError as exc:
             raise ConditionError(path, f"money constant: {exc}") from None
+    if fact_type == "percent":
+        try:
+            return parse_ppm(value)
+        except ValueError as exc:
+            raise ConditionError(path, f"percent constant: {exc}") from None
     if fact_type == "flag":
         if isinstance(value, bool):
             return int(value)

@@ -162,6 +162,13 @@ PARAMETERS = {
     "catch_up_age_60_63_first": "years",
     "catch_up_age_60_63_last": "years",
     "match_rounding_tolerance": "USD per pay period",
+    "early_withdrawal_age": "years",
+    "safe_harbor_basic_match": "percent",
+    "safe_harbor_qaca_match": "percent",
+    "safe_harbor_enhanced_match_max_pay_percent": "percent",
+    "safe_harbor_nonelective_percent": "percent",
+    "safe_harbor_qaca_nonelective_percent": "percent",
+    "early_distribution_additional_tax_percent": "percent",
 }
 
 

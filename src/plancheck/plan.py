@@ -34,6 +34,7 @@ class Source(str, Enum):
     employer_match = "employer_match"
     nonelective = "nonelective"
     rollover = "rollover"
+    safe_harbor = "safe_harbor"
 
 
 #: Sources holding elective deferrals: in service only at 59 1/2, hardship or another statutory reason.
@@ -113,7 +114,43 @@ class Nonelective(Strict):
     """Employer nonelective (profit-sharing or safe-harbor) contribution, % of plan pay."""
 
     percent: Ppm
-    safe_harbor: bool = False
+    safe_harbor: bool = Field(
+        default=False,
+        description="Older way to say the nonelective contribution is the plan's safe-harbor contribution: "
+        "the same as the plan-level safe_harbor: nonelective (or qaca_nonelective), which is preferred.")
+
+
+class SafeHarborDesign(str, Enum):
+    """The safe-harbor contribution a plan document claims (IRC 401(k)(12), (13)).
+
+    The formula itself is written where every plan writes it: a match design in `match:`, a
+    nonelective design in `nonelective:`. plancheck checks the formula against the statutory one.
+
+    * none - not a safe-harbor plan (ADP/ACP tested).
+    * basic_match - 401(k)(12)(B)(i): 100% of deferrals up to 3% of pay plus 50% of the next 2%.
+    * enhanced_match - 401(k)(12)(B)(iii): any match at least as generous as the basic one at every
+      deferral rate, with a rate that never increases, on deferrals up to at most 6% of pay.
+    * nonelective - 401(k)(12)(C): at least 3% of pay to every eligible employee.
+    * qaca_match - 401(k)(13)(D)(i)(I): at least 100% of deferrals up to 1% plus 50% of the next 5%.
+    * qaca_nonelective - 401(k)(13)(D)(i)(II): at least 3% of pay.
+    """
+
+    none = "none"
+    basic_match = "basic_match"
+    enhanced_match = "enhanced_match"
+    nonelective = "nonelective"
+    qaca_match = "qaca_match"
+    qaca_nonelective = "qaca_nonelective"
+
+    @property
+    def is_match(self) -> bool:
+        """The safe-harbor contribution is a match (written in `match:`)."""
+        return self in (SafeHarborDesign.basic_match, SafeHarborDesign.enhanced_match, SafeHarborDesign.qaca_match)
+
+    @property
+    def is_nonelective(self) -> bool:
+        """The safe-harbor contribution is nonelective (written in `nonelective:`)."""
+        return self in (SafeHarborDesign.nonelective, SafeHarborDesign.qaca_nonelective)
 
 
 class SourceWithdrawal(Strict):
@@ -141,6 +178,10 @@ class InServiceWithdrawals(Strict):
     employer_match: SourceWithdrawal = SourceWithdrawal()
     nonelective: SourceWithdrawal = SourceWithdrawal()
     rollover: SourceWithdrawal = SourceWithdrawal()
+    safe_harbor: SourceWithdrawal = Field(
+        default=SourceWithdrawal(),
+        description="Safe-harbor match or nonelective money (401(k)(12)(E)(i), (13)(D)(iii)): like elective "
+        "deferrals, in service only from 59 1/2 (or hardship, disability, plan termination)")
     hardship: Hardship = Hardship()
 
     def for_source(self, source: Source) -> SourceWithdrawal:
@@ -172,11 +213,29 @@ class Plan(Strict):
     catch_up: CatchUp = CatchUp()
     match: Match | None = None
     nonelective: Nonelective | None = None
-    safe_harbor: Literal["none", "basic_match", "enhanced_match", "nonelective", "qaca_match", "qaca_nonelective"] = "none"
+    safe_harbor: SafeHarborDesign = Field(
+        default=SafeHarborDesign.none,
+        description="The safe-harbor design the document claims; the formula goes in match: (basic_match, "
+        "enhanced_match, qaca_match) or nonelective: (nonelective, qaca_nonelective)")
     in_service_withdrawals: InServiceWithdrawals = InServiceWithdrawals()
     in_plan_roth_conversion: InPlanRothConversion = InPlanRothConversion()
     notes: str | None = None
     references: list[Reference] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_safe_harbor_claim(self) -> "Plan":
+        if self.nonelective and self.nonelective.safe_harbor and self.safe_harbor.is_match:
+            raise ValueError(f"nonelective.safe_harbor: true calls the nonelective contribution the safe-harbor "
+                             f"contribution, but safe_harbor: {self.safe_harbor.value} names a match design; "
+                             "keep one claim (safe_harbor: nonelective, or drop nonelective.safe_harbor)")
+        return self
+
+    @property
+    def safe_harbor_design(self) -> SafeHarborDesign:
+        """The design claimed: `safe_harbor`, or nonelective where only `nonelective.safe_harbor` says so."""
+        if self.safe_harbor is SafeHarborDesign.none and self.nonelective and self.nonelective.safe_harbor:
+            return SafeHarborDesign.nonelective
+        return self.safe_harbor
 
     @field_validator("plan_year_begins")
     @classmethod
@@ -192,6 +251,18 @@ class Plan(Strict):
     def employer_id(self) -> str:
         """The controlled group this plan belongs to (its own plan_id unless `employer` says otherwise)."""
         return self.employer or self.plan_id
+
+
+def safe_harbor_sources(plan: Plan) -> tuple[Source, ...]:
+    """The sources holding a plan's safe-harbor money, which leaves in service only from 59 1/2.
+
+    Always the safe_harbor source; in a plan that claims a match design its employer_match
+    source holds that safe-harbor match too, and under a nonelective design the nonelective
+    source holds the safe-harbor nonelective contribution (the document has one formula each).
+    """
+    design = plan.safe_harbor_design
+    extra = (Source.employer_match,) if design.is_match else (Source.nonelective,) if design.is_nonelective else ()
+    return (Source.safe_harbor, *extra)
 
 
 def load_plan_document(path: Path) -> tuple[Plan, Any]:

@@ -32,8 +32,10 @@ def default_plans_dir() -> Path:
 
 def built_facts() -> dict[str, frozenset[str]]:
     """The facts the code builds for each subject (what rules/facts/<subject>.yaml must declare)."""
+    from .audit import BUILT_FACTS as plan
     from .period_facts import BUILT_FACTS as period
-    return {"period": period}
+    from .withdrawals import BUILT_FACTS as withdrawal
+    return {"period": period, "withdrawal": withdrawal, "plan": plan}
 
 
 @lru_cache(maxsize=8)

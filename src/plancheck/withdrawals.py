@@ -15,18 +15,37 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from .ages import age_in_months, age_text, months_of_age
 from .engine import Engine
 from .batch.records import MAX_RECORD_BYTES, read_blocks
 from .errors import InputError, Problem, shorten, shown
 from .findings import Finding, build_finding
+from .limits import LimitTable
 from .models import Strict
-from .money import Cents, display_cents
-from .plan import Plan, Source
+from .money import Cents, apply_rate, display_cents, format_cents
+from .plan import Plan, Source, safe_harbor_sources
 from .rulebook import Rulebook
+from .safe_harbor import parameter_percent
 from .yamlio import line_of, read_document, validation_problems
 
 Kind = Literal["in_service_withdrawal", "hardship", "in_plan_roth_conversion", "rollover_to_roth_ira"]
-AGE_59_HALF_MONTHS = 59 * 12 + 6
+#: Kinds of request paid to the participant, who keeps the money: distributions under 72(t).
+#: A rollover to a Roth IRA and an in-plan Roth conversion are not (408A(d)(3)(A)(ii); 402A(c)(4)(B)).
+PAID_TO_PARTICIPANT = frozenset({"in_service_withdrawal", "hardship"})
+
+#: Every fact request_facts returns; rules/facts/withdrawal.yaml declares exactly these (tests/test_built_facts.py).
+BUILT_FACTS = frozenset({
+    "employed", "age_months", "before_59_half", "kind_in_service_withdrawal", "kind_hardship",
+    "kind_in_plan_roth_conversion", "kind_rollover_to_roth_ira", "paid_to_participant", "source_elective",
+    "source_after_tax", "source_roth", "source_safe_harbor", "plan_allows_source_in_service", "plan_has_minimum_age",
+    "plan_minimum_age_months", "plan_has_frequency_limit", "plan_times_per_year", "withdrawals_this_year",
+    "plan_allows_hardship_from_source", "plan_allows_conversion", "plan_has_roth", "plan_converts_source", "amount",
+    "has_balance", "balance", "has_basis", "after_tax_basis", "after_tax_earnings", "taxable_amount",
+    "nontaxable_amount", "additional_tax_72t",
+})
+
+__all__ = ["BUILT_FACTS", "WithdrawalRequest", "RejectedRequest", "WithdrawalOutcome", "read_requests",
+           "request_facts", "check_requests", "months_of_age"]
 
 
 class WithdrawalRequest(Strict):
@@ -65,17 +84,6 @@ class RejectedRequest:
     where: str
     line: int | None
     reason: str
-
-
-def months_of_age(birth: dt.date, on: dt.date) -> int:
-    """Completed months of age on a date."""
-    months = (on.year - birth.year) * 12 + (on.month - birth.month)
-    return months - (1 if on.day < birth.day else 0)
-
-
-def _age_text(months: int) -> str:
-    years, rest = divmod(months, 12)
-    return f"{years} years {rest} months" if rest else f"{years} years"
 
 
 def _csv_header(path: Path, handle) -> tuple[list[str], int]:
@@ -165,8 +173,8 @@ def read_requests(path: Path) -> tuple[list[tuple[int | None, WithdrawalRequest]
     return accepted, rejected
 
 
-def request_facts(request: WithdrawalRequest, plan: Plan) -> dict[str, int]:
-    """The withdrawal facts of rules/facts/withdrawal.yaml for one request."""
+def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) -> dict[str, int]:
+    """The withdrawal facts of rules/facts/withdrawal.yaml for one request (exactly BUILT_FACTS)."""
     terms = plan.in_service_withdrawals.for_source(request.source)
     conversion = plan.in_plan_roth_conversion
     has_basis = request.after_tax_basis is not None
@@ -174,26 +182,35 @@ def request_facts(request: WithdrawalRequest, plan: Plan) -> dict[str, int]:
     if balance is None and has_basis:
         balance = request.after_tax_basis + request.after_tax_earnings
     taxable = 0
+    share = request.amount
     if has_basis:
         total = request.after_tax_basis + request.after_tax_earnings
         share = min(request.amount, total)
         taxable = (share * request.after_tax_earnings * 2 + total) // (2 * total) if total else 0
     elif request.source is not Source.roth:
         taxable = request.amount if request.kind in ("in_plan_roth_conversion", "rollover_to_roth_ira") else 0
-    minimum = int(terms.minimum_age * 12) if terms.minimum_age is not None else 0
+    age_months = months_of_age(request.birth_date, request.request_date)
+    before_59_half = age_months < age_in_months(limits.parameter("early_withdrawal_age"))
+    paid = request.kind in PAID_TO_PARTICIPANT
+    additional_tax = 0
+    if paid and before_59_half:
+        additional_tax = apply_rate(taxable, parameter_percent(limits, "early_distribution_additional_tax_percent"))
     return {
         "employed": int(request.employed),
-        "age_months": months_of_age(request.birth_date, request.request_date),
+        "age_months": age_months,
+        "before_59_half": int(before_59_half),
         "kind_in_service_withdrawal": int(request.kind == "in_service_withdrawal"),
         "kind_hardship": int(request.kind == "hardship"),
         "kind_in_plan_roth_conversion": int(request.kind == "in_plan_roth_conversion"),
         "kind_rollover_to_roth_ira": int(request.kind == "rollover_to_roth_ira"),
+        "paid_to_participant": int(paid),
         "source_elective": int(request.source in (Source.pretax, Source.roth)),
         "source_after_tax": int(request.source is Source.after_tax),
         "source_roth": int(request.source is Source.roth),
+        "source_safe_harbor": int(request.source in safe_harbor_sources(plan)),
         "plan_allows_source_in_service": int(terms.allowed),
         "plan_has_minimum_age": int(terms.minimum_age is not None),
-        "plan_minimum_age_months": minimum,
+        "plan_minimum_age_months": age_in_months(terms.minimum_age) if terms.minimum_age is not None else 0,
         "plan_has_frequency_limit": int(terms.times_per_year is not None),
         "plan_times_per_year": terms.times_per_year or 0,
         "withdrawals_this_year": request.withdrawals_this_year,
@@ -209,7 +226,8 @@ def request_facts(request: WithdrawalRequest, plan: Plan) -> dict[str, int]:
         "after_tax_basis": request.after_tax_basis or 0,
         "after_tax_earnings": request.after_tax_earnings or 0,
         "taxable_amount": taxable,
-        "nontaxable_amount": request.amount - taxable,
+        "nontaxable_amount": share - taxable,
+        "additional_tax_72t": additional_tax,
     }
 
 
@@ -220,7 +238,8 @@ class WithdrawalOutcome:
     checked: int
 
 
-def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engine: Engine) -> WithdrawalOutcome:
+def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engine: Engine,
+                   limits: LimitTable) -> WithdrawalOutcome:
     """Check every readable request; requests naming an unknown plan are rejected."""
     accepted, rejected = read_requests(path)
     checkable, facts = [], []
@@ -231,20 +250,25 @@ def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engin
                                             f"plan_id: unknown plan {shown(request.plan_id)}"))
             continue
         checkable.append((line, request, plan))
-        facts.append(request_facts(request, plan))
+        facts.append(request_facts(request, plan, limits))
     firings = engine["withdrawal"].fire(facts) if facts else []
     types = rulebook.fact_types("withdrawal")
+    early_age = age_in_months(limits.parameter("early_withdrawal_age"))
     findings = []
     for index, rule_id in firings:
         line, request, plan = checkable[index]
         this = facts[index]
-        needs = max(AGE_59_HALF_MONTHS if this["source_elective"] else 0,
-                    this["plan_minimum_age_months"])
+        restricted = this["source_elective"] or this["source_safe_harbor"]
+        needs = max(early_age if restricted else 0, this["plan_minimum_age_months"])
         context = {"plan_id": plan.plan_id, "employee_id": request.employee_id, "request_id": request.request_id,
                    "request_kind": request.kind, "source": request.source.value,
                    "request_date": request.request_date.isoformat(), "line": line,
-                   "age": _age_text(this["age_months"]), "minimum_age": _age_text(needs),
+                   "age": age_text(this["age_months"]), "minimum_age": age_text(needs),
                    "amount_requested": display_cents(request.amount)}
-        findings.append(build_finding(rulebook.by_id[rule_id], this, types, context))
+        rule = rulebook.by_id[rule_id]
+        # A rule that names the 72(t) figure in its message also carries it as a field of the event.
+        extra = {"additional_tax_72t": format_cents(this["additional_tax_72t"])} \
+            if "additional_tax_72t" in rule.placeholders else None
+        findings.append(build_finding(rule, this, types, context, extra))
     rejected.sort(key=lambda r: (r.line or 0, r.where))
     return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable))
