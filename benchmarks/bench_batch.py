@@ -22,13 +22,15 @@ DATA = HERE / "data"
 _RUN = r"""
 import json, resource, sys, time, io
 from pathlib import Path
-from plancheck import events
-from plancheck.batch.run import run_batch
+from plancheck.sinks import events
+from plancheck.checks.batch.run import run_batch
+from plancheck.sinks.batch import BatchFiles
 root = Path(sys.argv[1]); feed = Path(sys.argv[2]); workers = int(sys.argv[3])
 sink = open("/dev/null", "wb")
 events.configure(sink)
 start = time.perf_counter()
-outcome = run_batch(feed, root / "plans", root / "rules", Path("/dev/null"), workers)
+with open("/dev/null", "wb") as rejects:
+    outcome = run_batch(feed, root / "plans", root / "rules", workers, BatchFiles(rejects), "/dev/null")
 wall = time.perf_counter() - start
 print(json.dumps({"wall": wall, "summary": outcome.summary,
                   "main_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -11,7 +11,6 @@ problem each, cycling through every kind the period rules check.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from plancheck.limits import load_limits
+from plancheck.documents.limits import load_limits
 from plancheck.money import apply_rate, format_cents
-from plancheck.period_facts import PeriodRows, build_period_facts
-from plancheck.plan import load_plans
-from plancheck.plan_arrays import PlanArrays
-from plancheck.schedule import pay_dates
+from plancheck.facts.period import PeriodRows, build_period_facts
+from plancheck.documents.plan import load_plans
+from plancheck.facts.plan_arrays import PlanArrays
+from plancheck.facts.schedule import pay_dates
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("match", "after_tax_plan", "roth_plan", "over_402g", "over_415c", "rate_max", "exceeds_pay",

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from plancheck.engine import Engine
-from plancheck.limits import LimitTable
-from plancheck.plan import Plan, load_plans
-from plancheck.resources import load_rules
-from plancheck.rulebook import Rulebook
+from plancheck.documents.limits import LimitTable
+from plancheck.documents.plan import Plan, load_plans
+from plancheck.checks.ruleset import load_rules
+from plancheck.rulebook.rules import Rulebook
 
 ROOT = Path(__file__).resolve().parents[1]
 

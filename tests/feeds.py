@@ -6,8 +6,8 @@ import csv
 import random
 from pathlib import Path
 
-from plancheck.plan import Plan
-from plancheck.schedule import pay_dates
+from plancheck.documents.plan import Plan
+from plancheck.facts.schedule import pay_dates
 
 COLUMNS = ["plan_id", "employee_id", "birth_date", "pay_date", "compensation", "pretax", "roth", "after_tax",
            "employer_match", "employer_nonelective", "prior_year_fica_wages", "other_plan_deferrals"]

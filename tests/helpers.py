@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from plancheck.election import ElectionFile, check_election
-from plancheck.plan import Plan
+from plancheck.documents.election import ElectionFile
+from plancheck.checks.election import check_election
+from plancheck.documents.plan import Plan
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_plan(**overrides: Any) -> Plan:
@@ -30,3 +35,15 @@ def run(plan: Plan, election: ElectionFile, rulebook, limits, engine):
     """Findings keyed by rule id, and the summary."""
     result = check_election(election, plan, limits, rulebook, engine, "test")
     return {f.rule: f for f in result.findings}, result.summary
+
+
+def run_batch_files(feed: Path, plans_dir: Path, rejects: Path, workers: int = 1, rules_dir: Path | None = None):
+    """A batch in-process, written as the command line writes it: events to the configured stream, rejects CSV."""
+    from plancheck.checks.batch.run import run_batch
+    from plancheck.sinks import events
+    from plancheck.sinks.batch import BatchFiles
+
+    with rejects.open("wb") as handle:
+        outcome = run_batch(feed, plans_dir, rules_dir or ROOT / "rules", workers, BatchFiles(handle), str(rejects))
+    events.emit(outcome.summary)
+    return outcome

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from plancheck.batch.feed import COLUMNS
+from plancheck.documents.feed.reader import COLUMNS
 from plancheck.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,10 +13,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from plancheck import events
-from plancheck.batch import partition
-from plancheck.batch.run import run_batch
-from plancheck.plan import Plan, load_plans
+from helpers import run_batch_files
+from plancheck.sinks import events
+from plancheck.checks.batch import partition
+from plancheck.documents.plan import Plan, load_plans
 from feeds import COLUMNS, random_feed
 from oracle import first_breaks
 
@@ -29,7 +29,7 @@ def batch(feed: Path, tmp_path: Path, workers: int = 1,
     out = io.BytesIO()
     events.configure(out)
     rejects = tmp_path / "rejects.csv"
-    run_batch(feed, plans_dir, ROOT / "rules", rejects, workers)
+    run_batch_files(feed, plans_dir, rejects, workers)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     findings = [e for e in lines if e["event"] in ("violation", "warning", "notice")]
     summary = next(e for e in lines if e["event"] == "batch_summary")
@@ -152,7 +152,7 @@ def test_extra_columns_are_reported_once(tmp_path):
     feed = write_feed(tmp_path / "feed.csv", [GOOD + ["sales"], with_(pay_date="2024-01-19") + ["sales"]], header)
     out = io.BytesIO()
     events.configure(out)
-    run_batch(feed, ROOT / "plans", ROOT / "rules", tmp_path / "r.csv", 1)
+    run_batch_files(feed, ROOT / "plans", tmp_path / "r.csv")
     names = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
     assert names.count("feed_columns_ignored") == 1
     assert json.loads(out.getvalue().splitlines()[0])["columns"] == ["department"]
@@ -191,7 +191,7 @@ def test_output_is_identical_whatever_the_worker_count(tmp_path, plans, monkeypa
     for workers in (1, 2):
         out = io.BytesIO()
         events.configure(out)
-        outcome = run_batch(feed, ROOT / "plans", ROOT / "rules", tmp_path / f"r{workers}.csv", workers)
+        outcome = run_batch_files(feed, ROOT / "plans", tmp_path / f"r{workers}.csv", workers)
         assert outcome.summary["partitions"] > 2
         outputs.append([line for line in out.getvalue().splitlines() if b"batch_summary" not in line])
     assert outputs[0] == outputs[1] and outputs[0]
@@ -220,7 +220,7 @@ def test_a_wider_prescreen_changes_nothing_because_the_engine_decides(tmp_path, 
     """If the numpy pre-screen let every row through, the engine would decline the extra rows: same findings."""
     import numpy as np
 
-    from plancheck.batch import check
+    from plancheck.checks.batch import check
 
     feed = tmp_path / "feed.csv"
     random_feed(feed, plans, 7, employees=25)

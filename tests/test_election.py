@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from plancheck.election import check_election, load_election
+from plancheck.checks.election import check_election
+from plancheck.documents.election import load_election
 from plancheck.errors import InputError, LimitYearMissing
-from plancheck.plan import load_plan
+from plancheck.documents.plan import load_plan
 from helpers import make_election, make_plan, run
 
 MONTHLY_120K = {"annual": 120000}

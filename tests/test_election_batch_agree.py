@@ -10,14 +10,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plancheck import events
-from plancheck.batch.run import run_batch
-from plancheck.election import check_election, project
+from plancheck.sinks import events
+from plancheck.checks.election import check_election
+from plancheck.facts.projection import project
 from plancheck.money import format_cents
-from plancheck.period_facts import build_period_facts
-from plancheck.plan_arrays import PlanArrays
+from plancheck.facts.period import build_period_facts
+from plancheck.facts.plan_arrays import PlanArrays
 from feeds import COLUMNS
-from helpers import make_election
+from helpers import make_election, run_batch_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN_IDS = ["acme-mega-backdoor", "bayside-safe-harbor", "cedar-tiered-match", "delta-annual-true-up",
@@ -63,7 +63,7 @@ def test_election_and_batch_agree(plan_id, year, age, annual_pay, pretax, roth, 
                              "" if wages is None else format_cents(wages * 100), format_cents(other * 100)])
     out = io.BytesIO()
     events.configure(out)
-    run_batch(feed, ROOT / "plans", ROOT / "rules", folder / "rejects.csv", 1)
+    run_batch_files(feed, ROOT / "plans", folder / "rejects.csv")
     found = [json.loads(line) for line in out.getvalue().splitlines()]
     got = {(f["rule"], f["pay_date"], _cents(f["amount"]), _cents(f["limit"])) for f in found if f.get("rule")}
     assert got == expected

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostile import batch, digest, feed_bytes, good_rows
-from plancheck.batch import feed as feed_module
-from plancheck.batch.feed import LINE, Feed, FeedRange, open_feed
-from plancheck.batch.records import MAX_RECORD_BYTES, MAX_RECORD_LINES
+from plancheck.documents.feed import reader as feed_module
+from plancheck.documents.feed.reader import LINE, Feed, FeedRange, open_feed
+from plancheck.documents.feed.records import MAX_RECORD_BYTES, MAX_RECORD_LINES
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 MUTATIONS = st.lists(st.sampled_from(["quote", "newline", "cr", "crlf", "bytes", "comma", "delete", "uncomma",

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from hostile import GOOD, ROOT, batch, cli, digest, feed_bytes, good_rows, row
-from plancheck.batch.feed import COLUMNS
+from plancheck.documents.feed.reader import COLUMNS
 from plancheck.money import MAX_CENTS, parse_cents
-from plancheck.outputs import OutputLock
+from plancheck.sinks.files import OutputLock
 
 PLANS = ROOT / "plans"
 

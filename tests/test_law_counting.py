@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plancheck import events
-from plancheck.batch.run import run_batch
+from plancheck.sinks import events
 from plancheck.errors import InputError
-from plancheck.plan import load_plan
-from plancheck.resources import load_rules
-from plancheck.schedule import pay_dates
+from plancheck.documents.plan import load_plan
+from plancheck.checks.ruleset import load_rules
+from plancheck.facts.schedule import pay_dates
 from feeds import COLUMNS, money
-from helpers import make_election, make_plan, run
+from helpers import make_election, make_plan, run, run_batch_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,7 +153,7 @@ def test_an_election_counts_additions_in_the_employers_other_plans(rulebook, lim
 def batch(feed: Path, plans_dir: Path, tmp_path: Path) -> list[dict]:
     out = io.BytesIO()
     events.configure(out)
-    run_batch(feed, plans_dir, ROOT / "rules", tmp_path / "rejects.csv", 1)
+    run_batch_files(feed, plans_dir, tmp_path / "rejects.csv")
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plancheck.errors import InputError, LimitYearMissing
-from plancheck.limits import load_limits
+from plancheck.documents.limits import load_limits
 from irs_figures import FIGURES
 
 def cents(dollars):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from plancheck.outputs import OutputError, check_outputs, replacing
+from plancheck.sinks.files import OutputError, check_outputs, replacing
 
 
 def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from plancheck.errors import InputError
-from plancheck.plan import Plan, load_plan
-from plancheck.yamlio import parse_yaml
+from plancheck.documents.plan import Plan, load_plan
+from plancheck.documents.yamlio import parse_yaml
 
 
 def test_sample_plans_cover_the_required_designs(plans):

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plancheck.conditions import evaluate_columns
+from plancheck.engine.prescreen import evaluate_columns
 from helpers import make_election, make_plan, run
 from irs_figures import FIGURES
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plancheck.conditions import evaluate_columns
-from plancheck.resources import load_rules
+from plancheck.engine.prescreen import evaluate_columns
+from plancheck.checks.ruleset import load_rules
 from conftest import ROOT
 
 RULEBOOK = load_rules(ROOT / "rules")[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plancheck.errors import InputError
-from plancheck.rulebook import load_rulebook
+from plancheck.rulebook.rules import load_rulebook
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = "checks/period/after-tax-not-permitted.yaml"
@@ -117,10 +117,10 @@ def test_not_in_and_named_conditions_decide_as_written(tmp_path, root):
     """`not`, `in` and a named condition from the catalogue compile to the engine and to numpy alike."""
     import numpy as np
 
-    from plancheck.audit import audit_rules
-    from plancheck.conditions import evaluate_columns
+    from plancheck.checks.rule_audit import audit_rules
+    from plancheck.engine.prescreen import evaluate_columns
     from plancheck.engine import Engine
-    from plancheck.rulebook import load_rulebook
+    from plancheck.rulebook.rules import load_rulebook
 
     rules = tmp_path / "rules"
     shutil.copytree(root / "rules", rules)
@@ -152,8 +152,8 @@ def test_the_rule_schema_describes_every_bundled_rule_and_refuses_a_bad_conditio
     """`plancheck schema rule` gives editors the condition language: every rule file fits it, a typo does not."""
     import jsonschema
 
-    from plancheck.rulebook import RuleFile
-    from plancheck.yamlio import read_document
+    from plancheck.rulebook.rules import RuleFile
+    from plancheck.documents.yamlio import read_document
 
     validator = jsonschema.Draft202012Validator(RuleFile.model_json_schema())
     for path in sorted((root / "rules" / "checks").glob("*/*.yaml")):

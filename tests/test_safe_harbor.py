@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from plancheck.audit import plan_facts
+from plancheck.facts.plan import plan_facts
 from plancheck.errors import InputError
-from plancheck.plan import Plan, SafeHarborDesign
-from plancheck.safe_harbor import largest_shortfall, match_at, parameter_formula
+from plancheck.documents.plan import Plan, SafeHarborDesign
+from plancheck.facts.safe_harbor import largest_shortfall, match_at, parameter_formula
 from conftest import ROOT
 
 SAFE_HARBOR_RULES = {
@@ -196,7 +196,7 @@ def test_legacy_flag_contradicting_a_match_design_is_a_schema_error(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("plan_id: p\nname: P\npayroll: {frequency: monthly}\nmatch:\n  tiers: [{rate: 100, up_to_percent: 3}, "
                     "{rate: 50, up_to_percent: 5}]\nnonelective: {percent: 3, safe_harbor: true}\nsafe_harbor: basic_match\n")
-    from plancheck.plan import load_plan
+    from plancheck.documents.plan import load_plan
     with pytest.raises(InputError, match="names a match design"):
         load_plan(path)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from plancheck.ages import date_reaching
-from plancheck.withdrawals import months_of_age
+from plancheck.ages import months_of_age
 
 ROOT = Path(__file__).resolve().parents[1]
 

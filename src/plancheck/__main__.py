@@ -1,3 +1,3 @@
-from .cli import main
+from plancheck.cli import main
 
 main()

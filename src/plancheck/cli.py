@@ -17,11 +17,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import events, report
-from .engine import Engine
-from .errors import InputError, Problem
-from .findings import has_errors, severity_counts
-from .outputs import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
+from plancheck.engine import Engine
+from plancheck.errors import InputError, Problem
+from plancheck.findings import has_errors, severity_counts
+from plancheck.sinks import events
+from plancheck.sinks import text as report
+from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
@@ -40,17 +41,18 @@ def _fail(exc: InputError) -> None:
 
 
 def _rules(rules_dir: Path | None):
-    from .resources import default_rules_dir, load_rules
+    from plancheck.checks.ruleset import load_rules
+    from plancheck.rulebook.resources import default_rules_dir
     return load_rules((rules_dir or default_rules_dir()).resolve())
 
 
 def _rules_dir(rules_dir: Path | None) -> Path:
-    from .resources import default_rules_dir
+    from plancheck.rulebook.resources import default_rules_dir
     return (rules_dir or default_rules_dir()).resolve()
 
 
 def _plans_dir(plans: Path | None) -> Path:
-    from .resources import default_plans_dir
+    from plancheck.rulebook.resources import default_plans_dir
     return (plans or default_plans_dir()).resolve()
 
 
@@ -61,9 +63,15 @@ def _check_outputs(outputs: dict[str, Path | None], inputs: list[Path | None], r
     check_outputs(outputs, files)
 
 
-def _emit_findings(findings, revision: str) -> None:
+def _events_to(stream, ruleset_revision: str) -> None:
+    """JSON-lines events to `stream`, each carrying the ruleset revision the run used."""
+    events.configure(stream)
+    events.bind(ruleset_revision=ruleset_revision)
+
+
+def _emit_findings(findings) -> None:
     for finding in findings:
-        events.emit(finding.as_event() | {"ruleset_revision": revision})
+        events.emit(finding.as_event())
 
 
 @app.command()
@@ -74,8 +82,9 @@ def election(
     out: OutOption = None,
 ) -> None:
     """Check one employee's contribution election for the rest of the year."""
-    from .election import check_election, load_election
-    from .plan import load_plan
+    from plancheck.checks.election import check_election
+    from plancheck.documents.election import load_election
+    from plancheck.documents.plan import load_plan
     _check_outputs({"--out": out}, [file, plan], _rules_dir(rules))
     try:
         rulebook, limits = _rules(rules)
@@ -86,10 +95,9 @@ def election(
     except InputError as exc:
         _fail(exc)
     with replacing(out) as stream:
-        events.configure(stream)
-        _emit_findings(result.findings, rulebook.revision)
-        events.emit({"event": "election_checked", **result.summary,
-                     "findings": len(result.findings), "ruleset_revision": rulebook.revision})
+        _events_to(stream, rulebook.revision)
+        _emit_findings(result.findings)
+        events.emit({"event": "election_checked", **result.summary, "findings": len(result.findings)})
     report.election_summary(result.findings, result.summary)
     raise typer.Exit(EXIT_FINDINGS if has_errors(result.findings) else EXIT_OK)
 
@@ -105,7 +113,8 @@ def batch(
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
 ) -> None:
     """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
-    from .batch.run import run_batch
+    from plancheck.checks.batch.run import run_batch
+    from plancheck.sinks.batch import BatchFiles
     rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
     _check_outputs({"--out": out, "--rejects": rejects_path}, [feed], rules_dir, plans_dir)
@@ -115,10 +124,12 @@ def batch(
         events.configure(stream)
         with progress or contextlib.nullcontext():
             outcome = run_batch(
-                feed, plans_dir, rules_dir, rejects_stream, workers or os.cpu_count() or 1,
+                feed, plans_dir, rules_dir, workers or os.cpu_count() or 1, BatchFiles(rejects_stream),
+                str(rejects_path),
                 on_read=progress.read if progress else None,
                 on_start=progress.start_checking if progress else None,
                 on_partition=progress.checked if progress else None)
+        events.emit(outcome.summary)
     report.batch_summary(outcome.summary)
     raise typer.Exit(EXIT_FINDINGS if outcome.errors else EXIT_OK)
 
@@ -169,8 +180,8 @@ def withdrawals(
     """Check in-service withdrawal, hardship, in-plan Roth conversion and Roth IRA rollover requests."""
     from collections import Counter
 
-    from .plan import load_plans
-    from .withdrawals import check_requests
+    from plancheck.checks.withdrawals import check_requests
+    from plancheck.documents.plan import load_plans
     plans_dir = _plans_dir(plans)
     _check_outputs({"--out": out}, [file], _rules_dir(rules), plans_dir)
     try:
@@ -184,11 +195,10 @@ def withdrawals(
                "requests_read": outcome.checked + len(outcome.rejected), "requests_checked": outcome.checked,
                "requests_rejected": len(outcome.rejected), "findings": len(outcome.findings),
                "findings_by_rule": dict(sorted(by_rule.items())),
-               "findings_by_severity": severity_counts(f.severity for f in outcome.findings),
-               "ruleset_revision": rulebook.revision}
+               "findings_by_severity": severity_counts(f.severity for f in outcome.findings)}
     with replacing(out) as stream:
-        events.configure(stream)
-        _emit_findings(outcome.findings, rulebook.revision)
+        _events_to(stream, rulebook.revision)
+        _emit_findings(outcome.findings)
         for reject in outcome.rejected:
             events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
                          "reason": reject.reason})
@@ -208,7 +218,7 @@ def audit(
     out: OutOption = None,
 ) -> None:
     """Audit plan documents (or, with --rules, the rule files) and report configuration findings."""
-    from .resources import default_plans_dir
+    from plancheck.rulebook.resources import default_plans_dir
     if output_format not in ("jsonl", "text", "sarif"):
         sys.stderr.write(f"error: --format must be jsonl, text or sarif, not {output_format!r}\n")
         raise typer.Exit(EXIT_INPUT)
@@ -216,7 +226,7 @@ def audit(
     if check_rules:
         _audit_rules(rules_dir, output_format, out)
         return
-    from .audit import audit_plans, plan_paths
+    from plancheck.checks.plan_audit import audit_plans, plan_paths
     try:
         paths = plan_paths(plans or [], default_plans_dir())
         _check_outputs({"--out": out}, list(paths), rules_dir)
@@ -227,20 +237,19 @@ def audit(
     findings = [f for a in audits for f in a.findings]
     with replacing(out) as stream:
         if output_format == "sarif":
-            from .sarif import sarif_log
+            from plancheck.sinks.sarif import sarif_log
             rules_used = [r for r in rulebook.rules["plan"]]
             stream.write(json.dumps(sarif_log(findings, rules_used, Path.cwd()), indent=2).encode() + b"\n")
         elif output_format == "text":
             stream.write(report.audit_text(audits).encode())
         else:
-            events.configure(stream)
+            _events_to(stream, rulebook.revision)
             for plan_audit in audits:
-                _emit_findings(plan_audit.findings, rulebook.revision)
+                _emit_findings(plan_audit.findings)
                 events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
                              "mega_backdoor": plan_audit.verdict, "findings": len(plan_audit.findings)})
             events.emit({"event": "audit_summary", "plans": len(audits), "findings": len(findings),
-                         "findings_by_severity": severity_counts(f.severity for f in findings),
-                         "ruleset_revision": rulebook.revision})
+                         "findings_by_severity": severity_counts(f.severity for f in findings)})
     raise typer.Exit(EXIT_FINDINGS if has_errors(findings) else EXIT_OK)
 
 
@@ -250,7 +259,7 @@ def _audit_rules(rules_dir: Path, output_format: str, out: Path | None) -> None:
     A rules directory that does not exist or holds no rule is exit status 2, so that a CI gate
     pointed at the wrong path fails instead of passing on zero rules.
     """
-    from .audit import audit_rules
+    from plancheck.checks.rule_audit import audit_rules
     if not rules_dir.is_dir():
         _fail(InputError(Problem(str(rules_dir), "", "rules directory not found")))
     _check_outputs({"--out": out}, [], rules_dir)
@@ -282,7 +291,7 @@ def _emit_rules_audit(audits: list, problems: list, failed: list) -> None:
 def _rules_audit_text(output_format: str, audits: list, problems: list, failed: list) -> bytes:
     """The rules audit as SARIF or text."""
     if output_format == "sarif":
-        from .sarif import SCHEMA
+        from plancheck.sinks.sarif import SCHEMA
         results = [{"ruleId": "rule-file-invalid", "level": "error", "message": {"text": p.expected},
                     "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(p.source).as_posix()},
                                                         **({"region": {"startLine": p.line}} if p.line else {})}}]}
@@ -309,11 +318,11 @@ def schema(
     kind: Annotated[str, typer.Argument(help="plan, election, withdrawal, rule or limit")],
 ) -> None:
     """Print the JSON Schema of a document kind, for editors and CI validation."""
-    from .election import ElectionFile
-    from .limits import LimitFamily
-    from .plan import Plan
-    from .rulebook import RuleFile
-    from .withdrawals import WithdrawalRequest
+    from plancheck.documents.election import ElectionFile
+    from plancheck.documents.limits import LimitFamily
+    from plancheck.documents.plan import Plan
+    from plancheck.documents.withdrawal import WithdrawalRequest
+    from plancheck.rulebook.rules import RuleFile
     models = {"plan": Plan, "election": ElectionFile, "rule": RuleFile, "limit": LimitFamily,
               "withdrawal": WithdrawalRequest}
     if kind not in models:

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .money import display_cents, format_cents, format_ppm
-from .rulebook import Rule
+from plancheck.money import display_cents, format_cents, format_ppm
+from plancheck.rulebook.rules import Rule
 
 #: The `event` name of a finding, by severity. Part of the log interface (README).
 EVENT_BY_SEVERITY = {"error": "violation", "warning": "warning", "info": "notice"}

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..conditions import to_durable
-from ..rulebook import Rule, Rulebook, used_facts
-from ._durable import DurableRuleset, EngineError
+from plancheck.engine._durable import DurableRuleset, EngineError
+from plancheck.engine.compile import to_durable
+from plancheck.rulebook.rules import Rule, Rulebook, used_facts
 
 __all__ = ["Engine", "EngineError", "SubjectEngine"]
 

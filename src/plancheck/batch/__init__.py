@@ -1,1 +1,0 @@
-"""Nightly batch checks over payroll feeds."""

@@ -1,0 +1,337 @@
+"""Checking one feed partition: the pure function each worker runs.
+
+Pre-screen, then engine: every period fact is computed vectorized, each rule's condition is
+evaluated over all rows with numpy (conditions.evaluate_columns, compiled from the same YAML),
+and only each employee-year's first candidate row per rule is sent to durable-rules, which
+decides. If the engine declines a candidate (the pre-screen may be a superset), the next
+candidate of that employee-year and rule is tried, until the engine confirms or none is left.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from plancheck.documents.feed.parse import Parsed, Reject, parse_partition, years_of
+from plancheck.documents.limits import LimitTable
+from plancheck.documents.plan import Plan
+from plancheck.engine import Engine
+from plancheck.engine.firings import fire_on_rows
+from plancheck.engine.prescreen import evaluate_columns
+from plancheck.facts.period import EMPLOYER_AMOUNTS, PeriodRows, build_period_facts
+from plancheck.facts.plan_arrays import PlanArrays
+from plancheck.findings import build_finding
+from plancheck.money import format_cents
+from plancheck.rulebook.rules import Rule, Rulebook
+
+NEVER = np.iinfo(np.int64).max
+#: Year-to-date figures carried on each batch finding: (event key, fact).
+YTD_FIELDS = (("compensation", "ytd_compensation"), ("deferrals", "ytd_deferrals"),
+              ("deferrals_employer", "ytd_deferrals_employer"), ("deferrals_all_plans", "ytd_deferrals_all_plans"),
+              ("catch_up", "ytd_catch_up"),
+              ("after_tax", "ytd_after_tax"), ("employer_match", "ytd_employer_match"),
+              ("match_expected", "ytd_match_expected"), ("employer_nonelective", "ytd_employer_nonelective"),
+              ("annual_additions", "ytd_annual_additions"))
+
+
+@dataclass
+class Checker:
+    """Everything a worker needs, built once per process."""
+
+    rulebook: Rulebook
+    limits: LimitTable
+    plans: list[Plan]
+    engine: Engine = field(init=False)
+    arrays: PlanArrays = field(init=False)
+    plan_index: dict[str, int] = field(init=False)
+    rules: list[Rule] = field(init=False)
+    needed: dict[str, list[str]] = field(init=False)
+    employer_of: np.ndarray = field(init=False)   # employer code of each plan index
+    shared_employers: bool = field(init=False)     # some employer has more than one plan
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(self.rulebook)
+        self.arrays = PlanArrays.from_plans(self.plans)
+        self.plan_index = {p.plan_id: i for i, p in enumerate(self.plans)}
+        employers = sorted({p.employer_id for p in self.plans})
+        self.employer_of = np.array([employers.index(p.employer_id) for p in self.plans], dtype=np.int64)
+        self.shared_employers = len(employers) < len(self.plans)
+        self.rules = self.rulebook.rules["period"]
+        types = self.rulebook.fact_types("period")
+        self.needed = {r.id: [n for n in types if n in r.placeholders
+                              or (r.report and n in (r.report.amount, r.report.limit))] for r in self.rules}
+
+
+@dataclass
+class PartitionResult:
+    """What one partition produced: counts, and sorted findings and rejects as files."""
+
+    rows_read: int
+    rows_checked: int
+    rows_rejected: int
+    employees: int
+    plans: list[str]
+    findings_by_rule: dict[str, int]
+    findings_path: str
+    rejects_path: str
+    peak_memory_mb: int = 0
+
+
+def _run_starts(continues: np.ndarray) -> np.ndarray:
+    """For each position, where its run began (continues[i] says i belongs to the run of i - 1)."""
+    return np.maximum.accumulate(np.where(~continues, np.arange(len(continues)), 0))
+
+
+def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> np.ndarray:
+    """Rows to keep after refusing duplicate pay dates and conflicting birth dates of one employee."""
+    n = len(parsed.line)
+    keep = np.ones(n, dtype=bool)
+    if not n:
+        return keep
+    by_line = np.lexsort((parsed.line, parsed.employee, parsed.plan_index))
+    same_person = np.zeros(n, dtype=bool)
+    same_person[1:] = (np.diff(parsed.plan_index[by_line]) == 0) & (np.diff(parsed.employee[by_line]) == 0)
+    first_row = by_line[_run_starts(same_person)]
+    conflict = parsed.birth_day[by_line] != parsed.birth_day[first_row]
+    for pos in np.flatnonzero(conflict).tolist():
+        row, first = int(by_line[pos]), int(first_row[pos])
+        keep[row] = False
+        rejects.append(Reject(int(parsed.line[row]),
+                              f"birth_date: differs from line {int(parsed.line[first])} for the same plan_id and "
+                              f"employee_id", parsed.raw(int(parsed.source_row[row]))))
+    order = np.lexsort((parsed.line, parsed.pay_day, parsed.employee, parsed.plan_index))
+    order = order[keep[order]]
+    dup = np.zeros(len(order), dtype=bool)
+    dup[1:] = ((np.diff(parsed.plan_index[order]) == 0) & (np.diff(parsed.employee[order]) == 0)
+               & (np.diff(parsed.pay_day[order]) == 0))
+    first_of_date = _run_starts(dup)
+    for pos in np.flatnonzero(dup).tolist():
+        row, first = int(order[pos]), int(order[first_of_date[pos]])
+        keep[row] = False
+        rejects.append(Reject(int(parsed.line[row]),
+                              f"duplicate of line {int(parsed.line[first])}: same plan_id, employee_id and pay_date",
+                              parsed.raw(int(parsed.source_row[row]))))
+    return keep
+
+
+@dataclass
+class Entries:
+    """Accepted rows as the limits count them, sorted into employee-years in pay-date order.
+
+    A row whose `limitation_year` is the year before its pay date is split in two: its pay and
+    employee contributions stay in the pay date's year, its employer money joins the limitation
+    year it was allocated for (Treas. Reg. 1.415(c)-1(b)(6)), after that year's own pay dates.
+    A row left with nothing in its pay date's year is not an entry there.
+    """
+
+    row: np.ndarray                # parsed row of each entry
+    year: np.ndarray               # year of the entry's employee-year
+    employee_money: np.ndarray     # the entry carries the row's pay and employee contributions
+    employer_money: np.ndarray     # the entry carries the row's match and nonelective money
+
+    @classmethod
+    def of(cls, parsed: Parsed, accepted: np.ndarray) -> "Entries":
+        moved = parsed.limitation_year[accepted] != parsed.year[accepted]
+        own = sum(parsed.money[k][accepted] for k in ("compensation", "pretax", "roth", "after_tax"))
+        stays = ~moved | (own > 0)
+        main, extra = accepted[stays], accepted[moved]
+        row = np.concatenate([main, extra])
+        entries = cls(row=row, year=np.concatenate([parsed.year[main], parsed.limitation_year[extra]]),
+                      employee_money=np.concatenate([np.ones(len(main), bool), np.zeros(len(extra), bool)]),
+                      employer_money=np.concatenate([~moved[stays], np.ones(len(extra), bool)]))
+        order = np.lexsort((parsed.pay_day[row], entries.year, parsed.employee[row], parsed.plan_index[row]))
+        return cls(row=row[order], year=entries.year[order], employee_money=entries.employee_money[order],
+                   employer_money=entries.employer_money[order])
+
+
+def _period_rows(parsed: Parsed, entries: Entries) -> PeriodRows:
+    """The entries, grouped into employee-years, as PeriodRows."""
+    rows = entries.row
+    plan, employee, year = parsed.plan_index[rows], parsed.employee[rows], entries.year
+    n = len(rows)
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = (np.diff(plan) != 0) | (np.diff(employee) != 0) | (np.diff(year) != 0)
+    starts = np.flatnonzero(new_group)
+    counts = np.diff(np.append(starts, n))
+    birth_year = years_of(parsed.birth_day[rows][starts])
+    mine, employer = entries.employee_money, entries.employer_money
+    money = {k: np.where(employer if k.startswith("employer_") else mine, v[rows], 0) for k, v in parsed.money.items()}
+
+    def per_group(values: np.ndarray, reduce=np.maximum) -> np.ndarray:
+        return reduce.reduceat(values, starts) if n else starts
+
+    return PeriodRows(
+        group_start=starts, plan_index=plan[starts], year=year[starts], age=year[starts] - birth_year,
+        prior_year_fica_wages=per_group(money["prior_year_fica_wages"]),
+        fica_known=per_group(parsed.fica_known[rows] & mine, np.logical_or).astype(bool),
+        other_plan_deferrals=per_group(money["other_plan_deferrals"]),
+        period=np.arange(n) - np.repeat(starts, counts) + 1,
+        amounts={k: money[k] for k in ("compensation", "pretax", "roth", "after_tax", "employer_match",
+                                       "employer_nonelective")},
+    )
+
+
+def _segment_cumsum(values: np.ndarray, new_segment: np.ndarray) -> np.ndarray:
+    """Running totals that restart wherever new_segment is true."""
+    total = np.cumsum(values)
+    starts = np.flatnonzero(new_segment)
+    base = np.repeat((total - values)[starts], np.diff(np.append(starts, len(values))))
+    return total - base
+
+
+def _add_employer_totals(checker: Checker, parsed: Parsed, entries: Entries, rows: PeriodRows) -> None:
+    """What the employer's other plans hold as of each entry (401(a)(30), 415(c) count them all).
+
+    The entries of one employee-year in every plan of one employer are put in (pay date, plan)
+    order and summed; what a plan's own entries account for is taken away again. Pay for 415(c)
+    is the largest year's pay among the employer's plans (each plan's rows report the employee's pay);
+    prior-year wages and other employers' deferrals are the employee's, whichever plan's rows carry them.
+    """
+    n = len(entries.row)
+    if not n or not checker.shared_employers:
+        return
+    plan = parsed.plan_index[entries.row]
+    employer = checker.employer_of[plan]
+    employee, year, day = parsed.employee[entries.row], entries.year, parsed.pay_day[entries.row]
+    by_employer = np.lexsort((plan, day, year, employee, employer))
+    new_person = np.ones(n, dtype=bool)
+    keys = (employer[by_employer], employee[by_employer], year[by_employer])
+    new_person[1:] = np.any([np.diff(k) != 0 for k in keys], axis=0)
+    new_group = np.zeros(n, dtype=bool)
+    new_group[rows.group_start] = True
+    for name in EMPLOYER_AMOUNTS:
+        values = rows.amounts[name]
+        everyone = np.empty(n, dtype=np.int64)
+        everyone[by_employer] = _segment_cumsum(values[by_employer], new_person)
+        rows.employer_other[name] = everyone - _segment_cumsum(values, new_group)
+    pay = np.add.reduceat(rows.amounts["compensation"], rows.group_start)
+    person_of_row = np.empty(n, dtype=np.int64)
+    person_of_row[by_employer] = np.cumsum(new_person) - 1
+    person = person_of_row[rows.group_start]
+
+    def across_plans(values: np.ndarray, reduce=np.maximum) -> np.ndarray:
+        """The employee-year's figure over every plan of the employer, back on each plan's group."""
+        out = np.zeros(int(person.max()) + 1, dtype=values.dtype)
+        reduce.at(out, person, values)
+        return out[person]
+
+    rows.employer_compensation = across_plans(pay)
+    # Per-person figures repeated on the rows of each plan: one value for the employee at this employer.
+    rows.prior_year_fica_wages = across_plans(rows.prior_year_fica_wages.astype(np.int64))
+    rows.other_plan_deferrals = across_plans(rows.other_plan_deferrals.astype(np.int64))
+    rows.fica_known = across_plans(rows.fica_known.astype(bool), np.logical_or)
+
+
+def _first_in_group(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Index of each group's first true row, NEVER where none."""
+    if not len(mask):
+        return np.zeros(0, dtype=np.int64)
+    return np.minimum.reduceat(np.where(mask, np.arange(len(mask)), NEVER), starts)
+
+
+def confirmed_firings(checker: Checker, facts: dict[str, np.ndarray], starts: np.ndarray) -> list[tuple[int, int, str]]:
+    """(group, row, rule id) of the first row per employee-year on which the engine fires each rule."""
+    masks = {r.id: evaluate_columns(r.condition, facts) for r in checker.rules}
+    candidates = {rule_id: _first_in_group(mask, starts) for rule_id, mask in masks.items()}
+    found: list[tuple[int, int, str]] = []
+    engine = checker.engine["period"]
+    while candidates:
+        rows = np.unique(np.concatenate([c[c != NEVER] for c in candidates.values()]))
+        if not len(rows):
+            break
+        fired: dict[str, set[int]] = {}
+        for row, rule_id in fire_on_rows(engine, facts, rows):
+            fired.setdefault(rule_id, set()).add(row)
+        retry = {}
+        for rule_id, first in candidates.items():
+            groups = np.flatnonzero(first != NEVER)
+            hits = np.array([int(first[g]) in fired.get(rule_id, ()) for g in groups], dtype=bool)
+            found.extend((int(g), int(first[g]), rule_id) for g in groups[hits])
+            declined = groups[~hits]
+            if len(declined):  # the pre-screen was wider than the engine: try each group's next candidate
+                mask = masks[rule_id]
+                mask[first[declined]] = False
+                retry[rule_id] = np.where(np.isin(np.arange(len(first)), declined), _first_in_group(mask, starts), NEVER)
+        candidates = retry
+    return found
+
+
+def _one_per_scope(checker: Checker, parsed: Parsed, entries: Entries,
+                   firings: list[tuple[int, int, str]]) -> list[tuple[int, str]]:
+    """(row, rule id) of each finding: a rule of employer scope once per employee-year of an employer.
+
+    Such a rule compares figures of every plan of the employer, so it breaks in each plan the
+    employee is in; it is reported where it broke first (earliest pay date, then plan_id).
+    """
+    kept: list[tuple[int, str]] = []
+    first: dict[tuple[int, int, int, str], tuple[int, str, int]] = {}
+    for _group, row, rule_id in firings:
+        if checker.rulebook.by_id[rule_id].scope != "employer" or not checker.shared_employers:
+            kept.append((row, rule_id))
+            continue
+        source = int(entries.row[row])
+        plan = int(parsed.plan_index[source])
+        key = (int(checker.employer_of[plan]), int(parsed.employee[source]), int(entries.year[row]), rule_id)
+        place = (int(parsed.pay_day[source]), checker.plans[plan].plan_id, row)
+        if key not in first or place < first[key]:
+            first[key] = place
+    kept.extend((row, key[3]) for key, (_day, _plan, row) in first.items())
+    return kept
+
+
+def _iso(day: int) -> str:
+    return str(np.datetime64(int(day), "D"))
+
+
+def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: str) -> PartitionResult:
+    """Check one partition (its spill pieces); write its sorted findings and rejects to out_dir."""
+    table = pa.concat_tables([ipc.open_file(piece).read_all() for piece in pieces])
+    parsed, rejects = parse_partition(table, checker.plan_index, checker.limits)
+    keep = _drop_conflicts(parsed, rejects)
+    accepted = np.flatnonzero(keep)
+    events: list[tuple[list[Any], dict[str, Any]]] = []
+    counter: Counter[str] = Counter()
+    if len(accepted):
+        entries = Entries.of(parsed, accepted)
+        rows = _period_rows(parsed, entries)
+        _add_employer_totals(checker, parsed, entries, rows)
+        facts = build_period_facts(rows, checker.arrays, checker.limits)
+        types = checker.rulebook.fact_types("period")
+        rank = {r.id: i for i, r in enumerate(checker.rules)}
+        by_id = {r.id: r for r in checker.rules}
+        for row, rule_id in _one_per_scope(checker, parsed, entries, confirmed_firings(checker, facts, rows.group_start)):
+            rule = by_id[rule_id]
+            source = int(entries.row[row])
+            plan_id = checker.plans[int(parsed.plan_index[source])].plan_id
+            employee_id = parsed.employee_ids[int(parsed.employee[source])]
+            pay_date = _iso(parsed.pay_day[source])
+            year = int(facts["year"][row])
+            at_row = {name: int(facts[name][row]) for name in checker.needed[rule_id]}
+            context = {"plan_id": plan_id, "employee_id": employee_id, "year": year,
+                       "period": int(facts["period"][row]), "pay_date": pay_date, "line": int(parsed.line[source])}
+            extra = {"ytd": {key: format_cents(int(facts[fact][row])) for key, fact in YTD_FIELDS}}
+            finding = build_finding(rule, at_row, types, context, extra)
+            events.append(([plan_id, employee_id, year, pay_date, rank[rule_id]], finding.as_event()))
+            counter[rule_id] += 1
+    events.sort(key=lambda item: item[0])
+    rejects.sort(key=lambda r: r.line)
+    findings_path = out_dir / f"{name}.findings.jsonl"
+    rejects_path = out_dir / f"{name}.rejects.jsonl"
+    findings_path.write_bytes(b"".join(orjson.dumps(item) + b"\n" for item in events))
+    rejects_path.write_bytes(b"".join(orjson.dumps([r.line, r.reason, list(r.values)]) + b"\n" for r in rejects))
+    checked = int(keep.sum())
+    people = np.unique(parsed.plan_index[accepted] * (len(parsed.employee_ids) + 1) + parsed.employee[accepted])
+    return PartitionResult(
+        rows_read=table.num_rows, rows_checked=checked, rows_rejected=len(rejects), employees=len(people),
+        plans=sorted({checker.plans[int(i)].plan_id for i in np.unique(parsed.plan_index[accepted])}),
+        findings_by_rule=dict(counter), findings_path=str(findings_path), rejects_path=str(rejects_path),
+        peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    )

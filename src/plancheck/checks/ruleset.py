@@ -1,0 +1,26 @@
+"""The rules a check runs with: the rulebook and limits of a rules directory, loaded once per process
+and held to the facts the code builds."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from plancheck.documents.limits import LimitTable, load_limits
+from plancheck.rulebook.rules import Rulebook, check_built_facts, load_rulebook
+
+
+def built_facts() -> dict[str, frozenset[str]]:
+    """The facts the code builds for each subject (what rules/facts/<subject>.yaml must declare)."""
+    from plancheck.facts.period import BUILT_FACTS as period
+    from plancheck.facts.plan import BUILT_FACTS as plan
+    from plancheck.facts.withdrawal import BUILT_FACTS as withdrawal
+    return {"period": period, "withdrawal": withdrawal, "plan": plan}
+
+
+@lru_cache(maxsize=8)
+def load_rules(rules_dir: Path) -> tuple[Rulebook, LimitTable]:
+    """The rulebook and the limit table of a rules directory, loaded once and checked against the code."""
+    rulebook = load_rulebook(rules_dir)
+    check_built_facts(rulebook, built_facts())
+    return rulebook, load_limits(rules_dir / "limits")

@@ -1,0 +1,61 @@
+"""Checking withdrawal and conversion requests on the shared engine: requests naming an unknown plan
+are rejected, the others fire the withdrawal rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from plancheck.ages import age_in_months, age_text
+from plancheck.documents.limits import LimitTable
+from plancheck.documents.plan import Plan
+from plancheck.documents.withdrawal import RejectedRequest, read_requests
+from plancheck.engine import Engine
+from plancheck.errors import shown
+from plancheck.facts.withdrawal import request_facts
+from plancheck.findings import Finding, build_finding
+from plancheck.money import display_cents, format_cents
+from plancheck.rulebook.rules import Rulebook
+
+
+@dataclass
+class WithdrawalOutcome:
+    findings: list[Finding]
+    rejected: list[RejectedRequest]
+    checked: int
+
+
+def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engine: Engine,
+                   limits: LimitTable) -> WithdrawalOutcome:
+    """Check every readable request; requests naming an unknown plan are rejected."""
+    accepted, rejected = read_requests(path)
+    checkable, facts = [], []
+    for line, request in accepted:
+        plan = plans.get(request.plan_id)
+        if plan is None:
+            rejected.append(RejectedRequest(f"{path}:{line}" if line else str(path), line,
+                                            f"plan_id: unknown plan {shown(request.plan_id)}"))
+            continue
+        checkable.append((line, request, plan))
+        facts.append(request_facts(request, plan, limits))
+    firings = engine["withdrawal"].fire(facts) if facts else []
+    types = rulebook.fact_types("withdrawal")
+    early_age = age_in_months(limits.parameter("early_withdrawal_age"))
+    findings = []
+    for index, rule_id in firings:
+        line, request, plan = checkable[index]
+        this = facts[index]
+        restricted = this["source_elective"] or this["source_safe_harbor"]
+        needs = max(early_age if restricted else 0, this["plan_minimum_age_months"])
+        context = {"plan_id": plan.plan_id, "employee_id": request.employee_id, "request_id": request.request_id,
+                   "request_kind": request.kind, "source": request.source.value,
+                   "request_date": request.request_date.isoformat(), "line": line,
+                   "age": age_text(this["age_months"]), "minimum_age": age_text(needs),
+                   "amount_requested": display_cents(request.amount)}
+        rule = rulebook.by_id[rule_id]
+        # A rule that names the 72(t) figure in its message also carries it as a field of the event.
+        extra = {"additional_tax_72t": format_cents(this["additional_tax_72t"])} \
+            if "additional_tax_72t" in rule.placeholders else None
+        findings.append(build_finding(rule, this, types, context, extra))
+    rejected.sort(key=lambda r: (r.line or 0, r.where))
+    return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable))

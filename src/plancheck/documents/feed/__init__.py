@@ -1,0 +1,1 @@
+"""Payroll feeds: CSV or Parquet records to text columns, then to exact cents and dates with a reason per bad row."""

@@ -1,0 +1,192 @@
+"""Text columns of a feed partition to exact integers, with a reason for every rejected row.
+
+Money becomes integer cents without floats: the digits are validated, the decimal point is
+dropped and the value scaled by its number of decimals. Dates are parsed and formatted back so
+that a date like 2024-02-30 (which strptime would roll over to March 1) is refused. Each column
+is parsed once per distinct value (pay dates, birth dates and per-employee amounts repeat a lot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from plancheck.documents.feed.reader import COLUMNS, LINE, MONEY, OPTIONAL_VALUES
+from plancheck.documents.limits import LimitTable
+from plancheck.errors import shown
+from plancheck.money import MAX_CENTS, MAX_DOLLARS_TEXT
+
+_MONEY_RE = r"^\d+(\.\d{1,2})?$"
+#: Digits before the decimal point of the largest amount (MAX_CENTS: $99,999,999.99).
+_MAX_WHOLE_DIGITS = len(str(MAX_CENTS // 100))
+_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+_SCALE = np.array([100, 10, 1], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A feed row that cannot be checked: its line, why, and its values as read."""
+
+    line: int
+    reason: str
+    values: tuple[str, ...]
+
+
+@dataclass
+class Parsed:
+    """Accepted rows of a partition as numpy columns."""
+
+    line: np.ndarray
+    plan_index: np.ndarray
+    plan_ids: list[str]
+    employee: np.ndarray        # int codes into employee_ids
+    employee_ids: list[str]
+    birth_day: np.ndarray       # days since 1970-01-01
+    pay_day: np.ndarray
+    year: np.ndarray
+    money: dict[str, np.ndarray]
+    fica_known: np.ndarray                          # prior_year_fica_wages given (empty is unknown, not zero)
+    limitation_year: np.ndarray                     # 415 limitation year of the row's employer money
+    source_row: np.ndarray                          # row of each accepted row in the partition table
+    raw: Callable[[int], tuple[str, ...]]           # a partition row's values as read, for rejects
+
+
+def _distinct(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    encoded = pc.dictionary_encode(column)
+    return encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def parse_money(column: pa.Array, optional: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cents, ok, too_big) for a text column of dollar amounts; empty is zero where optional.
+
+    `too_big` marks well-formed amounts above MAX_CENTS, found by their number of digits
+    (leading zeros aside) before any digit is converted, so no value can overflow int64.
+    """
+    values, index = _distinct(column)
+    shaped = pc.match_substring_regex(values, _MONEY_RE)
+    if optional:
+        shaped = pc.or_(shaped, pc.equal(values, ""))
+    trimmed = pc.utf8_ltrim(values, characters="0")
+    dot = pc.find_substring(trimmed, ".")
+    whole_digits = pc.if_else(pc.less(dot, 0), pc.utf8_length(trimmed), dot)
+    too_big = pc.and_(shaped, pc.greater(whole_digits, _MAX_WHOLE_DIGITS))
+    ok = pc.and_(shaped, pc.invert(too_big))
+    clean = pc.if_else(ok, trimmed, "0")
+    clean = pc.if_else(pc.equal(clean, ""), "0", clean)
+    dot = pc.find_substring(clean, ".").to_numpy(zero_copy_only=False)
+    length = pc.binary_length(clean).to_numpy(zero_copy_only=False)
+    digits = pc.cast(pc.replace_substring(clean, ".", ""), pa.int64()).to_numpy()
+    decimals = np.where(dot < 0, 0, length - dot - 1)
+    cents = digits * _SCALE[np.clip(decimals, 0, 2)]
+    return (cents[index], shaped.to_numpy(zero_copy_only=False)[index],
+            too_big.to_numpy(zero_copy_only=False)[index])
+
+
+def parse_dates(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(days since epoch, ok) for a text column of ISO dates; impossible dates are not ok."""
+    values, index = _distinct(column)
+    shaped = pc.match_substring_regex(values, _DATE_RE)
+    stamps = pc.strptime(pc.if_else(shaped, values, "1970-01-01"), format="%Y-%m-%d", unit="s", error_is_null=True)
+    round_trip = pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), values)
+    ok = pc.and_(shaped, pc.fill_null(round_trip, False)).to_numpy(zero_copy_only=False)
+    days = pc.cast(pc.cast(pc.fill_null(stamps, 0), pa.timestamp("s")), pa.date32())
+    days_np = days.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    return days_np[index], ok[index]
+
+
+def years_of(days: np.ndarray) -> np.ndarray:
+    return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def _limitation_years(column: pa.Array, pay_year: np.ndarray, pay_ok: np.ndarray, flag, value) -> np.ndarray:
+    """The 415 limitation year of each row: empty is the pay date's year; else that year or the one before.
+
+    Employer money deposited after year end for the previous year counts in the limitation year
+    it is allocated for (Treas. Reg. 1.415(c)-1(b)(6)); a later or earlier year is refused.
+    """
+    values, index = _distinct(column)
+    shaped = pc.match_substring_regex(values, r"^\d{4}$")
+    numbers = pc.cast(pc.if_else(shaped, values, "0"), pa.int64()).to_numpy()[index]
+    ok = shaped.to_numpy(zero_copy_only=False)[index]
+    blank = pc.equal(values, "").to_numpy(zero_copy_only=False)[index]
+    flag(~blank & ~ok, lambda r: f"limitation_year: expected a year like 2025 or nothing, got {shown(value('limitation_year', r))}")
+    flag(ok & pay_ok & ((numbers > pay_year) | (numbers < pay_year - 1)),
+         lambda r: f"limitation_year: must be the pay date's year ({int(pay_year[r])}) or the year before "
+                   f"(employer money deposited after year end, Treas. Reg. 1.415(c)-1(b)(6)), "
+                   f"got {shown(value('limitation_year', r))}")
+    return np.where(ok, numbers, pay_year)
+
+
+def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTable) -> tuple[Parsed, list[Reject]]:
+    """Validate and convert every row; rows with any problem become rejects with all their reasons."""
+    n = table.num_rows
+    problems: dict[int, list[str]] = {}
+
+    def flag(bad: np.ndarray, reason) -> None:
+        for row in np.flatnonzero(bad).tolist():
+            problems.setdefault(row, []).append(reason(row))
+
+    text = {c: table.column(c).combine_chunks() for c in COLUMNS}
+    as_read: dict[str, list[str]] = {}
+
+    def value(column: str, row: int) -> str:
+        if column not in as_read:
+            as_read[column] = text[column].to_pylist()
+        return as_read[column][row]
+
+    plans, plan_codes = _distinct(text["plan_id"])
+    plan_names = plans.to_pylist()
+    known = np.array([plan_index.get(p, -1) for p in plan_names], dtype=np.int64)
+    plan_idx = known[plan_codes] if n else np.zeros(0, dtype=np.int64)
+    flag(plan_idx < 0, lambda r: f"plan_id: unknown plan {shown(value('plan_id', r))} (no such plan in the plans directory)")
+    employees, employee_codes = _distinct(text["employee_id"])
+    employee_ids = employees.to_pylist()
+    empty_employee = np.array([e.strip() == "" for e in employee_ids], dtype=bool)
+    flag(empty_employee[employee_codes] if n else np.zeros(0, bool), lambda r: "employee_id: required, got an empty value")
+
+    dates, date_ok = {}, {}
+    for column in ("birth_date", "pay_date"):
+        dates[column], date_ok[column] = parse_dates(text[column])
+        flag(~date_ok[column], lambda r, c=column: f"{c}: expected a date YYYY-MM-DD, got {shown(value(c, r))}")
+    money = {}
+    for column in MONEY:
+        cents, ok, too_big = parse_money(text[column], column in OPTIONAL_VALUES)
+        money[column] = cents
+        flag(~ok, lambda r, c=column: f"{c}: expected dollars with at most two decimals (zero or more), "
+                                      f"got {shown(value(c, r))}")
+        flag(too_big, lambda r, c=column: f"{c}: expected at most {MAX_DOLLARS_TEXT}, got {shown(value(c, r))}")
+    year = years_of(dates["pay_date"])
+    covered = (year >= limits.first_year) & (year <= limits.last_year)
+    flag(date_ok["pay_date"] & ~covered, lambda r: f"pay_date: no IRS limits for {int(year[r])}: rules/limits covers "
+                                         f"{limits.first_year}-{limits.last_year}")
+    fica_known = (pc.not_equal(text["prior_year_fica_wages"], "").to_numpy(zero_copy_only=False)
+                  if n else np.zeros(0, dtype=bool))
+    limitation_year = _limitation_years(text["limitation_year"], year, date_ok["pay_date"], flag, value)
+    flag(date_ok["pay_date"] & covered & ((limitation_year < limits.first_year) | (limitation_year > limits.last_year)),
+         lambda r: f"limitation_year: no IRS limits for {int(limitation_year[r])}: rules/limits covers "
+                   f"{limits.first_year}-{limits.last_year}")
+    birth_year = years_of(dates["birth_date"])
+    both = date_ok["birth_date"] & date_ok["pay_date"]
+    flag(both & (dates["birth_date"] >= dates["pay_date"]), lambda r: "birth_date: must be before pay_date")
+    flag(both & (year - birth_year > 120), lambda r: "birth_date: gives an age over 120")
+
+    lines = table.column(LINE).to_numpy()
+    bad_rows = np.array(sorted(problems), dtype=np.int64)
+    keep = np.ones(n, dtype=bool)
+    keep[bad_rows] = False
+    def raw_row(row: int) -> tuple[str, ...]:
+        return tuple(value(c, row) for c in COLUMNS)
+
+    rejects = [Reject(int(lines[r]), "; ".join(problems[r]), raw_row(r)) for r in bad_rows.tolist()]
+    parsed = Parsed(
+        line=lines[keep], plan_index=plan_idx[keep], plan_ids=plan_names, employee=employee_codes[keep],
+        employee_ids=employee_ids, birth_day=dates["birth_date"][keep], pay_day=dates["pay_date"][keep],
+        year=year[keep], money={k: v[keep] for k, v in money.items()},
+        fica_known=fica_known[keep], limitation_year=limitation_year[keep],
+        source_row=np.flatnonzero(keep), raw=raw_row,
+    )
+    return parsed, rejects

@@ -1,0 +1,382 @@
+"""Reading payroll feeds (CSV or Parquet) as streams of string columns.
+
+Every interface column is read as text so that a bad value rejects its row, not the file;
+conversion to cents and dates happens per partition in parse.py. CSV records are split by
+records.py (quoted fields may hold newlines; each record is numbered by its first line); a
+record that cannot be read (wrong number of fields, bad UTF-8, malformed quoting, too long, a
+value longer than MAX_VALUE_CHARS) becomes a BadRecord and the rest of the feed is read on.
+Well-formed records without quotes are parsed by Arrow in bulk; the others one by one with
+Python's csv module. For Parquet the line number is the 1-based row.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from plancheck.documents.feed.records import CHUNK, MAX_RECORD_BYTES, RAW_CHARS, BadRecord, Block, raw_text, read_blocks
+from plancheck.errors import InputError, Problem, shorten, shown
+
+#: Feed columns: names are the interface (README).
+COLUMNS = ("plan_id", "employee_id", "birth_date", "pay_date", "compensation", "pretax", "roth", "after_tax",
+           "employer_match", "employer_nonelective", "prior_year_fica_wages", "other_plan_deferrals",
+           "limitation_year")
+#: Columns a feed may leave out of its header altogether (read as empty).
+OPTIONAL_COLUMNS = ("limitation_year",)
+#: Columns whose cells may be left empty: other_plan_deferrals reads as zero; prior_year_fica_wages as unknown.
+OPTIONAL_VALUES = ("prior_year_fica_wages", "other_plan_deferrals")
+MONEY = ("compensation", "pretax", "roth", "after_tax", "employer_match", "employer_nonelective",
+         "prior_year_fica_wages", "other_plan_deferrals")
+LINE = "__line"
+#: Longest value of a feed column, in characters (ids; dates and amounts are far shorter).
+MAX_VALUE_CHARS = 256
+_QUOTE, _CR, _NEWLINE = ord('"'), ord("\r"), ord("\n")
+#: Smallest stretch Feed.ranges scans at a time (tests lower it to cut small feeds).
+MIN_RANGE_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class FeedRange:
+    """Records between two byte offsets of a CSV; `first_line` is the line number at `start`."""
+
+    start: int
+    stop: int
+    first_line: int
+
+
+@dataclass
+class Feed:
+    """An open feed: its format, extra columns, and an iterator of string batches with line numbers."""
+
+    path: Path
+    format: str
+    extra_columns: list[str]
+    size_bytes: int
+    estimated_rows: int | None
+    header: list[str]
+    data_start: int = 0
+    #: Let Arrow parse with threads (off in worker processes, which already use every core).
+    threads: bool = True
+    #: Records that could not be checked, filled while reading.
+    bad_rows: list[BadRecord] = field(default_factory=list)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Batches of the interface columns as strings, plus LINE (int64)."""
+        if self.format == "parquet":
+            yield from self._parquet_batches()
+        else:
+            yield from self.csv_batches(FeedRange(self.data_start, self.size_bytes, 2))
+
+    def ranges(self, pieces: int) -> list[FeedRange]:
+        """Split a CSV's records into about `pieces` byte ranges, cut at record boundaries, each with its first line.
+
+        The cuts come from the same record splitting a reader does (records.read_blocks), so a
+        quoted field with newlines is never cut and every range reads exactly its records.
+        """
+        if self.format != "csv" or pieces <= 1:
+            return [FeedRange(self.data_start, self.size_bytes, 2)]
+        step = max((self.size_bytes - self.data_start) // pieces, 1)
+        cuts = [(self.data_start, 2)]
+        with self.path.open("rb") as handle:
+            for block in read_blocks(handle, self.data_start, self.size_bytes, 2, chunk=min(CHUNK, max(step, MIN_RANGE_CHUNK)),
+                                     boundaries_only=True):
+                if cuts[-1][0] + step <= block.end < self.size_bytes:
+                    cuts.append((block.end, block.next_line))
+        stops = [start for start, _ in cuts[1:]] + [self.size_bytes]
+        return [FeedRange(start, stop, line) for (start, line), stop in zip(cuts, stops)]
+
+    def csv_batches(self, span: FeedRange) -> Iterator[pa.RecordBatch]:
+        """Parse a byte range of the CSV a block of records at a time, so memory stays bounded.
+
+        pyarrow's streaming reader reads ahead without limit when parsing is fast; parsing
+        explicit blocks keeps one in memory and gives exact line numbers. Records that cannot
+        be read go to self.bad_rows instead of stopping the run.
+        """
+        with self.path.open("rb") as handle:
+            for block in read_blocks(handle, span.start, span.stop, span.first_line):
+                self.bad_rows.extend(block.bad)
+                if not len(block.lines):
+                    continue
+                batch = self._parse_block(block)
+                if batch.num_rows and int((block.stops - block.starts).max()) > MAX_VALUE_CHARS:
+                    batch = self._refuse_long_values(batch)
+                if batch.num_rows:
+                    yield batch
+
+    # -- CSV records to columns ------------------------------------------------------------
+
+    def _parse_block(self, block: Block) -> pa.RecordBatch:
+        """The records of a block as string columns plus LINE; unreadable ones go to bad_rows."""
+        plain = _plain_records(block)
+        parts = []
+        if plain.any():
+            parsed = self._arrow_records(block, plain)
+            if parsed is None:  # Arrow disagreed with the record split: read those one by one too
+                plain[:] = False
+            else:
+                parts.append(parsed)
+        if not plain.all():
+            parts.append(self._python_records(block, ~plain))
+        return parts[0] if len(parts) == 1 else pa.concat_batches(parts)
+
+    @property
+    def present(self) -> list[str]:
+        """The interface columns this feed's header has (optional ones may be missing)."""
+        return [c for c in COLUMNS if c in self.header]
+
+    def _arrow_records(self, block: Block, which: np.ndarray) -> pa.RecordBatch | None:
+        """Plain records (no quotes, bare CRs or non-ASCII bytes) parsed by Arrow in one go.
+
+        A record with the wrong number of fields is found by Arrow's invalid-row handler and
+        matched back to its line by its text. None if Arrow's rows do not match the records.
+        """
+        data = block.data
+        if which.all() and not block.bad:
+            buffer = memoryview(data)[: int(block.stops[-1]) + 1]
+        else:
+            buffer = b"\n".join(data[a:b] for a, b in zip(block.starts[which].tolist(), block.stops[which].tolist()))
+            buffer += b"\n"
+        invalid: list[str] = []
+
+        def skip(row, invalid=invalid) -> str:
+            invalid.append(row.text)
+            return "skip"
+
+        convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in self.present}, include_columns=self.present,
+                                       strings_can_be_null=False, quoted_strings_can_be_null=False)
+        read = pacsv.ReadOptions(column_names=self.header, use_threads=self.threads, block_size=4 << 20)
+        try:
+            table = pacsv.read_csv(pa.py_buffer(buffer), read_options=read, convert_options=convert,
+                                   parse_options=pacsv.ParseOptions(invalid_row_handler=skip))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        lines, refused = block.lines[which], []
+        if invalid:
+            lines, refused = self._drop_invalid(block, which, invalid)
+        if len(lines) != table.num_rows:
+            return None
+        self.bad_rows.extend(refused)
+        batch = table.combine_chunks().to_batches()[0] if table.num_rows else _empty_batch()
+        return _with_lines(batch, pa.array(lines, type=pa.int64()))
+
+    def _drop_invalid(self, block: Block, which: np.ndarray, invalid: list[str]) -> tuple[np.ndarray, list[BadRecord]]:
+        """Lines of the records Arrow accepted, and the ones it refused (matched by text) as bad rows."""
+        pending = Counter(text.rstrip("\r") for text in invalid)
+        kept, refused = [], []
+        for k in np.flatnonzero(which).tolist():
+            raw = block.data[int(block.starts[k]):int(block.stops[k])]
+            text = raw.decode("utf-8", errors="replace").rstrip("\r")
+            if pending[text] > 0:
+                pending[text] -= 1
+                try:
+                    fields = next(csv.reader([text]), [])
+                except csv.Error:
+                    fields = []
+                refused.append(self._wrong_count(int(block.lines[k]), fields))
+            else:
+                kept.append(int(block.lines[k]))
+        return np.array(kept, dtype=np.int64), refused
+
+    def _python_records(self, block: Block, which: np.ndarray) -> pa.RecordBatch:
+        """Records with quotes, carriage returns or non-ASCII bytes, read one at a time by the csv module."""
+        position = {name: index for index, name in enumerate(self.header)}
+        columns: dict[str, list[str]] = {c: [] for c in COLUMNS}
+        lines: list[int] = []
+        for k in np.flatnonzero(which).tolist():
+            line = int(block.lines[k])
+            raw = block.data[int(block.starts[k]):int(block.stops[k])]
+            fields = self._fields(line, raw)
+            if fields is None:
+                continue
+            if len(fields) != len(self.header):
+                self.bad_rows.append(self._wrong_count(line, fields))
+                continue
+            for column in COLUMNS:
+                columns[column].append(fields[position[column]] if column in position else "")
+            lines.append(line)
+        arrays = [pa.array(columns[c], type=pa.string()) for c in COLUMNS]
+        return _with_lines(pa.RecordBatch.from_arrays(arrays, names=list(COLUMNS)), pa.array(lines, type=pa.int64()))
+
+    def _fields(self, line: int, raw: bytes) -> list[str] | None:
+        """One record's fields; None (and a bad row) when it is not UTF-8 or not well-formed CSV."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.bad_rows.append(BadRecord(line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} "
+                                                 f"of the record); a feed must be UTF-8", raw=raw_text(raw)))
+            return None
+        try:
+            return next(csv.reader([text.removesuffix("\r")], strict=True), [])
+        except csv.Error as exc:
+            self.bad_rows.append(BadRecord(line, f"malformed CSV record: {exc}", raw=raw_text(raw)))
+            return None
+
+    def _wrong_count(self, line: int, fields: list[str]) -> BadRecord:
+        """A record with the wrong number of fields, showing the feed's columns it has (by position) only."""
+        position = {name: index for index, name in enumerate(self.header)}
+        values = tuple(shorten(fields[position[c]], RAW_CHARS) if position.get(c, len(fields)) < len(fields) else ""
+                       for c in COLUMNS)
+        return BadRecord(line, f"expected {len(self.header)} fields, got {len(fields)}", values=values)
+
+    def _refuse_long_values(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Rows with a column value over MAX_VALUE_CHARS become bad rows (ids that long would only be mistakes)."""
+        lengths = {c: pc.utf8_length(batch.column(c)).to_numpy(zero_copy_only=False) for c in COLUMNS}
+        too_long = np.zeros(batch.num_rows, dtype=bool)
+        for values in lengths.values():
+            too_long |= values > MAX_VALUE_CHARS
+        if not too_long.any():
+            return batch
+        lines = batch.column(LINE).to_numpy()
+        for row in np.flatnonzero(too_long).tolist():
+            column = next(c for c in COLUMNS if lengths[c][row] > MAX_VALUE_CHARS)
+            values = tuple(shorten(batch.column(c)[row].as_py(), RAW_CHARS) for c in COLUMNS)
+            self.bad_rows.append(BadRecord(int(lines[row]), f"{column}: longer than {MAX_VALUE_CHARS} characters "
+                                                            f"({int(lengths[column][row]):,})", values=values))
+        return batch.filter(pa.array(~too_long))
+
+    # -- Parquet ---------------------------------------------------------------------------
+
+    def _parquet_batches(self) -> Iterator[pa.RecordBatch]:
+        row = 1
+        try:
+            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=500_000, columns=self.present):
+                strings = pa.RecordBatch.from_arrays([_as_text(batch.column(c)) for c in self.present],
+                                                     names=self.present)
+                lines = pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64))
+                row += batch.num_rows
+                checked = self._refuse_long_values(_with_lines(strings, lines))
+                if checked.num_rows:
+                    yield checked
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(Problem(str(self.path), "", f"unreadable Parquet after row {row - 1}: "
+                                                         f"{shorten(str(exc), 200)}")) from None
+
+
+def _with_lines(batch: pa.RecordBatch, lines: pa.Array) -> pa.RecordBatch:
+    """The interface columns in COLUMNS order (a missing optional column as empty text) plus LINE."""
+    empty = pa.array([""] * batch.num_rows, type=pa.string())
+    columns = [batch.column(c) if c in batch.schema.names else empty for c in COLUMNS]
+    return pa.RecordBatch.from_arrays(columns + [lines], names=[*COLUMNS, LINE])
+
+
+def _empty_batch() -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], type=pa.string()) for _ in COLUMNS], names=list(COLUMNS))
+
+
+def _plain_records(block: Block) -> np.ndarray:
+    """Which records Arrow may read in bulk: no double quote, no carriage return except before the
+    newline, no byte outside ASCII. The others are read one by one (their quoting, line breaks and
+    UTF-8 are checked record by record)."""
+    data = block.data
+    codes = np.frombuffer(data, dtype=np.uint8)
+    marks = []
+    if b'"' in data:
+        marks.append(np.flatnonzero(codes == _QUOTE))
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        returns = np.flatnonzero(codes == _CR)
+        following = codes[np.minimum(returns + 1, len(codes) - 1)]
+        marks.append(returns[(returns + 1 >= len(codes)) | (following != _NEWLINE)])
+    if not data.isascii():
+        marks.append(np.flatnonzero(codes >= 0x80))
+    plain = np.ones(len(block.starts), dtype=bool)
+    if marks:
+        where = np.concatenate(marks)
+        record = np.searchsorted(block.starts, where, side="right") - 1
+        inside = (record >= 0) & (where < block.stops[np.maximum(record, 0)])
+        plain[record[inside]] = False
+    return plain
+
+
+def _readable_type(kind: pa.DataType) -> bool:
+    """Whether a Parquet interface column of this type reads as text the way a CSV cell would."""
+    if pa.types.is_dictionary(kind):
+        return _readable_type(kind.value_type)
+    return any(check(kind) for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer,
+                                         pa.types.is_floating, pa.types.is_decimal, pa.types.is_date,
+                                         pa.types.is_timestamp, pa.types.is_boolean, pa.types.is_null))
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    """A Parquet column as text the same way a CSV cell would read; nulls become empty."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
+        column = column.cast(pa.date32())
+    text = column.cast(pa.string())
+    return text.fill_null("")
+
+
+def _csv_header(path: Path) -> tuple[list[str], int]:
+    """The header row's names and its length in bytes; a header that cannot be read is an InputError."""
+    source = str(path)
+    with path.open("rb") as handle:
+        first_line = handle.readline(MAX_RECORD_BYTES + 1)
+    if len(first_line) > MAX_RECORD_BYTES:
+        raise InputError(Problem(source, "header", f"header row longer than {MAX_RECORD_BYTES:,} bytes", 1))
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(Problem(source, "header", f"not UTF-8 text (byte 0x{first_line[exc.start]:02x}); "
+                                                   "a feed must be UTF-8", 1)) from None
+    try:
+        header = next(csv.reader([text.rstrip("\r\n")], strict=True), [])
+    except csv.Error as exc:
+        raise InputError(Problem(source, "header", f"malformed header row: {exc}", 1)) from None
+    if text.count('"') % 2:
+        raise InputError(Problem(source, "header", "unbalanced quote in the header row", 1))
+    return header, len(first_line)
+
+
+def _check_columns(source: str, header: list[str], line: int | None) -> None:
+    """Every interface column present, none named twice."""
+    twice = [name for name, count in Counter(header).items() if count > 1]
+    if twice:
+        raise InputError(Problem(source, "header", f"column {shown(twice[0])} appears more than once; "
+                                                   "each column must be named once", line))
+    required = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(Problem(source, "header", f"missing column(s) {', '.join(missing)}; "
+                                                   f"a feed needs {', '.join(required)}", line))
+
+
+def _check_parquet_types(source: str, schema: pa.Schema) -> None:
+    """Interface columns of nested or binary types cannot be read as text: name them."""
+    wrong = [f"{name} ({schema.field(name).type})" for name in COLUMNS
+             if name in schema.names and not _readable_type(schema.field(name).type)]
+    if wrong:
+        raise InputError(Problem(source, "", f"column(s) of a type plancheck cannot read: {', '.join(wrong)}; "
+                                             "expected text, numbers or dates"))
+
+
+def open_feed(path: Path) -> Feed:
+    """Open a feed and check its header; a missing or repeated column or an unreadable file is an InputError."""
+    source = str(path)
+    if not path.is_file():
+        raise InputError(Problem(source, "", "feed file not found"))
+    try:
+        size = path.stat().st_size
+        if path.suffix.lower() in (".parquet", ".pq"):
+            parquet = pq.ParquetFile(path)
+            schema = parquet.schema_arrow
+            header, data_start, rows, fmt = list(schema.names), 0, parquet.metadata.num_rows, "parquet"
+            _check_columns(source, header, None)
+            _check_parquet_types(source, schema)
+        else:
+            header, data_start = _csv_header(path)
+            rows, fmt = None, "csv"
+            _check_columns(source, header, 1)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(Problem(source, "", f"unreadable feed: {shorten(str(exc), 200)}")) from None
+    extra = [c for c in header if c not in COLUMNS]
+    return Feed(path=path, format=fmt, extra_columns=extra, size_bytes=size, estimated_rows=rows, header=header,
+                data_start=data_start)

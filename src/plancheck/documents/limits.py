@@ -1,0 +1,242 @@
+"""IRS dollar limits, loaded from dated, cited YAML files under rules/limits/.
+
+One file per limit family (OpenFisca style), values keyed by calendar year, each value with
+its own citation. Every family must cover the same years up to the same last year, so a
+year missing from one file is a load error instead of a silent gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from plancheck.documents.yamlio import read_document, validation_problems
+from plancheck.errors import InputError, LimitYearMissing, Problem
+from plancheck.models import Reference, Strict
+from plancheck.money import Cents
+
+
+class LimitValue(Strict):
+    """The figure in force for one year, or null with a note where the limit did not exist."""
+
+    amount: Cents | None
+    citation: str = Field(min_length=5)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _null_needs_note(self) -> "LimitValue":
+        if self.amount is None and not self.note:
+            raise ValueError("a null amount needs a note saying why the limit does not apply")
+        return self
+
+
+class LimitFamily(Strict):
+    """One limit (e.g. 402(g)(1)) with its yearly values and references."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    section: str = Field(min_length=3, description="Statute or regulation, e.g. 'IRC 402(g)(1)'")
+    description: str
+    unit: Literal["USD"]
+    references: list[Reference] = Field(min_length=1)
+    values: dict[int, LimitValue] = Field(min_length=1)
+
+
+#: Family ids the checks use, mapped to the YearLimits attribute that holds them.
+FAMILIES = {
+    "elective_deferral_limit": "deferral_402g",
+    "catch_up_limit": "catch_up",
+    "catch_up_limit_age_60_63": "catch_up_60_63",
+    "annual_additions_limit": "annual_additions_415c",
+    "compensation_limit": "compensation_401a17",
+    "hce_compensation_threshold": "hce_414q",
+    "roth_catch_up_wage_threshold": "roth_catch_up_wages",
+}
+
+
+@dataclass(frozen=True)
+class YearLimits:
+    """Every limit in force for one calendar year, in cents (None: not in force that year)."""
+
+    year: int
+    deferral_402g: int
+    catch_up: int
+    catch_up_60_63: int | None
+    annual_additions_415c: int
+    compensation_401a17: int
+    hce_414q: int
+    roth_catch_up_wages: int | None
+    citations: dict[str, str]
+    #: HCE threshold of the look-back year (414(q)(1)(B) uses prior-year pay), if known.
+    hce_414q_prior_year: int | None = None
+
+
+class ParameterTier(Strict):
+    """One tier of a percentage formula: `rate` % of deferrals up to `up_to_percent` % of pay."""
+
+    rate: Decimal = Field(ge=0, le=100)
+    up_to_percent: Decimal = Field(gt=0, le=100)
+
+
+class Parameter(Strict):
+    """A figure of the law that is not a yearly dollar limit: an age, a percentage, a tolerance.
+
+    Either one `value` or, for a match formula, `tiers`. Like a limit family it carries the
+    section of law it comes from and references; unlike one it does not change by year (a rule
+    that starts in a given year is gated by a limit family whose earlier years are null).
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    section: str = Field(min_length=3, description="Statute or regulation, e.g. 'IRC 414(v)(5)(A)'")
+    description: str
+    unit: Literal["years", "percent", "USD", "USD per pay period"]
+    references: list[Reference] = Field(min_length=1)
+    value: Decimal | None = Field(default=None, ge=0)
+    tiers: list[ParameterTier] | None = None
+
+    @model_validator(mode="after")
+    def _value_or_tiers(self) -> "Parameter":
+        if (self.value is None) == (self.tiers is None):
+            raise ValueError("give exactly one of value or tiers")
+        if self.tiers is not None and self.unit != "percent":
+            raise ValueError("tiers are percentages: unit must be percent")
+        return self
+
+
+class LimitTable:
+    """All limit families, queried by year, and the parameters (ages, percentages) beside them."""
+
+    def __init__(self, families: dict[str, LimitFamily], sources: dict[str, str],
+                 parameters: dict[str, Parameter] | None = None):
+        self.families = families
+        self.sources = sources
+        self.parameters = parameters or {}
+        last_years = {max(f.values) for f in families.values()}
+        self.last_year = max(last_years)
+        self.first_year = max(min(f.values) for f in families.values())
+
+    def parameter(self, parameter_id: str) -> Decimal:
+        """The value of a single-valued parameter (rules/parameters/<id>.yaml)."""
+        value = self.parameters[parameter_id].value
+        assert value is not None, f"parameter {parameter_id} has tiers, not a value"
+        return value
+
+    def age_months(self, parameter_id: str) -> int:
+        """An age parameter in whole months (59.5 -> 714)."""
+        return int(self.parameter(parameter_id) * 12)
+
+    def cents(self, parameter_id: str) -> int:
+        """A dollar parameter in cents."""
+        return int(self.parameter(parameter_id) * 100)
+
+    @property
+    def years(self) -> range:
+        return range(self.first_year, self.last_year + 1)
+
+    def for_year(self, year: int, *, source: str = "", field: str = "year") -> YearLimits:
+        """The limits for a year; a year outside rules/limits is a clear error."""
+        if year not in self.years:
+            raise LimitYearMissing(Problem(
+                source or "rules/limits", field,
+                f"no IRS limits for {year}: rules/limits covers {self.first_year}-{self.last_year}",
+            ))
+        kwargs: dict = {}
+        citations = {}
+        for family_id, attr in FAMILIES.items():
+            value = self.families[family_id].values[year]
+            kwargs[attr] = value.amount
+            citations[attr] = f"{self.families[family_id].section}; {value.citation}"
+        prior = self.families["hce_compensation_threshold"].values.get(year - 1)
+        return YearLimits(year=year, citations=citations,
+                          hce_414q_prior_year=prior.amount if prior else None, **kwargs)
+
+
+#: Parameters the code reads (rules/parameters/<id>.yaml); each must exist, with its unit.
+PARAMETERS = {
+    "catch_up_eligibility_age": "years",
+    "catch_up_age_60_63_first": "years",
+    "catch_up_age_60_63_last": "years",
+    "match_rounding_tolerance": "USD per pay period",
+    "early_withdrawal_age": "years",
+    "safe_harbor_basic_match": "percent",
+    "safe_harbor_qaca_match": "percent",
+    "safe_harbor_enhanced_match_max_pay_percent": "percent",
+    "safe_harbor_nonelective_percent": "percent",
+    "safe_harbor_qaca_nonelective_percent": "percent",
+    "early_distribution_additional_tax_percent": "percent",
+}
+
+
+def load_parameters(directory: Path) -> dict[str, Parameter]:
+    """Every parameter file of a directory; the ones the code reads must be present with their unit."""
+    parameters: dict[str, Parameter] = {}
+    problems: list[Problem] = []
+    for path in sorted(directory.glob("*.yaml")):
+        data = read_document(path)
+        try:
+            parameter = Parameter.model_validate(data)
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc, data, str(path)).problems)
+            continue
+        if parameter.id != path.stem:
+            problems.append(Problem(str(path), "id", f"must equal the file name '{path.stem}'", got=repr(parameter.id)))
+            continue
+        parameters[parameter.id] = parameter
+    for parameter_id, unit in PARAMETERS.items():
+        path = str(directory / f"{parameter_id}.yaml")
+        if parameter_id not in parameters:
+            if not any(p.source == path for p in problems):
+                problems.append(Problem(path, "", "parameter file is missing"))
+        elif parameters[parameter_id].unit != unit:
+            problems.append(Problem(path, "unit", f"must be {unit!r}", got=repr(parameters[parameter_id].unit)))
+    if problems:
+        raise InputError(problems)
+    return parameters
+
+
+def load_limits(directory: Path) -> LimitTable:
+    """Load and cross-check every limit family under a directory (parameters from ../parameters)."""
+    families: dict[str, LimitFamily] = {}
+    sources: dict[str, str] = {}
+    problems: list[Problem] = []
+    for path in sorted(directory.glob("*.yaml")):
+        data = read_document(path)
+        try:
+            family = LimitFamily.model_validate(data)
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc, data, str(path)).problems)
+            continue
+        if family.id != path.stem:
+            problems.append(Problem(str(path), "id", f"must equal the file name '{path.stem}'", got=repr(family.id)))
+            continue
+        families[family.id] = family
+        sources[family.id] = str(path)
+    for family_id in FAMILIES:
+        if family_id not in families and not any(family_id in p.source for p in problems):
+            problems.append(Problem(str(directory / f"{family_id}.yaml"), "", "limit file is missing"))
+    if problems:
+        raise InputError(problems)
+    last_year = max(max(f.values) for f in families.values())
+    first_year = max(min(f.values) for f in families.values())
+    for family_id, family in families.items():
+        years = sorted(family.values)
+        expected = range(years[0], last_year + 1)
+        for year in expected:
+            if year not in family.values:
+                problems.append(Problem(
+                    sources[family_id], f"values.{year}",
+                    f"year {year} is missing (limit files cover {first_year}-{last_year}; "
+                    "write null with a note if the limit did not exist)"))
+        for attr_year in family.values:
+            value = family.values[attr_year]
+            if value.amount is None and family_id not in ("catch_up_limit_age_60_63", "roth_catch_up_wage_threshold"):
+                problems.append(Problem(sources[family_id], f"values.{attr_year}.amount",
+                                        "this limit exists every year; a number is required"))
+    if problems:
+        raise InputError(problems)
+    return LimitTable(families, sources, load_parameters(directory.parent / "parameters"))

@@ -1,0 +1,187 @@
+"""Safe YAML and JSON reading that keeps line numbers and rejects duplicate keys."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import ValidationError
+
+from plancheck.errors import InputError, Problem, shown
+
+#: Deepest nesting of mappings and lists a document may have (plan documents need about five).
+MAX_NESTING = 100
+_TOO_DEEP = f"nesting deeper than {MAX_NESTING} levels"
+
+
+class LineDict(dict):
+    """A mapping read from YAML that remembers the line of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that records key lines, refuses duplicate keys and nesting deeper than MAX_NESTING.
+
+    PyYAML composes nodes recursively, so a document nested 10,000 levels deep would end in a
+    RecursionError; counting the depth here turns it into an ordinary YAML error with a line.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int)):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"mapping keys must be text or numbers, got {shown(key)}", key_node.start_mark
+            )
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {shown(key)}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# Dates stay text: the models parse them, so an impossible date (2024-02-30) is reported
+# with its field and line instead of failing inside the YAML parser.
+_LineLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text safely; syntax errors become an InputError with the line."""
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise InputError(Problem(source, "", f"invalid YAML: {exc.problem or exc}", line)) from None
+    except yaml.YAMLError as exc:
+        raise InputError(Problem(source, "", f"invalid YAML: {exc}")) from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {shown(key)}")
+        result[key] = value
+    return result
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_nesting(text: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (strings left out), without parsing it."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode()
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def parse_json(text: str, source: str) -> Any:
+    """Parse JSON text; syntax errors and nesting beyond MAX_NESTING become an InputError with the line."""
+    if json_nesting(text) > MAX_NESTING:
+        raise InputError(Problem(source, "", f"invalid JSON: {_TOO_DEEP}"))
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InputError(Problem(source, "", f"invalid JSON: {exc.msg}", exc.lineno)) from None
+    except ValueError as exc:
+        raise InputError(Problem(source, "", f"invalid JSON: {exc}")) from None
+
+
+def read_document(path: Path) -> Any:
+    """Read a YAML (.yaml/.yml) or JSON (.json) file."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(Problem(source, "", "file not found")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(Problem(source, "", f"cannot read file: {exc}")) from None
+    if path.suffix.lower() == ".json":
+        return parse_json(text, source)
+    return parse_yaml(text, source)
+
+
+def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
+    """Best line for a pydantic error location inside data read by parse_yaml."""
+    line = getattr(data, "line", None) or None
+    node = data
+    for part in loc:
+        if isinstance(node, LineDict):
+            if part in node:
+                line = node.key_lines.get(part, line)
+                node = node[part]
+                continue
+            return line
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            line = getattr(node, "line", None) or line
+            continue
+        break
+    return line
+
+
+def field_path(loc: tuple[Any, ...], data: Any = None) -> str:
+    """Render a pydantic location as a dotted path, with [index] for list positions."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+        try:
+            node = node[part] if node is not None else None
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out
+
+
+def validation_problems(exc: ValidationError, data: Any, source: str) -> InputError:
+    """Turn a pydantic ValidationError into an InputError with lines and fields."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        # Drop pydantic's internal discriminator/union tags from the location.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        expected = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if err["type"] == "extra_forbidden":
+            expected = "unknown key (not part of the schema; check the spelling)"
+        elif err["type"] == "missing":
+            expected = "required key is missing"
+        got = None
+        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err.get("input"), (dict, list)):
+            got = shown(err.get("input"))
+        problems.append(Problem(source, field_path(loc, data), expected, line_of(data, loc), got))
+    return InputError(problems)

@@ -1,0 +1,76 @@
+"""The plan facts of rules/facts/plan.yaml, built for one plan document and plan year."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from plancheck.documents.limits import LimitTable
+from plancheck.documents.plan import Plan, SafeHarborDesign, Source, SourceWithdrawal, safe_harbor_sources
+from plancheck.facts.safe_harbor import SAFE_HARBOR_FACTS, safe_harbor_facts
+from plancheck.money import apply_rate
+
+#: Every fact plan_facts returns; rules/facts/plan.yaml declares exactly these (tests/test_built_facts.py).
+BUILT_FACTS = frozenset({
+    "year", "year_has_limits", "year_has_60_63_limit", "allows_pretax", "allows_roth", "allows_after_tax",
+    "catch_up_offered", "catch_up_60_63", "after_tax_in_service", "elective_in_service_before_59_half",
+    "safe_harbor_in_service_before_59_half", "conversion_allowed", "conversion_sources", "conversion_from_after_tax",
+    "conversion_from_roth", "safe_harbor", "has_match", "has_nonelective", "mega_backdoor_ready",
+    "max_employer_additions", "limit_415c", "limit_401a17", "schema_errors",
+}) | SAFE_HARBOR_FACTS
+
+
+def _open_before(terms: SourceWithdrawal, age: Decimal) -> bool:
+    """The source may be withdrawn in service before `age` (no minimum age, or a lower one)."""
+    return terms.allowed and (terms.minimum_age is None or terms.minimum_age < age)
+
+
+def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
+    """The plan facts of rules/facts/plan.yaml for one document and plan year (exactly BUILT_FACTS)."""
+    has_limits = year in limits.years
+    year_limits = limits.for_year(year) if has_limits else None
+    pay_cap = year_limits.compensation_401a17 if year_limits else 0
+    employer = 0
+    if plan.match:
+        low = 0
+        for tier in plan.match.tiers:
+            high = apply_rate(pay_cap, tier.up_to_percent)
+            employer += apply_rate(high - low, tier.rate)
+            low = high
+        if plan.match.annual_cap is not None:
+            employer = min(employer, plan.match.annual_cap)
+    if plan.nonelective:
+        employer += apply_rate(pay_cap, plan.nonelective.percent)
+    withdrawals = plan.in_service_withdrawals
+    conversion = plan.in_plan_roth_conversion
+    age_59_half = limits.parameter("early_withdrawal_age")
+    early_elective = any(_open_before(withdrawals.for_source(s), age_59_half) for s in (Source.pretax, Source.roth))
+    early_safe_harbor = any(_open_before(withdrawals.for_source(s), age_59_half) for s in safe_harbor_sources(plan))
+    converts_after_tax = Source.after_tax in conversion.sources
+    ready = plan.contributions.after_tax and (
+        withdrawals.after_tax.allowed or (conversion.allowed and plan.contributions.roth and converts_after_tax))
+    return {
+        "year": year,
+        "year_has_limits": int(has_limits),
+        "year_has_60_63_limit": int(bool(year_limits and year_limits.catch_up_60_63 is not None)),
+        "allows_pretax": int(plan.contributions.pretax),
+        "allows_roth": int(plan.contributions.roth),
+        "allows_after_tax": int(plan.contributions.after_tax),
+        "catch_up_offered": int(plan.catch_up.offered),
+        "catch_up_60_63": int(plan.catch_up.age_60_63),
+        "after_tax_in_service": int(withdrawals.after_tax.allowed),
+        "elective_in_service_before_59_half": int(early_elective),
+        "safe_harbor_in_service_before_59_half": int(early_safe_harbor),
+        "conversion_allowed": int(conversion.allowed),
+        "conversion_sources": len(conversion.sources),
+        "conversion_from_after_tax": int(converts_after_tax),
+        "conversion_from_roth": int(Source.roth in conversion.sources),
+        "safe_harbor": int(plan.safe_harbor_design is not SafeHarborDesign.none),
+        "has_match": int(plan.match is not None),
+        "has_nonelective": int(plan.nonelective is not None),
+        "mega_backdoor_ready": int(bool(ready)),
+        "max_employer_additions": employer,
+        "limit_415c": year_limits.annual_additions_415c if year_limits else 0,
+        "limit_401a17": pay_cap,
+        "schema_errors": 0,
+        **safe_harbor_facts(plan, limits, pay_cap),
+    }

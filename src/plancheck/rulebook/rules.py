@@ -1,0 +1,339 @@
+"""Rule files and fact catalogues under rules/: loading, validation and compilation.
+
+One rule, one file, one permanent id (sqlfluff/ruff style). A rule names its subject (the
+kind of fact it reads: a pay period, a withdrawal request, a plan document), its condition in
+the language of conditions.py, what to report as amount and limit, a message template, a
+citation, and examples that must fire and must not fire. The catalogue for each subject lists
+every fact with its type, so a rule that reads a fact that does not exist fails at load with
+its file and id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from plancheck.documents.yamlio import line_of, read_document, validation_problems
+from plancheck.errors import InputError, Problem
+from plancheck.models import Reference, Strict
+from plancheck.rulebook.conditions import (
+    FACT_TYPES,
+    Condition,
+    ConditionError,
+    coerce_constant,
+    condition_json_schema,
+    facts_used,
+    parse_condition,
+)
+
+Severity = Literal["error", "warning", "info"]
+Subject = Literal["period", "withdrawal", "plan"]
+SUBJECTS: tuple[str, ...] = ("period", "withdrawal", "plan")
+
+#: Placeholders every message may use besides the subject's facts.
+COMMON_PLACEHOLDERS = frozenset({"amount", "limit", "excess", "rule", "title", "citation"})
+#: Subject-specific context placeholders (filled from the subject, not from facts).
+CONTEXT_PLACEHOLDERS = {
+    "period": frozenset({"plan_id", "employee_id", "pay_date"}),
+    "withdrawal": frozenset({"plan_id", "employee_id", "request_id", "source", "request_kind", "request_date",
+                             "age", "minimum_age", "amount_requested"}),
+    "plan": frozenset({"plan_id", "plan_name", "file", "problem"}),
+}
+
+
+class FactSpec(Strict):
+    """One fact of a subject: its type and what it holds."""
+
+    type: Literal[FACT_TYPES]  # type: ignore[valid-type]
+    description: str = Field(min_length=10)
+
+
+class NamedConditionSpec(Strict):
+    """A condition with a name, written once in the catalogue and reused by rules as {condition: NAME}."""
+
+    description: str = Field(min_length=10)
+    when: dict[str, Any]
+
+
+class FactCatalogue(Strict):
+    """Every fact the rules of one subject may read, and the named conditions they share."""
+
+    subject: Subject
+    description: str
+    facts: dict[str, FactSpec] = Field(min_length=1)
+    conditions: dict[str, NamedConditionSpec] = Field(
+        default_factory=dict, description="Named conditions, in order; each may use the ones above it")
+
+    @model_validator(mode="after")
+    def _identifiers(self) -> "FactCatalogue":
+        bad = [name for name in self.facts if not name.isidentifier() or name in ("id", "sid", "kind")]
+        if bad:
+            raise ValueError(f"fact names must be identifiers other than id, sid, kind: {bad}")
+        return self
+
+
+class Report(Strict):
+    """Which facts a finding reports as amount and limit (excess = amount - limit)."""
+
+    amount: str
+    limit: str | None = None
+
+
+class Example(Strict):
+    """A case the rule must decide: facts not given are zero."""
+
+    name: str = Field(min_length=5)
+    fires: bool
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
+class RuleFile(Strict):
+    """A rule file as written."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
+    title: str = Field(min_length=5)
+    severity: Severity
+    subject: Subject
+    citation: str = Field(min_length=5)
+    description: str = Field(min_length=20)
+    references: list[Reference] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    locate: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.]*$",
+                               description="plan rules: the document key a finding points at (file and line)")
+    scope: Literal["plan", "employer"] = Field(
+        default="plan", description="period rules: 'employer' when the rule compares figures of every plan of the "
+        "employer (401(a)(30), 415(c)); a batch then reports it once per employee, at the first plan and pay date")
+    when: dict[str, Any]
+    report: Report | None = None
+    message: str = Field(min_length=10)
+    examples: list[Example] = Field(min_length=2)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The schema, with `when:` (validated by parse_condition) described by the condition language."""
+        schema = super().model_json_schema(*args, **kwargs)
+        language = condition_json_schema()
+        schema.setdefault("$defs", {}).update(language.pop("$defs", {}))
+        schema["properties"]["when"] = {**language, "description": "The rule's condition (README: the rule language)"}
+        return schema
+
+    @model_validator(mode="after")
+    def _both_kinds_of_example(self) -> "RuleFile":
+        if not any(e.fires for e in self.examples) or all(e.fires for e in self.examples):
+            raise ValueError("examples need at least one case that fires and one that does not")
+        return self
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated, compiled rule."""
+
+    id: str
+    title: str
+    severity: str
+    subject: str
+    citation: str
+    description: str
+    message: str
+    condition: Condition
+    report: Report | None
+    examples: tuple[Example, ...]
+    references: tuple[Reference, ...]
+    aliases: tuple[str, ...]
+    source: str
+    line: int | None = None
+    locate: str | None = None
+    placeholders: frozenset[str] = frozenset()
+    scope: str = "plan"
+
+
+@dataclass
+class Rulebook:
+    """All fact catalogues and rules, with a revision hash of every file they came from."""
+
+    catalogues: dict[str, FactCatalogue]
+    rules: dict[str, list[Rule]]
+    revision: str
+    root: Path
+    by_id: dict[str, Rule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_id = {r.id: r for rules in self.rules.values() for r in rules}
+
+    def fact_types(self, subject: str) -> dict[str, str]:
+        return {name: spec.type for name, spec in self.catalogues[subject].facts.items()}
+
+    def example_facts(self, rule: Rule, example: Example) -> dict[str, int]:
+        """The full integer fact record of an example: listed facts coerced, the rest zero."""
+        types = self.fact_types(rule.subject)
+        record = dict.fromkeys(types, 0)
+        for name, value in example.facts.items():
+            record[name] = coerce_constant(value, types[name], f"examples.{example.name}.{name}")
+        return record
+
+
+def _template_fields(template: str) -> set[str]:
+    names = set()
+    for _, name, spec, conv in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name.isidentifier() or conv or spec:
+            raise ValueError(f"placeholder {{{name}}} must be a plain name without format or conversion")
+        names.add(name)
+    return names
+
+
+def _load_catalogue(path: Path) -> tuple[FactCatalogue, dict[str, Condition]]:
+    """A catalogue and its named conditions, parsed in order (each may use the ones before it)."""
+    data = read_document(path)
+    try:
+        catalogue = FactCatalogue.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problems(exc, data, str(path)) from None
+    types = {n: s.type for n, s in catalogue.facts.items()}
+    named: dict[str, Condition] = {}
+    for name, spec in catalogue.conditions.items():
+        try:
+            named[name] = parse_condition(spec.when, types, f"conditions.{name}.when", named)
+        except ConditionError as exc:
+            raise InputError(Problem(str(path), exc.path, str(exc).split(": ", 1)[1],
+                                     line_of(data, ("conditions", name)))) from None
+    return catalogue, named
+
+
+def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
+                  named: dict[str, dict[str, Condition]]) -> Rule:
+    source = str(path)
+    try:
+        spec = RuleFile.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problems(exc, data, source) from None
+    problems: list[Problem] = []
+
+    def problem(key: str, expected: str, loc: tuple = ()) -> None:
+        problems.append(Problem(source, f"{key}", f"rule {spec.id}: {expected}", line_of(data, loc or (key.split(".")[0],))))
+
+    if spec.id != path.stem:
+        problem("id", f"must equal the file name '{path.stem}'")
+    if spec.subject not in catalogues:
+        raise InputError(Problem(source, "subject", f"no fact catalogue for subject {spec.subject!r}"))
+    types = {n: s.type for n, s in catalogues[spec.subject].facts.items()}
+    condition = None
+    try:
+        condition = parse_condition(spec.when, types, named=named.get(spec.subject, {}))
+    except ConditionError as exc:
+        problem(exc.path, str(exc).split(": ", 1)[1], ("when",))
+    if spec.report:
+        for key in ("amount", "limit"):
+            name = getattr(spec.report, key)
+            if name is not None and name not in types:
+                problem(f"report.{key}", f"unknown fact {name!r}")
+    try:
+        allowed = set(types) | COMMON_PLACEHOLDERS | CONTEXT_PLACEHOLDERS[spec.subject]
+        unknown = _template_fields(spec.message) - allowed
+        if unknown:
+            problem("message", f"unknown placeholder(s) {sorted(unknown)}; use facts, {sorted(COMMON_PLACEHOLDERS)} "
+                               f"or {sorted(CONTEXT_PLACEHOLDERS[spec.subject])}")
+    except ValueError as exc:
+        problem("message", str(exc))
+    for i, example in enumerate(spec.examples):
+        for name, value in example.facts.items():
+            if name not in types:
+                problem(f"examples[{i}].facts.{name}", f"unknown fact {name!r}", ("examples", i))
+                continue
+            try:
+                coerce_constant(value, types[name], f"examples[{i}].facts.{name}")
+            except ConditionError as exc:
+                problem(f"examples[{i}].facts.{name}", str(exc).split(": ", 1)[1], ("examples", i))
+    if problems:
+        raise InputError(problems)
+    assert condition is not None
+    return Rule(
+        id=spec.id, title=spec.title, severity=spec.severity, subject=spec.subject,
+        citation=spec.citation, description=spec.description, message=spec.message,
+        condition=condition, report=spec.report, examples=tuple(spec.examples),
+        references=tuple(spec.references), aliases=tuple(spec.aliases), source=source,
+        line=getattr(data, "line", None), locate=spec.locate, placeholders=frozenset(_template_fields(spec.message)),
+        scope=spec.scope,
+    )
+
+
+def load_rulebook(root: Path) -> Rulebook:
+    """Load rules/facts/*.yaml and rules/checks/<subject>/*.yaml; every problem is reported."""
+    digest = hashlib.sha256()
+    problems: list[Problem] = []
+    catalogues: dict[str, FactCatalogue] = {}
+    named: dict[str, dict[str, Condition]] = {}
+    for subject in SUBJECTS:
+        path = root / "facts" / f"{subject}.yaml"
+        if not path.exists() and not any((root / "checks" / subject).glob("*.yaml")):
+            continue
+        try:
+            catalogue, named[subject] = _load_catalogue(path)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        if catalogue.subject != subject:
+            problems.append(Problem(str(path), "subject", f"must be {subject!r} to match the file name"))
+        catalogues[subject] = catalogue
+        digest.update(path.read_bytes())
+    if problems:
+        raise InputError(problems)
+    rules: dict[str, list[Rule]] = {s: [] for s in catalogues}
+    seen: dict[str, str] = {}
+    for subject in catalogues:
+        for path in sorted((root / "checks" / subject).glob("*.yaml")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+            try:
+                data = read_document(path)
+                rule = _compile_rule(path, data, catalogues, named)
+            except InputError as exc:
+                problems.extend(exc.problems)
+                continue
+            if rule.subject != subject:
+                problems.append(Problem(str(path), "subject", f"rule {rule.id}: file sits under checks/{subject}/"))
+                continue
+            for name in (rule.id, *rule.aliases):
+                if name in seen:
+                    problems.append(Problem(str(path), "id", f"rule id or alias {name!r} is already used by {seen[name]}"))
+                seen[name] = str(path)
+            rules[subject].append(rule)
+    for folder in ("limits", "parameters"):
+        for path in sorted((root / folder).glob("*.yaml")):
+            digest.update(f"{folder}/{path.name}".encode() + b"\0" + path.read_bytes())
+    if problems:
+        raise InputError(problems)
+    return Rulebook(catalogues=catalogues, rules=rules, revision=digest.hexdigest()[:12], root=root)
+
+
+def check_built_facts(rulebook: Rulebook, built: dict[str, frozenset[str]]) -> None:
+    """The facts each catalogue declares must be exactly the facts the code builds for that subject.
+
+    A fact declared but never built would reach the engine as a missing value; one built but not
+    declared could never be read by a rule. Either is a load error naming the catalogue file.
+    """
+    problems = []
+    for subject, catalogue in rulebook.catalogues.items():
+        if subject not in built:
+            continue
+        declared = set(catalogue.facts)
+        path = str(rulebook.root / "facts" / f"{subject}.yaml")
+        if missing := sorted(declared - built[subject]):
+            problems.append(Problem(path, "facts", f"declared but not built by plancheck: {', '.join(missing)}"))
+        if undeclared := sorted(built[subject] - declared):
+            problems.append(Problem(path, "facts", f"built by plancheck but not declared: {', '.join(undeclared)}"))
+    if problems:
+        raise InputError(problems)
+
+
+def used_facts(rules: list[Rule]) -> list[str]:
+    """Sorted names of the facts a set of rules reads in its conditions."""
+    names: set[str] = set()
+    for rule in rules:
+        names |= facts_used(rule.condition)
+    return sorted(names)

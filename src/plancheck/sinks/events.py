@@ -1,0 +1,59 @@
+"""Structured output: findings and summaries as JSON lines through structlog.
+
+Event and field names are an interface, documented in README.md. Keys keep a stable order
+(`event` first), money is an exact dollar string, and nothing time-dependent is written on a
+finding, so the same input gives byte-identical findings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO
+
+import orjson
+import structlog
+
+
+#: Fields every event of this run carries (ruleset_revision, run_id), bound once by `bind`.
+_BOUND: dict[str, Any] = {}
+
+
+def _event_first(_logger: Any, _method: str, event_dict: dict) -> dict:
+    event = event_dict.pop("event")
+    return {"event": event, **event_dict}
+
+
+def _bound_last(_logger: Any, _method: str, event_dict: dict) -> dict:
+    """Append the run's bound fields, in the order they were bound, after the event's own."""
+    for key, value in _BOUND.items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+def _dumps(obj: Any, **_kw: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def configure(stream: BinaryIO) -> None:
+    """Send every event to `stream` as one JSON object per line; nothing is bound yet."""
+    _BOUND.clear()
+    structlog.configure(
+        processors=[_event_first, _bound_last, structlog.processors.JSONRenderer(serializer=_dumps)],
+        logger_factory=structlog.BytesLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def bind(**fields: Any) -> None:
+    """Fields every later event carries at its end (a run's ruleset_revision, run_id), bound once per run."""
+    _BOUND.update(fields)
+
+
+def logger() -> Any:
+    return structlog.get_logger("plancheck")
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Write one event dict (it must carry an `event` key)."""
+    fields = dict(event)
+    name = fields.pop("event")
+    logger().info(name, **fields)

@@ -1,0 +1,256 @@
+"""Where plancheck writes: checked before any work, never over an input, replaced only when a run completes.
+
+Every command that takes `--out` or `--rejects` goes through this module:
+
+* `check_outputs` refuses, before anything is opened for writing, an output that is a
+  directory, sits in a missing or read-only directory, is the same file as an input, or is the
+  same file as another output.
+* `replacing` writes to a temporary file beside the target and renames it into place only when
+  the block completes; on any error, Ctrl-C or SIGTERM the temporary file is removed and the old
+  target is left as it was. Devices and pipes (`/dev/full`, `/dev/stdout`) are written directly.
+* `OutputLock` keeps two runs from writing the same outputs at once.
+* A write that fails (a full disk) becomes an `OutputError` naming the file and the OS error.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from plancheck.errors import InputError, Problem
+
+
+class OutputError(InputError):
+    """An output that cannot be written (exit status 2)."""
+
+
+class OutputClosed(Exception):
+    """The reader of a pipe went away (`plancheck ... | head`). Not an OSError, so no library turns it into
+    an exit status of its own; the command line stops quietly."""
+
+
+def cannot_write(name: str, exc: OSError) -> OutputError:
+    return OutputError(Problem(name, "", f"cannot write: {exc.strerror or exc}"))
+
+
+def is_special(path: Path) -> bool:
+    """A device, pipe or /proc file descriptor: written in place, since nothing can be renamed over it."""
+    text = str(path)
+    if text.startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        return path.exists() and not path.is_file() and not path.is_dir()
+    except OSError:
+        return False
+
+
+def input_files(paths: Iterable[Path | None], suffixes: tuple[str, ...] | None = None) -> list[Path]:
+    """Existing files among `paths`, directories expanded to the files in their whole tree."""
+    found: list[Path] = []
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            found.extend(p for p in path.rglob("*") if p.is_file() and (suffixes is None or p.suffix.lower() in suffixes))
+        elif path.exists():
+            found.append(path)
+    return found
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _location_problem(option: str, path: Path) -> str | None:
+    """Why `path` cannot be written, or None."""
+    if path.is_dir():
+        return f"{option}: is a directory"
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        return f"{option}: directory {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{option}: directory {parent} is not writable"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{option}: file is not writable"
+    return None
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: list[Path]) -> None:
+    """Refuse unusable outputs before any work starts: one problem per bad output, exit status 2.
+
+    `outputs` maps an option name (`--out`) to its path (None: not given); `inputs` are every
+    file the command will read.
+    """
+    problems: list[Problem] = []
+    given = [(option, path) for option, path in outputs.items() if path is not None]
+    for index, (option, path) in enumerate(given):
+        if not is_special(path):
+            reason = _location_problem(option, path)
+            if reason:
+                problems.append(Problem(str(path), "", reason))
+                continue
+        if path.exists():
+            clash = next((source for source in inputs if _same_file(path, source)), None)
+            if clash is not None:
+                problems.append(Problem(str(path), "", f"{option}: is an input of this run ({clash}); "
+                                                       "writing it would destroy it"))
+                continue
+        for other_option, other in given[:index]:
+            if not is_special(path) and (_same_file(path, other) if path.exists() and other.exists()
+                                         else path.resolve() == other.resolve()):
+                problems.append(Problem(str(path), "", f"{option}: is the same file as {other_option}"))
+    if problems:
+        raise OutputError(problems)
+
+
+class GuardedStream:
+    """A binary stream whose write errors name the file (a full disk is exit 2, not a traceback)."""
+
+    def __init__(self, stream: BinaryIO, name: str):
+        self._stream = stream
+        self.name = name
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._stream.write(data)
+        except BrokenPipeError:
+            raise OutputClosed(self.name) from None
+        except OSError as exc:
+            raise cannot_write(self.name, exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise OutputClosed(self.name) from None
+        except OSError as exc:
+            raise cannot_write(self.name, exc) from None
+
+
+def stdout() -> GuardedStream:
+    return GuardedStream(sys.stdout.buffer, "stdout")
+
+
+def _file_mode(target: Path) -> int:
+    """The mode the finished file should have: the old target's, else what a plain open() would give."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+@contextmanager
+def replacing(target: Path | None) -> Iterator[GuardedStream]:
+    """A stream for `target` (stdout when None) that replaces it only if the block completes.
+
+    The data goes to a temporary file in the target's directory, so the final os.replace is
+    atomic: readers see the old file or the complete new one, never a partial one.
+    """
+    if target is None:
+        yield stdout()
+        return
+    if is_special(target):
+        try:
+            handle = open(target, "wb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise cannot_write(str(target), exc) from None
+        stream = GuardedStream(handle, str(target))
+        try:
+            yield stream
+            stream.flush()
+        finally:
+            try:
+                handle.close()
+            except OSError:
+                pass
+        return
+    final = target.resolve()
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=final.parent, prefix=f".{final.name}.", suffix=".partial",
+                                             delete=False)
+    except OSError as exc:
+        raise cannot_write(str(target), exc) from None
+    stream = GuardedStream(handle, str(target))
+    temporary = Path(handle.name)
+    try:
+        yield stream
+        stream.flush()
+        try:
+            handle.close()
+            os.chmod(temporary, _file_mode(final))
+            os.replace(temporary, final)
+        except OSError as exc:
+            raise cannot_write(str(target), exc) from None
+    finally:
+        if not handle.closed:
+            try:
+                handle.close()
+            except OSError:
+                pass
+        temporary.unlink(missing_ok=True)
+
+
+class OutputLock:
+    """An exclusive lock on the outputs of a run: `<output>.lock` beside each, holding the owner's pid.
+
+    The lock is a kernel flock, so it dies with its process: a lock file left by a killed run is
+    simply taken over. A second run started while the first holds it fails at once with exit
+    status 2 naming the first run's pid.
+    """
+
+    def __init__(self, targets: Iterable[Path | None]):
+        self._paths = sorted({Path(f"{t.resolve()}.lock") for t in targets if t is not None and not is_special(t)})
+        self._held: list[tuple[Path, int]] = []
+
+    def __enter__(self) -> OutputLock:
+        try:
+            for path in self._paths:
+                self._held.append((path, self._take(path)))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for path, fd in reversed(self._held):
+            path.unlink(missing_ok=True)
+            os.close(fd)
+        self._held.clear()
+
+    @staticmethod
+    def _take(path: Path) -> int:
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise cannot_write(str(path), exc) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                owner = os.read(fd, 32).decode("ascii", errors="replace").strip() or "unknown"
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                    raise cannot_write(str(path), exc) from None
+                raise OutputError(Problem(str(path), "", f"another plancheck run (pid {owner}) is writing these "
+                                                         "outputs; wait for it or choose other --out/--rejects")) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a lock file its previous owner removed while we were opening it
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return fd
+            os.close(fd)
