@@ -123,3 +123,11 @@ def test_sample_feed_golden(tmp_path):
     period_rules = {p.stem for p in (ROOT / "rules" / "checks" / "period").glob("*.yaml")}
     assert {f["rule"] for f in findings} == period_rules
     assert summary["rows_read"] == summary["rows_checked"] + summary["rows_rejected"]
+
+
+@pytest.mark.parametrize("args", [["audit", "--format", "xml"], ["schema", "nope"]], ids=["format", "schema kind"])
+def test_choices_are_checked_by_the_command_line(args, capsys):
+    """--format and the schema kind are enumerations: anything else is a usage error (exit 2) naming the choices."""
+    from plancheck.cli import run
+    assert run(args) == 2
+    assert "is not one of" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from enum import Enum
 import os
 import signal
 import sys
@@ -29,6 +30,24 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules directory (default: the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
+
+class OutputFormat(str, Enum):
+    """How `audit` writes its results."""
+
+    jsonl = "jsonl"
+    text = "text"
+    sarif = "sarif"
+
+
+class SchemaKind(str, Enum):
+    """The document kinds `schema` describes."""
+
+    plan = "plan"
+    election = "election"
+    withdrawal = "withdrawal"
+    rule = "rule"
+    limit = "limit"
+
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
 PLAN_SUFFIXES = (".yaml", ".yml", ".json")
@@ -211,7 +230,7 @@ def withdrawals(
 def audit(
     plans: Annotated[Optional[list[Path]], typer.Argument(help="Plan files or folders (default: plans/)")] = None,
     check_rules: Annotated[bool, typer.Option("--rules", help="Audit the rule files instead of plans")] = False,
-    output_format: Annotated[str, typer.Option("--format", help="jsonl, text or sarif")] = "jsonl",
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="jsonl, text or sarif")] = OutputFormat.jsonl,
     year: Annotated[Optional[int], typer.Option("--year", min=1990, max=2100, help="Plan year for documents that "
                                                 "do not name one (default: the last year under rules/limits)")] = None,
     rules: RulesOption = None,
@@ -219,9 +238,6 @@ def audit(
 ) -> None:
     """Audit plan documents (or, with --rules, the rule files) and report configuration findings."""
     from plancheck.rulebook.resources import default_plans_dir
-    if output_format not in ("jsonl", "text", "sarif"):
-        sys.stderr.write(f"error: --format must be jsonl, text or sarif, not {output_format!r}\n")
-        raise typer.Exit(EXIT_INPUT)
     rules_dir = _rules_dir(rules)
     if check_rules:
         _audit_rules(rules_dir, output_format, out)
@@ -236,11 +252,11 @@ def audit(
         _fail(exc)
     findings = [f for a in audits for f in a.findings]
     with replacing(out) as stream:
-        if output_format == "sarif":
+        if output_format is OutputFormat.sarif:
             from plancheck.sinks.sarif import sarif_log
             rules_used = [r for r in rulebook.rules["plan"]]
             stream.write(json.dumps(sarif_log(findings, rules_used, Path.cwd()), indent=2).encode() + b"\n")
-        elif output_format == "text":
+        elif output_format is OutputFormat.text:
             stream.write(report.audit_text(audits).encode())
         else:
             _events_to(stream, rulebook.revision)
@@ -253,7 +269,7 @@ def audit(
     raise typer.Exit(EXIT_FINDINGS if has_errors(findings) else EXIT_OK)
 
 
-def _audit_rules(rules_dir: Path, output_format: str, out: Path | None) -> None:
+def _audit_rules(rules_dir: Path, output_format: OutputFormat, out: Path | None) -> None:
     """Every rule compiles, carries a citation and examples, and its examples pass.
 
     A rules directory that does not exist or holds no rule is exit status 2, so that a CI gate
@@ -268,11 +284,13 @@ def _audit_rules(rules_dir: Path, output_format: str, out: Path | None) -> None:
         _fail(InputError(Problem(str(rules_dir), "", "no rules found (expected checks/<subject>/<id>.yaml files)")))
     failed = [a for a in audits if a.failed]
     with replacing(out) as stream:
-        if output_format == "jsonl":
+        if output_format is OutputFormat.jsonl:
             events.configure(stream)
             _emit_rules_audit(audits, problems, failed)
         else:
-            stream.write(_rules_audit_text(output_format, audits, problems, failed))
+            from plancheck.sinks.sarif import rules_audit_log
+            stream.write(json.dumps(rules_audit_log(problems, failed), indent=2).encode() + b"\n"
+                         if output_format is OutputFormat.sarif else report.rules_audit_text(audits, problems, failed).encode())
     raise typer.Exit(EXIT_FINDINGS if problems or failed else EXIT_OK)
 
 
@@ -288,34 +306,9 @@ def _emit_rules_audit(audits: list, problems: list, failed: list) -> None:
                  "load_problems": len(problems)})
 
 
-def _rules_audit_text(output_format: str, audits: list, problems: list, failed: list) -> bytes:
-    """The rules audit as SARIF or text."""
-    if output_format == "sarif":
-        from plancheck.sinks.sarif import SCHEMA
-        results = [{"ruleId": "rule-file-invalid", "level": "error", "message": {"text": p.expected},
-                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(p.source).as_posix()},
-                                                        **({"region": {"startLine": p.line}} if p.line else {})}}]}
-                   for p in problems]
-        results += [{"ruleId": "rule-example-failed", "level": "error",
-                     "message": {"text": f"rule {a.rule}: example(s) decided wrongly: {', '.join(a.failed)}"},
-                     "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(a.file).as_posix()}}}]}
-                    for a in failed]
-        log = {"$schema": SCHEMA, "version": "2.1.0", "runs": [{"tool": {"driver": {
-            "name": "plancheck-rules", "rules": [
-                {"id": "rule-file-invalid", "shortDescription": {"text": "Rule file does not load"}},
-                {"id": "rule-example-failed", "shortDescription": {"text": "Rule example decided wrongly"}}]}},
-            "results": results}]}
-        return json.dumps(log, indent=2).encode() + b"\n"
-    lines = [f"{p}" for p in problems]
-    lines += [f"{a.file}: {a.rule}: {'FAILED ' + ', '.join(a.failed) if a.failed else 'ok'} "
-              f"({a.examples} examples; {a.citation})" for a in audits]
-    lines.append(f"{len(audits)} rules, {len(failed)} failing, {len(problems)} load problems")
-    return ("\n".join(lines) + "\n").encode()
-
-
 @app.command()
 def schema(
-    kind: Annotated[str, typer.Argument(help="plan, election, withdrawal, rule or limit")],
+    kind: Annotated[SchemaKind, typer.Argument(help="The document kind")],
 ) -> None:
     """Print the JSON Schema of a document kind, for editors and CI validation."""
     from plancheck.documents.election import ElectionFile
@@ -323,13 +316,10 @@ def schema(
     from plancheck.documents.plan import Plan
     from plancheck.documents.withdrawal import WithdrawalRequest
     from plancheck.rulebook.rules import RuleFile
-    models = {"plan": Plan, "election": ElectionFile, "rule": RuleFile, "limit": LimitFamily,
-              "withdrawal": WithdrawalRequest}
-    if kind not in models:
-        sys.stderr.write(f"error: unknown schema {kind!r}; choose one of {', '.join(models)}\n")
-        raise typer.Exit(EXIT_INPUT)
+    models = {SchemaKind.plan: Plan, SchemaKind.election: ElectionFile, SchemaKind.rule: RuleFile,
+              SchemaKind.limit: LimitFamily, SchemaKind.withdrawal: WithdrawalRequest}
     document = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$id": f"https://plancheck.dev/schema/{kind}.json", **models[kind].model_json_schema()}
+                "$id": f"https://plancheck.dev/schema/{kind.value}.json", **models[kind].model_json_schema()}
     stdout().write((json.dumps(document, indent=2) + "\n").encode())
 
 

@@ -62,3 +62,22 @@ def sarif_log(findings: list[Finding], rules: list[Rule], base: Path) -> dict[st
             "results": results,
         }],
     }
+
+
+#: The two findings a rules audit can make about the rule files themselves.
+RULE_AUDIT_RULES = [{"id": "rule-file-invalid", "shortDescription": {"text": "Rule file does not load"}},
+                    {"id": "rule-example-failed", "shortDescription": {"text": "Rule example decided wrongly"}}]
+
+
+def rules_audit_log(problems: list[Any], failed: list[Any]) -> dict[str, Any]:
+    """`plancheck audit --rules` as SARIF: each load problem and each rule whose examples failed."""
+    results = [{"ruleId": "rule-file-invalid", "level": "error", "message": {"text": p.expected},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(p.source).as_posix()},
+                                                    **({"region": {"startLine": p.line}} if p.line else {})}}]}
+               for p in problems]
+    results += [{"ruleId": "rule-example-failed", "level": "error",
+                 "message": {"text": f"rule {a.rule}: example(s) decided wrongly: {', '.join(a.failed)}"},
+                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(a.file).as_posix()}}}]}
+                for a in failed]
+    return {"$schema": SCHEMA, "version": "2.1.0",
+            "runs": [{"tool": {"driver": {"name": "plancheck-rules", "rules": RULE_AUDIT_RULES}}, "results": results}]}

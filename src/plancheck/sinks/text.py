@@ -82,3 +82,12 @@ def audit_text(audits: list[Any]) -> str:
     warnings = sum(f.severity == "warning" for a in audits for f in a.findings)
     out.append(f"{len(audits)} plan(s) audited: {errors} error(s), {warnings} warning(s)")
     return "\n".join(out) + "\n"
+
+
+def rules_audit_text(audits: list[Any], problems: list[Any], failed: list[Any]) -> str:
+    """`plancheck audit --rules --format text`: load problems, then a line per rule, then the counts."""
+    lines = [f"{p}" for p in problems]
+    lines += [f"{a.file}: {a.rule}: {'FAILED ' + ', '.join(a.failed) if a.failed else 'ok'} "
+              f"({a.examples} examples; {a.citation})" for a in audits]
+    lines.append(f"{len(audits)} rules, {len(failed)} failing, {len(problems)} load problems")
+    return "\n".join(lines) + "\n"
