@@ -263,7 +263,7 @@ def audit(
             for plan_audit in audits:
                 _emit_findings(plan_audit.findings)
                 events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
-                             "mega_backdoor": plan_audit.verdict, "findings": len(plan_audit.findings)})
+                             "mega_backdoor": plan_audit.verdicts.get("mega_backdoor"), "findings": len(plan_audit.findings)})
             events.emit({"event": "audit_summary", "plans": len(audits), "findings": len(findings),
                          "findings_by_severity": severity_counts(f.severity for f in findings)})
     raise typer.Exit(EXIT_FINDINGS if has_errors(findings) else EXIT_OK)

@@ -27,7 +27,10 @@ class PlanAudit:
     path: Path
     plan_id: str
     findings: list[Finding]
-    verdict: str | None  # mega-backdoor readiness: "ready", "unavailable", or None when not loaded
+    #: What the fired rules' `verdict:` say of the plan, e.g. {"mega_backdoor": "ready"}; empty when not loaded.
+    verdicts: dict[str, str]
+    #: The rules that gave those verdicts (a text report says them once, in the plan's heading).
+    verdict_rules: frozenset[str] = frozenset()
 
 
 def _locate(rule: Rule, data: Any) -> int | None:
@@ -40,7 +43,7 @@ def audit_plans(paths: list[Path], limits: LimitTable, rulebook: Rulebook, engin
                 year: int | None = None) -> list[PlanAudit]:
     """Audit each plan document; a document that does not load is reported, not raised."""
     types = rulebook.fact_types("plan")
-    invalid_rule = rulebook.by_id["plan-document-invalid"]
+    invalid_rule = next(r for r in rulebook.rules["plan"] if r.raised_by == "loader")
     audits: list[PlanAudit] = []
     loaded: list[tuple[Path, Plan, Any, dict[str, int]]] = []
     for path in paths:
@@ -56,7 +59,7 @@ def audit_plans(paths: list[Path], limits: LimitTable, rulebook: Rulebook, engin
                 context = {"plan_id": path.stem, "plan_name": None, "file": str(path), "line": problem.line,
                            "field": problem.field or None, "problem": text}
                 findings.append(build_finding(invalid_rule, facts, types, context))
-            audits.append(PlanAudit(path, path.stem, findings, None))
+            audits.append(PlanAudit(path, path.stem, findings, {}))
             continue
         loaded.append((path, plan, data, plan_facts(plan, limits, plan.plan_year or year or limits.last_year)))
     _refuse_duplicate_ids(loaded)
@@ -65,14 +68,16 @@ def audit_plans(paths: list[Path], limits: LimitTable, rulebook: Rulebook, engin
     for index, rule_id in firings:
         by_plan.setdefault(index, []).append(rule_id)
     for index, (path, plan, data, facts) in enumerate(loaded):
-        findings = []
+        findings, verdicts, verdict_rules = [], {}, set()
         for rule_id in by_plan.get(index, []):
             rule = rulebook.by_id[rule_id]
             context = {"plan_id": plan.plan_id, "plan_name": plan.name, "file": str(path),
                        "line": _locate(rule, data), "year": facts["year"]}
             findings.append(build_finding(rule, facts, types, context))
-        verdict = "ready" if facts["mega_backdoor_ready"] else "unavailable"
-        audits.append(PlanAudit(path, plan.plan_id, findings, verdict))
+            if rule.verdict:
+                verdicts.update(rule.verdict)
+                verdict_rules.add(rule.id)
+        audits.append(PlanAudit(path, plan.plan_id, findings, verdicts, frozenset(verdict_rules)))
     return audits
 
 

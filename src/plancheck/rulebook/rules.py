@@ -108,6 +108,12 @@ class RuleFile(Strict):
     scope: Literal["plan", "employer"] = Field(
         default="plan", description="period rules: 'employer' when the rule compares figures of every plan of the "
         "employer (401(a)(30), 415(c)); a batch then reports it once per employee, at the first plan and pay date")
+    raised_by: Literal["engine", "loader"] = Field(
+        default="engine", description="engine: the rule fires on facts; loader: the finding is raised when an input "
+        "does not load (its condition and examples describe that case over the facts)")
+    verdict: dict[str, str] | None = Field(
+        default=None, description="plan rules: what the audit's summary of the plan says when this rule fires, "
+        "e.g. {mega_backdoor: ready}")
     when: dict[str, Any]
     report: Report | None = None
     message: str = Field(min_length=10)
@@ -150,6 +156,8 @@ class Rule:
     locate: str | None = None
     placeholders: frozenset[str] = frozenset()
     scope: str = "plan"
+    raised_by: str = "engine"
+    verdict: dict[str, str] | None = None
 
 
 @dataclass
@@ -259,7 +267,7 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
         condition=condition, report=spec.report, examples=tuple(spec.examples),
         references=tuple(spec.references), aliases=tuple(spec.aliases), source=source,
         line=getattr(data, "line", None), locate=spec.locate, placeholders=frozenset(_template_fields(spec.message)),
-        scope=spec.scope,
+        scope=spec.scope, raised_by=spec.raised_by, verdict=spec.verdict,
     )
 
 

@@ -71,11 +71,11 @@ def audit_text(audits: list[Any]) -> str:
     out = []
     for audit in audits:
         verdict = {"ready": "mega backdoor Roth: ready", "unavailable": "mega backdoor Roth: not available",
-                   None: "not loaded"}[audit.verdict]
+                   None: "not loaded"}[audit.verdicts.get("mega_backdoor")]
         out.append(f"{audit.path} ({audit.plan_id}): {verdict}")
         for f in sorted(audit.findings, key=lambda f: (f.severity != "error", f.severity != "warning", f.rule)):
-            if f.rule.startswith("mega-backdoor-"):
-                continue
+            if f.rule in audit.verdict_rules:
+                continue  # already said in the plan's heading
             where = f"{f.context['file']}:{f.context['line']}" if f.context.get("line") else f.context["file"]
             out.append(f"  {where}: {f.severity}: {f.rule}: {f.message}")
     errors = sum(f.severity == "error" for a in audits for f in a.findings)
