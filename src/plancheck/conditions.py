@@ -6,7 +6,8 @@ A condition is one of
   {fact: NAME, OP: OPERAND} a comparison, OP one of eq ne lt lte gt gte
 and an operand is a constant, {fact: NAME}, or {add: [a, b]} / {sub: [a, b]}.
 Constants take the type of the compared fact: dollars for money facts (converted to cents),
-true/false or 0/1 for flags, whole numbers otherwise. Arithmetic sits on the right-hand side
+percentages to the hundredth for percent facts (converted to hundredths of a percent: "6.25"
+is 625), true/false or 0/1 for flags, whole numbers otherwise. Arithmetic sits on the right-hand side
 only, because that is all durable-rules supports.
 
 The same parsed condition compiles to a durable-rules pattern (the engine that decides
@@ -16,6 +17,8 @@ findings) and to a numpy predicate (the batch pre-screen that decides what reach
 from __future__ import annotations
 
 import operator
+import re
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -27,7 +30,8 @@ OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
 _DURABLE_OP = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 _NUMPY_OP = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le,
              "gt": operator.gt, "gte": operator.ge}
-FACT_TYPES = ("money", "flag", "count", "year", "age")
+FACT_TYPES = ("money", "flag", "count", "year", "age", "percent")
+_PERCENT_RE = re.compile(r"^-?\d+(\.\d{1,2})?$")
 
 
 class ConditionError(ValueError):
@@ -85,6 +89,11 @@ def coerce_constant(value: Any, fact_type: str, path: str) -> int:
             return parse_cents(value, allow_negative=True)
         except ValueError as exc:
             raise ConditionError(path, f"money constant: {exc}") from None
+    if fact_type == "percent":
+        text = value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+        if isinstance(value, bool) or not _PERCENT_RE.match(text.strip()):
+            raise ConditionError(path, f"percent constant must have at most two decimals, like \"6.25\", got {value!r}")
+        return int(Decimal(text.strip()) * 100)
     if fact_type == "flag":
         if isinstance(value, bool):
             return int(value)

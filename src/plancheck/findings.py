@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .money import display_cents, format_cents
+from .money import display_cents, format_cents, format_hundredths
 from .rulebook import Rule
 
 #: The `event` name of a finding, by severity. Part of the log interface (README).
@@ -63,6 +63,8 @@ def _display(value: int, fact_type: str) -> str:
         return display_cents(value)
     if fact_type == "flag":
         return "yes" if value else "no"
+    if fact_type == "percent":
+        return format_hundredths(value)
     return str(value)
 
 

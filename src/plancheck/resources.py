@@ -32,8 +32,9 @@ def default_plans_dir() -> Path:
 
 def built_facts() -> dict[str, frozenset[str]]:
     """The facts the code builds for each subject (what rules/facts/<subject>.yaml must declare)."""
+    from .facts.yearend import BUILT_FACTS as yearend
     from .period_facts import BUILT_FACTS as period
-    return {"period": period}
+    return {"period": period, "yearend": yearend}
 
 
 @lru_cache(maxsize=8)

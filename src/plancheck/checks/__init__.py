@@ -1,0 +1,1 @@
+"""Checks: each takes validated inputs and returns findings and summaries."""

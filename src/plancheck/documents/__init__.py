@@ -1,0 +1,1 @@
+"""Input documents: validated models of what users give plancheck."""

@@ -1,0 +1,1 @@
+"""Facts: what the rules read, built from validated documents."""
