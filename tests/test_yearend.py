@@ -427,3 +427,44 @@ def test_bad_year_is_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "plancheck", "yearend", str(ROOT / "samples/census-2026.csv"),
                              "--year", "2031", "--rejects", str(tmp_path / "r.csv")], capture_output=True, text=True)
     assert result.returncode == 2 and "no IRS limits for 2031" in result.stderr
+
+
+# -- mid-year preview --------------------------------------------------------------------------------
+
+def test_preview_gives_each_hce_the_room_that_keeps_both_tests_passing(tmp_path, rulebook, limits, engine):
+    """As of June 30 (monthly payroll, 6 of 12 pay dates left) pay doubles. NHCEs project to ADP 4.00%
+    (limit 6.00%) and ACP 2.00% (limit 4.00%). Both HCEs already deferred 2.50% of projected pay: the
+    deferral cap is 6.00% ($12,000 each, $7,000 more). At $12,000 the match is $6,000 (3.00%); H1's
+    $2,000 after-tax already makes 4.00%, so H1 has no after-tax room and H2 has $2,000."""
+    from plancheck.checks.preview import preview_yearend
+    columns = (*CENSUS_COLUMNS, "election_pretax_percent", "election_after_tax_percent")
+    rows = [person("H1", "100000", prior_year_compensation="200000", pretax="5000", after_tax="2000",
+                   employer_match="2500", election_pretax_percent="10", election_after_tax_percent="10"),
+            person("H2", "100000", prior_year_compensation="200000", pretax="5000", employer_match="2500",
+                   election_pretax_percent="5", election_after_tax_percent="0"),
+            person("N1", "50000", pretax="2500", employer_match="1250"),
+            person("N2", "50000", pretax="1500", employer_match="750")]
+    matched = plan(match={"tiers": [{"rate": 50, "up_to_percent": 6}]})
+    census = read_census(write_census(tmp_path / "ytd.csv", rows, columns), [PLAN], 2026, preview=True)
+    outcome = preview_yearend(census, [matched], limits, rulebook, engine, dt.date(2026, 6, 30))
+    summary = outcome.summaries[0]
+    assert (summary["adp"]["nhce"], summary["adp"]["limit"], summary["acp"]["nhce"], summary["acp"]["limit"]) == \
+        ("4.00", "6.00", "2.00", "4.00")
+    assert summary["adp"]["hce"] == "6.25" and "adp-test-failed" in rules_fired(outcome)  # current elections fail
+    room = {p["employee_id"]: p for p in outcome.previews}
+    assert {k: (p["adp_cap"], p["acp_cap"], p["remaining_deferral"], p["remaining_after_tax"], p["periods_remaining"])
+            for k, p in room.items()} == {"H1": ("6.00", "4.00", "7000.00", "0.00", 6),
+                                          "H2": ("6.00", "4.00", "7000.00", "2000.00", 6)}
+    assert room["H2"]["remaining_after_tax_per_period"] == "333.33" and room["H1"]["acp_can_pass"]
+    assert outcome.corrections == []
+
+
+def test_preview_says_when_what_is_already_in_fails_the_test(tmp_path, rulebook, limits, engine):
+    """An HCE's after-tax money so far already fails the ACP whatever happens next: no room, and it says so."""
+    from plancheck.checks.preview import preview_yearend
+    rows = [person("H1", "100000", prior_year_compensation="200000", after_tax="20000"),
+            person("N1", "50000", pretax="1000")]
+    census = read_census(write_census(tmp_path / "ytd.csv", rows), [PLAN], 2026, preview=True)
+    outcome = preview_yearend(census, [plan()], limits, rulebook, engine, dt.date(2026, 6, 30))
+    (room,) = outcome.previews
+    assert (room["acp_can_pass"], room["remaining_after_tax"]) == (False, "0.00")

@@ -35,7 +35,8 @@ def _test_lines(name: str, test: dict[str, Any]) -> list[str]:
 def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict], run: dict[str, Any],
                  previews: list[dict] | None = None) -> str:
     """The whole report as text."""
-    out = [f"Year-end tests {run['year']} - {run['census']}: {run['rows_read']:,} rows read, "
+    projected = f" projected to December 31 from {run['preview_as_of']}" if run.get("preview_as_of") else ""
+    out = [f"Year-end tests {run['year']}{projected} - {run['census']}: {run['rows_read']:,} rows read, "
            f"{run['rows_checked']:,} checked, {run['rows_rejected']:,} rejected"
            + (f" (see {run['rejects_file']})" if run["rows_rejected"] else "")]
     for summary in summaries:
@@ -70,10 +71,17 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
                     if c["final_deadline"]:
                         by += f" (excise-free; at the latest {c['final_deadline']})"
                 out.append(f"    {c['employee_id']}: {_KIND[c['kind']]} {_money(c['amount'])}{by}  [{c['citation']}]")
-        for preview in previews or []:
-            if preview["plan_id"] == plan_id:
-                out.append(f"    preview {preview['employee_id']}: defer at most {_money(preview['remaining_deferral'])} "
-                           f"and after-tax at most {_money(preview['remaining_after_tax'])} for the rest of the year")
+        plan_previews = [p for p in previews or [] if p["plan_id"] == plan_id]
+        if plan_previews:
+            caps = plan_previews[0]
+            out.append(f"  Rest of the year for HCEs (caps: deferrals {caps['adp_cap'] or 'none'}%, "
+                       f"match + after-tax {caps['acp_cap'] or 'none'}% of pay):")
+            for p in plan_previews:
+                cannot = [t for t in ("adp", "acp") if not p[f"{t}_can_pass"]]
+                note = f"  (the {' and '.join(t.upper() for t in cannot)} fails on what is already in)" if cannot else ""
+                out.append(f"    {p['employee_id']}: defer at most {_money(p['remaining_deferral'])} "
+                           f"({_money(p['remaining_deferral_per_period'])} a pay period), after-tax at most "
+                           f"{_money(p['remaining_after_tax'])} ({_money(p['remaining_after_tax_per_period'])}){note}")
     return "\n".join(out) + "\n"
 
 
