@@ -468,3 +468,32 @@ def test_preview_says_when_what_is_already_in_fails_the_test(tmp_path, rulebook,
     outcome = preview_yearend(census, [plan()], limits, rulebook, engine, dt.date(2026, 6, 30))
     (room,) = outcome.previews
     assert (room["acp_can_pass"], room["remaining_after_tax"]) == (False, "0.00")
+
+
+def test_feed_totals_replace_the_census_contributions(tmp_path, rulebook, limits, engine):
+    """The payroll feed's 2026 rows give the same test as the same totals typed into the census; bad feed
+    rows are rejected with reasons, rows of 2025 are read but add nothing, and the counts reconcile."""
+    from plancheck.batch.feed import COLUMNS as FEED_COLUMNS
+    from plancheck.documents.census_feed import contributions_from_feed
+    feed = tmp_path / "feed.csv"
+    base = {"plan_id": PLAN, "birth_date": "1990-01-01", "compensation": "10000", "roth": "0",
+            "employer_match": "0", "employer_nonelective": "0", "prior_year_fica_wages": "", "other_plan_deferrals": "",
+            "limitation_year": ""}
+    feed_rows = [{**base, "employee_id": "B", "pay_date": "2026-01-31", "pretax": "3500", "after_tax": "0"},
+                 {**base, "employee_id": "B", "pay_date": "2026-02-28", "pretax": "3500", "after_tax": "100"},
+                 {**base, "employee_id": "B", "pay_date": "2025-12-31", "pretax": "999", "after_tax": "0"},
+                 {**base, "employee_id": "STRANGER", "pay_date": "2026-01-31", "pretax": "1", "after_tax": "0"},
+                 {**base, "employee_id": "D", "pay_date": "2026-01-31", "pretax": "12.345", "after_tax": "0"}]
+    write_census(feed, feed_rows, FEED_COLUMNS)
+    census_rows = _benefitslink_case()
+    for row in census_rows:
+        row["pretax"] = ""
+    census = read_census(write_census(tmp_path / "census.csv", census_rows), [PLAN], 2026)
+    summary = contributions_from_feed(feed, census, tmp_path / "feed-rejects.csv")
+    assert (summary["rows_read"], summary["rows_checked"], summary["rows_rejected"], summary["rows_outside_year"]) == \
+        (5, 3, 2, 1)
+    assert census.money["pretax"].tolist()[:2] == [0, 700000] and census.money["after_tax"].tolist()[1] == 10000
+    with (tmp_path / "feed-rejects.csv").open() as handle:
+        reasons = [row["reason"] for row in csv.DictReader(handle)]
+    assert "no census row for plan 't-plan' and employee 'STRANGER'" in reasons[0]
+    assert reasons[1].startswith("pretax: expected dollars")
