@@ -39,6 +39,13 @@ class OutputFormat(str, Enum):
     sarif = "sarif"
 
 
+class ReportFormat(str, Enum):
+    """How `yearend` writes its results."""
+
+    jsonl = "jsonl"
+    text = "text"
+
+
 class SchemaKind(str, Enum):
     """The document kinds `schema` describes."""
 
@@ -304,6 +311,103 @@ def _emit_rules_audit(audits: list, problems: list, failed: list) -> None:
                      "status": "failed" if a.failed else "ok"})
     events.emit({"event": "rules_audit_summary", "rules": len(audits), "failing": len(failed),
                  "load_problems": len(problems)})
+
+
+@app.command()
+def yearend(
+    census: Annotated[Path, typer.Argument(help="Census: CSV with a header row, or Parquet; one row per employee per plan")],
+    plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
+    year: Annotated[Optional[int], typer.Option("--year", help="Plan year tested (default: the last year under "
+                                                "rules/limits)")] = None,
+    feed: Annotated[Optional[Path], typer.Option("--feed", help="Take the contribution totals from this payroll "
+                                                 "feed (CSV or Parquet) instead of the census")] = None,
+    preview: Annotated[Optional[str], typer.Option("--preview", help="Mid-year preview: the census (or feed) is year "
+                                                   "to date as of this date (YYYY-MM-DD); give each HCE the most "
+                                                   "they can still defer and contribute after tax")] = None,
+    output_format: Annotated[ReportFormat, typer.Option("--format", help="jsonl or text")] = ReportFormat.jsonl,
+    rejects: Annotated[Optional[Path], typer.Option(
+        "--rejects", help="Where rejected census rows go (default: CENSUS's name + .rejects.csv in the current "
+        "directory); rejected feed rows go to FEED's name + .rejects.csv")] = None,
+    rules: RulesOption = None,
+    out: OutOption = None,
+) -> None:
+    """Year-end tests: HCEs, ADP and ACP with their corrections and deadlines, top-heavy; or a mid-year preview."""
+    import datetime as dt
+    import time
+    from collections import Counter
+
+    from plancheck.checks.yearend import check_plans, check_yearend
+    from plancheck.documents.census import read_census, reject_rows
+    from plancheck.documents.plan import load_plans
+    from plancheck.sinks.rejects import write_rejects
+    from plancheck.sinks.text_yearend import yearend_text
+    started = time.perf_counter()
+    rejects_path = rejects or Path(f"{census.stem}.rejects.csv")
+    feed_rejects_path = Path(f"{feed.stem}.rejects.csv") if feed is not None else None
+    plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
+    _check_outputs({"--out": out, "--rejects": rejects_path, "feed rejects": feed_rejects_path}, [census, feed],
+                   rules_dir, plans_dir)
+    try:
+        rulebook, limits = _rules(rules)
+        year = year or limits.last_year
+        limits.for_year(year, field="--year")
+        as_of = None
+        if preview is not None:
+            try:
+                as_of = dt.date.fromisoformat(preview)
+            except ValueError:
+                from plancheck.errors import Problem
+                raise InputError(Problem("--preview", "", "expected a date YYYY-MM-DD", got=repr(preview))) from None
+            year = as_of.year
+        loaded = load_plans(plans_dir)
+        plan_ids = sorted(loaded)
+        plan_docs = [loaded[pid][0] for pid in plan_ids]
+        check_plans(plan_docs, limits, [str(loaded[pid][1]) for pid in plan_ids])
+        data = read_census(census, plan_ids, year, preview=as_of is not None)
+        feed_summary, feed_rejects = None, None
+        if feed is not None:
+            from plancheck.documents.census_feed import contributions_from_feed
+            feed_summary, *feed_rejects = contributions_from_feed(feed, data)
+            feed_summary["rejects_file"] = str(feed_rejects_path)
+        engine = Engine(rulebook)
+        if as_of is not None:
+            from plancheck.checks.preview import preview_yearend
+            outcome = preview_yearend(data, plan_docs, limits, rulebook, engine, as_of)
+        else:
+            outcome = check_yearend(data, plan_docs, limits, rulebook, engine, year)
+    except InputError as exc:
+        _fail(exc)
+    seconds = time.perf_counter() - started
+    by_rule = Counter(f.rule for f in outcome.findings)
+    run = {"event": "yearend_run_summary", "census": str(census), "year": year,
+           "preview_as_of": as_of.isoformat() if as_of else None, "feed": feed_summary,
+           "rows_read": data.rows_read, "rows_checked": data.rows_checked, "rows_rejected": data.rows_rejected,
+           "rejects_file": str(rejects_path), "extra_columns": data.extra_columns, "plans": len(outcome.summaries),
+           "findings": len(outcome.findings), "findings_by_rule": dict(sorted(by_rule.items())),
+           "findings_by_severity": severity_counts(f.severity for f in outcome.findings),
+           "corrections": len(outcome.corrections), "seconds": round(seconds, 3),
+           "rows_per_second": int(data.rows_read / seconds) if seconds > 0 else 0}
+    corrections = [c.as_event() for c in outcome.corrections]
+    previews = getattr(outcome, "previews", [])
+    # Every output is replaced together, once everything has been written.
+    with (replacing(out) as stream, replacing(rejects_path) as rejects_stream,
+          replacing(feed_rejects_path) if feed_rejects_path else contextlib.nullcontext() as feed_rejects_stream):
+        write_rejects(rejects_stream, *reject_rows(data.rejects))
+        if feed_rejects:
+            write_rejects(feed_rejects_stream, *feed_rejects)
+        if output_format is ReportFormat.text:
+            stream.write(yearend_text(outcome.summaries, outcome.hces, corrections,
+                                      run | {"ruleset_revision": rulebook.revision}, previews).encode())
+        else:
+            _events_to(stream, rulebook.revision)
+            _emit_findings(outcome.findings)
+            for record in (*outcome.hces, *corrections, *previews, *outcome.summaries):
+                events.emit(record)
+            events.emit(run)
+    if output_format is ReportFormat.jsonl:
+        sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "
+                         f"{len(outcome.findings)} finding(s), {len(corrections)} correction(s) in {seconds:.2f} s\n")
+    raise typer.Exit(EXIT_FINDINGS if has_errors(outcome.findings) else EXIT_OK)
 
 
 @app.command()

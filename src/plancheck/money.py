@@ -93,6 +93,13 @@ def display_cents(cents: int) -> str:
     return f"{sign}${whole:,}.{frac:02d}"
 
 
+def format_hundredths(value: int) -> str:
+    """Hundredths of a percent as a percentage: 625 -> '6.25%' (ADP, ACP and top-heavy ratios)."""
+    sign = "-" if value < 0 else ""
+    whole, frac = divmod(abs(int(value)), 100)
+    return f"{sign}{whole}.{frac:02d}%"
+
+
 def format_ppm(ppm: int) -> str:
     """Millionths of one as a percentage string: 45000 -> '4.5%'."""
     text = format(Decimal(ppm) / 10_000, "f")

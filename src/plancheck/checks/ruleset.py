@@ -15,7 +15,8 @@ def built_facts() -> dict[str, frozenset[str]]:
     from plancheck.facts.period import BUILT_FACTS as period
     from plancheck.facts.plan import BUILT_FACTS as plan
     from plancheck.facts.withdrawal import BUILT_FACTS as withdrawal
-    return {"period": period, "withdrawal": withdrawal, "plan": plan}
+    from plancheck.facts.yearend import BUILT_FACTS as yearend
+    return {"period": period, "withdrawal": withdrawal, "plan": plan, "yearend": yearend}
 
 
 @lru_cache(maxsize=8)

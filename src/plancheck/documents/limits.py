@@ -55,6 +55,7 @@ FAMILIES = {
     "compensation_limit": "compensation_401a17",
     "hce_compensation_threshold": "hce_414q",
     "roth_catch_up_wage_threshold": "roth_catch_up_wages",
+    "key_employee_compensation_416i": "key_employee_416i",
 }
 
 
@@ -73,6 +74,8 @@ class YearLimits:
     citations: dict[str, str]
     #: HCE threshold of the look-back year (414(q)(1)(B) uses prior-year pay), if known.
     hce_414q_prior_year: int | None = None
+    #: Officer pay above which an officer is a key employee (416(i)(1)(A)(i)).
+    key_employee_416i: int | None = None
 
 
 class ParameterTier(Strict):
@@ -94,7 +97,7 @@ class Parameter(Strict):
     title: str
     section: str = Field(min_length=3, description="Statute or regulation, e.g. 'IRC 414(v)(5)(A)'")
     description: str
-    unit: Literal["years", "percent", "USD", "USD per pay period"]
+    unit: Literal["years", "months", "percent", "multiplier", "USD", "USD per pay period"]
     references: list[Reference] = Field(min_length=1)
     value: Decimal | None = Field(default=None, ge=0)
     tiers: list[ParameterTier] | None = None
@@ -125,6 +128,11 @@ class LimitTable:
         value = self.parameters[parameter_id].value
         assert value is not None, f"parameter {parameter_id} has tiers, not a value"
         return value
+
+    def amount(self, family_id: str, year: int) -> int | None:
+        """One family's figure for a year in cents; None where its file has no value for that year."""
+        value = self.families[family_id].values.get(year)
+        return value.amount if value else None
 
     def age_months(self, parameter_id: str) -> int:
         """An age parameter in whole months (59.5 -> 714)."""
@@ -169,6 +177,25 @@ PARAMETERS = {
     "safe_harbor_nonelective_percent": "percent",
     "safe_harbor_qaca_nonelective_percent": "percent",
     "early_distribution_additional_tax_percent": "percent",
+    # Year-end testing (facts/yearend.py)
+    "adp_acp_multiplier_basic": "multiplier",
+    "adp_acp_multiplier_alternative": "multiplier",
+    "adp_acp_alternative_spread": "percent",
+    "first_plan_year_nhce_percentage": "percent",
+    "top_paid_group_percent": "percent",
+    "top_paid_group_exclusion_age": "years",
+    "top_paid_group_exclusion_service": "months",
+    "five_percent_owner": "percent",
+    "one_percent_owner": "percent",
+    "one_percent_owner_compensation": "USD",
+    "top_heavy_ratio": "percent",
+    "top_heavy_minimum_contribution": "percent",
+    "excess_contribution_excise_deadline": "months",
+    "excess_contribution_excise_deadline_eaca": "months",
+    "excess_contribution_final_deadline": "months",
+    "excess_deferral_deadline": "months",
+    "eligibility_maximum_age": "years",
+    "eligibility_maximum_service": "months",
 }
 
 

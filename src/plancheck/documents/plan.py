@@ -195,6 +195,53 @@ class InPlanRothConversion(Strict):
     sources: list[Source] = Field(default_factory=list)
 
 
+class Eligibility(Strict):
+    """When an employee may start deferring (410(a)); the statutory maxima are checked where tests run.
+
+    The maxima (age 21, one year of service: 410(a)(1)(A), 401(k)(2)(D)) are cited parameters
+    under rules/parameters/, so the year-end check compares these terms with them rather than the
+    model carrying the figures.
+    """
+
+    minimum_age: int = Field(default=0, ge=0, le=100, description="Age in whole years an employee must reach")
+    months_of_service: int = Field(default=0, ge=0, le=120,
+                                   description="Months of elapsed service from the hire date (0: none)")
+    entry: Literal["immediate", "monthly", "quarterly", "semiannual"] = Field(
+        default="immediate", description="Entry dates once age and service are met: at once, or on the first "
+        "day of the next month, calendar quarter or half year (coinciding with or next following)")
+
+
+class NondiscriminationTesting(Strict):
+    """How the ADP and ACP tests are run (401(k)(3), 401(m)(2); Treas. Reg. 1.401(k)-2(c))."""
+
+    method: Literal["current_year", "prior_year"] = Field(
+        default="current_year", description="Which year's NHCE figures the HCEs are compared with")
+    prior_year_nhce_adp: Ppm | None = Field(
+        default=None, description="Prior-year method: the NHCEs' ADP of the prior year, percent to the hundredth")
+    prior_year_nhce_acp: Ppm | None = Field(
+        default=None, description="Prior-year method: the NHCEs' ACP of the prior year, percent to the hundredth")
+    first_plan_year: bool = Field(
+        default=False, description="The plan's first plan year (not a successor plan): under the prior-year "
+        "method the NHCE figures are deemed 3% (401(k)(3)(E))")
+    top_paid_group_election: bool = Field(
+        default=False, description="Pay makes an HCE only within the top-paid 20% (414(q)(1)(B)(ii))")
+    eaca: bool = Field(default=False, description="The arrangement is an EACA (414(w)): six months to correct "
+                       "excesses without the 4979 excise tax")
+
+    @field_validator("prior_year_nhce_adp", "prior_year_nhce_acp")
+    @classmethod
+    def _hundredths(cls, value: int | None) -> int | None:
+        if value is not None and value % 100:
+            raise ValueError("give the percentage to the hundredth of a percent, like 3.25")
+        return value
+
+    @model_validator(mode="after")
+    def _prior_year_figures(self) -> "NondiscriminationTesting":
+        if self.method == "prior_year" and not self.first_plan_year and self.prior_year_nhce_adp is None:
+            raise ValueError("the prior-year method needs prior_year_nhce_adp (or first_plan_year: true)")
+        return self
+
+
 class Plan(Strict):
     """A 401(k) plan document as plancheck reads it."""
 
@@ -219,6 +266,8 @@ class Plan(Strict):
         "enhanced_match, qaca_match) or nonelective: (nonelective, qaca_nonelective)")
     in_service_withdrawals: InServiceWithdrawals = InServiceWithdrawals()
     in_plan_roth_conversion: InPlanRothConversion = InPlanRothConversion()
+    eligibility: Eligibility = Eligibility()
+    nondiscrimination_testing: NondiscriminationTesting = NondiscriminationTesting()
     notes: str | None = None
     references: list[Reference] = Field(default_factory=list)
 
@@ -246,6 +295,15 @@ class Plan(Strict):
                              "415 limitation year")
         return value
 
+
+    @model_validator(mode="after")
+    def _prior_year_acp(self) -> "Plan":
+        testing = self.nondiscrimination_testing
+        if (testing.method == "prior_year" and not testing.first_plan_year and testing.prior_year_nhce_acp is None
+                and (self.match is not None or self.contributions.after_tax)):
+            raise ValueError("nondiscrimination_testing: the prior-year method needs prior_year_nhce_acp in a plan "
+                             "with a match or after-tax contributions (or first_plan_year: true)")
+        return self
 
     @property
     def employer_id(self) -> str:

@@ -11,8 +11,8 @@ and an operand is a constant, {fact: NAME}, or {add: [a, b]} / {sub: [a, b]}.
 `not` and `in` are rewritten when parsed (negation pushed down to the comparisons, `in` as
 `any` of equalities), so both compiled forms only ever see all, any and comparisons.
 Constants take the type of the compared fact: dollars for money facts (converted to cents),
-percentages for percent facts (converted to parts per million: 3 is 30_000), true/false or 0/1
-for flags, whole numbers otherwise. Arithmetic sits on the right-hand side
+percentages for percent facts (converted to parts per million: "6.25" is 62_500), true/false
+or 0/1 for flags, whole numbers otherwise. Arithmetic sits on the right-hand side
 only, because that is all durable-rules supports.
 
 The same parsed condition compiles to a durable-rules pattern (the engine that decides
@@ -20,12 +20,14 @@ findings) and to a numpy predicate (the batch pre-screen that decides what reach
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from plancheck.money import parse_cents, parse_ppm
+from plancheck.money import parse_cents
 
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
 
@@ -34,6 +36,8 @@ _NEGATED = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "lte": "gt", "gt":
 
 
 FACT_TYPES = ("money", "flag", "count", "year", "age", "percent")
+#: A percent constant in a rule: may be negative (a margin) or above 100, four decimals at most.
+_PERCENT_RE = re.compile(r"^-?\d+(\.\d{1,4})?$")
 
 
 class ConditionError(ValueError):
@@ -92,10 +96,9 @@ def coerce_constant(value: Any, fact_type: str, path: str) -> int:
         except ValueError as exc:
             raise ConditionError(path, f"money constant: {exc}") from None
     if fact_type == "percent":
-        try:
-            return parse_ppm(value)
-        except ValueError as exc:
-            raise ConditionError(path, f"percent constant: {exc}") from None
+        if isinstance(value, bool) or not _PERCENT_RE.match(str(value).strip()):
+            raise ConditionError(path, f"percent constant must have at most four decimals, like \"6.25\", got {value!r}")
+        return int(Decimal(str(value).strip()) * 10_000)
     if fact_type == "flag":
         if isinstance(value, bool):
             return int(value)

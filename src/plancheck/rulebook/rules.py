@@ -32,8 +32,8 @@ from plancheck.rulebook.conditions import (
 )
 
 Severity = Literal["error", "warning", "info"]
-Subject = Literal["period", "withdrawal", "plan"]
-SUBJECTS: tuple[str, ...] = ("period", "withdrawal", "plan")
+Subject = Literal["period", "withdrawal", "plan", "yearend"]
+SUBJECTS: tuple[str, ...] = ("period", "withdrawal", "plan", "yearend")
 
 #: Placeholders every message may use besides the subject's facts.
 COMMON_PLACEHOLDERS = frozenset({"amount", "limit", "excess", "rule", "title", "citation"})
@@ -43,6 +43,7 @@ CONTEXT_PLACEHOLDERS = {
     "withdrawal": frozenset({"plan_id", "employee_id", "request_id", "source", "request_kind", "request_date",
                              "age", "minimum_age", "amount_requested"}),
     "plan": frozenset({"plan_id", "plan_name", "file", "problem"}),
+    "yearend": frozenset({"plan_id", "plan_name"}),
 }
 
 

@@ -1,18 +1,17 @@
 """A batch's results as files: findings as JSON lines through the events sink, rejected rows as CSV.
 
 The batch check streams to a `BatchSink` (checks/batch/run.py); this is the one the command line
-uses. The rejects CSV is written in blocks of about a megabyte to a stream the caller replaces
-into place once the run completes (sinks.files.replacing).
+uses. The rejects CSV goes to a stream the caller replaces into place once the run completes
+(sinks.files.replacing).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from plancheck.sinks import events
+from plancheck.sinks.rejects import write_rejects
 
 
 class BatchFiles:
@@ -28,19 +27,4 @@ class BatchFiles:
         events.emit(event)
 
     def rejects(self, header: list[str], rows: Iterator[list[Any]]) -> int:
-        count = 0
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-            if text.tell() > 1 << 20:
-                self._flush(text)
-        self._flush(text)
-        return count
-
-    def _flush(self, text: io.StringIO) -> None:
-        self._rejects.write(text.getvalue().encode())
-        text.seek(0)
-        text.truncate()
+        return write_rejects(self._rejects, header, rows)

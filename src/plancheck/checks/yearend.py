@@ -1,0 +1,258 @@
+"""The year-end check: build each plan's test facts, let the yearend rules decide, list the corrections.
+
+Takes a validated census and plan documents; returns findings, one correction record per
+employee and action, HCE records with their reasons, and a summary per plan. No printing: the
+CLI turns the outcome into events or text (sinks/text_yearend.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from plancheck.documents.census import Census
+from plancheck.engine import Engine
+from plancheck.errors import InputError
+from plancheck.facts.yearend import (KEY_FIVE_PERCENT_OWNER, KEY_OFFICER, KEY_ONE_PERCENT_OWNER, OWNER_PRIOR_YEAR,
+                             OWNER_THIS_YEAR, PAID_ABOVE_THRESHOLD, PlanFacts, YearendFacts, build_yearend_facts,
+                             eligibility_problems)
+from plancheck.findings import Finding, build_finding
+from plancheck.documents.limits import LimitTable
+from plancheck.money import format_cents
+from plancheck.documents.plan import Plan
+from plancheck.rulebook.rules import Rulebook
+
+#: Correction kinds, their citations, and which rule must have fired for them. Part of the interface.
+CORRECTIONS = {
+    "excess_deferral": ("IRC 402(g)(2)(A); Treas. Reg. 1.402(g)-1(e)", "excess-deferrals-to-distribute"),
+    "adp_recharacterized_as_catch_up": ("IRC 414(v); Treas. Reg. 1.414(v)-1(b)(1)", "adp-test-failed"),
+    "adp_excess_distribution": ("IRC 401(k)(8), 4979(f)(1); Treas. Reg. 1.401(k)-2(b)(2), (b)(5)", "adp-test-failed"),
+    "match_forfeiture": ("IRC 401(k)(8)(E), 411(a)(3)(G)", None),
+    "acp_excess_distribution": ("IRC 401(m)(6), 4979(f)(1); Treas. Reg. 1.401(m)-2(b)(2), (b)(5)", "acp-test-failed"),
+    "top_heavy_minimum": ("IRC 416(c)(2)(A), (B); Treas. Reg. 1.416-1, M-10", "top-heavy-minimum-owed"),
+}
+
+
+def percent(hundredths: int) -> str:
+    """Hundredths of a percent as the event's exact string: 625 -> '6.25'."""
+    sign = "-" if hundredths < 0 else ""
+    whole, frac = divmod(abs(int(hundredths)), 100)
+    return f"{sign}{whole}.{frac:02d}"
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One action for one employee: what, how much, by when, and under which law."""
+
+    plan_id: str
+    employee_id: str
+    kind: str
+    amount: int
+    deadline: dt.date | None
+    final_deadline: dt.date | None
+    citation: str
+    line: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_event(self) -> dict[str, Any]:
+        return {"event": "correction", "plan_id": self.plan_id, "employee_id": self.employee_id, "kind": self.kind,
+                "amount": format_cents(self.amount),
+                "deadline": self.deadline.isoformat() if self.deadline else None,
+                "final_deadline": self.final_deadline.isoformat() if self.final_deadline else None,
+                "citation": self.citation, "line": self.line, **self.details}
+
+
+@dataclass
+class YearendOutcome:
+    year: int
+    facts: YearendFacts
+    findings: list[Finding]
+    corrections: list[Correction]
+    hces: list[dict[str, Any]]
+    summaries: list[dict[str, Any]]
+
+
+def check_plans(plans: Sequence[Plan], limits: LimitTable, sources: Sequence[str]) -> None:
+    """Every plan's eligibility terms within the 410(a) maxima; an InputError names each that is not."""
+    problems = [p for plan, source in zip(plans, sources) for p in eligibility_problems(plan, limits, source)]
+    if problems:
+        raise InputError(problems)
+
+
+def check_yearend(census: Census, plans: Sequence[Plan], limits: LimitTable, rulebook: Rulebook,
+                  engine: Engine, year: int) -> YearendOutcome:
+    """Run the year-end tests of every plan in the census (plans[i] is census plan code i)."""
+    facts = build_yearend_facts(census, list(plans), limits, year)
+    types = rulebook.fact_types("yearend")
+    records = [_as_rule_facts(p.facts, types) for p in facts.plans]
+    fired: dict[int, set[str]] = {}
+    for index, rule_id in (engine["yearend"].fire(records) if records else []):
+        fired.setdefault(index, set()).add(rule_id)
+    findings, corrections, hces, summaries = [], [], [], []
+    for index, plan_facts in enumerate(facts.plans):
+        rules = fired.get(index, set())
+        plan = plan_facts.plan
+        context = {"plan_id": plan.plan_id, "plan_name": plan.name, "year": year}
+        for rule_id in sorted(rules):
+            findings.append(build_finding(rulebook.by_id[rule_id], records[index], types, context,
+                                          _test_figures(rule_id, plan_facts.facts)))
+        corrections.extend(_corrections(census, facts, plan_facts, rules))
+        hces.extend(_hce_records(census, facts, plan_facts))
+        summaries.append(_summary(plan_facts, rules, sum(c.plan_id == plan.plan_id for c in corrections),
+                                  int(facts.figures.top_heavy_percent * 100)))
+    return YearendOutcome(year, facts, findings, corrections, hces, summaries)
+
+
+def _as_rule_facts(facts: dict[str, int], types: dict[str, str]) -> dict[str, int]:
+    """The facts as rules read them: percent facts in parts per million (the tests work in hundredths of a percent)."""
+    return {name: value * 100 if types.get(name) == "percent" else value for name, value in facts.items()}
+
+
+def _test_figures(rule_id: str, f: dict[str, int]) -> dict[str, Any]:
+    """The figures of the failed test, on the finding (hundredths of a percent as exact strings)."""
+    if rule_id in ("adp-test-failed", "acp-test-failed"):
+        t = rule_id[:3]
+        return {"test": {"hces": f["hces"], "nhces": f["nhces"], "hce_average": percent(f[f"hce_{t}"]),
+                         "nhce_average": percent(f[f"nhce_{t}"]), "limit": percent(f[f"{t}_limit"]),
+                         "limit_basic": percent(f[f"{t}_limit_basic"]),
+                         "limit_alternative": percent(f[f"{t}_limit_alternative"]),
+                         "method": "prior_year" if f["prior_year_method"] else "current_year"}}
+    if rule_id == "top-heavy-minimum-owed":
+        return {"test": {"key_employees": f["key_employees"], "key_account_balances": format_cents(f["key_account_balances"]),
+                         "account_balances": format_cents(f["account_balances"]),
+                         "ratio": percent(f["top_heavy_ratio"]), "minimum_rate": percent(f["top_heavy_minimum_rate"])}}
+    return {}
+
+
+def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, rules: set[str]) -> list[Correction]:
+    """One correction per employee and action, for the rules that fired, in census order."""
+    e = facts.employees
+    d = plan_facts.deadlines
+    plan_id = plan_facts.plan.plan_id
+    distributions = ("adp-test-failed" in rules) or ("excess-deferrals-to-distribute" in rules)
+    plan_rows = plan_facts.rows
+    out: list[Correction] = []
+    wanted = {
+        "excess_deferral": (e.excess_deferral, d["excess_deferral"], None),
+        "adp_recharacterized_as_catch_up": (e.recharacterized, None, None),
+        "adp_excess_distribution": (e.adp_distribution, d["excise"], d["final"]),
+        "match_forfeiture": (e.match_forfeited, d["excise"], d["final"]),
+        "acp_excess_distribution": (e.acp_excess, d["excise"], d["final"]),
+        "top_heavy_minimum": (e.top_heavy_minimum, None, None),
+    }
+    active = {kind for kind, (_, rule) in CORRECTIONS.items() if (rule in rules if rule else distributions)}
+    amounts = {kind: values[plan_rows] for kind, (values, _, _) in wanted.items() if kind in active}
+    if not amounts:
+        return out
+    any_row = np.zeros(len(plan_rows), dtype=bool)
+    for values in amounts.values():
+        any_row |= values > 0
+    for position in np.flatnonzero(any_row).tolist():
+        row = int(plan_rows[position])
+        for kind, values in amounts.items():
+            amount = int(values[position])
+            if amount <= 0:
+                continue
+            _, deadline, final = wanted[kind]
+            details: dict[str, Any] = {"hce": bool(e.hce[row])}
+            if kind == "acp_excess_distribution":
+                details |= {"from_after_tax": format_cents(int(e.acp_from_after_tax[row])),
+                            "from_match": format_cents(int(e.acp_from_match[row]))}
+            if kind == "adp_excess_distribution" and e.excess_deferral[row]:
+                details["reduced_by_excess_deferral"] = format_cents(int(e.excess_deferral[row]))
+            out.append(Correction(plan_id, str(census.employee_id[row]), kind, amount, deadline, final,
+                                  CORRECTIONS[kind][0], int(census.line[row]), details))
+    return out
+
+
+def _hce_records(census: Census, facts: YearendFacts, plan_facts: PlanFacts) -> list[dict[str, Any]]:
+    """Each HCE of the plan with every reason that makes them one, and their ratios."""
+    e, figures = facts.employees, facts.figures
+    year = figures.year
+    out = []
+    rows = plan_facts.rows[e.hce[plan_facts.rows]]
+    top_paid = plan_facts.plan.nondiscrimination_testing.top_paid_group_election
+    for row in rows.tolist():
+        reasons = []
+        related = int(census.related[row])
+        attributed_from = str(census.employee_id[related]) if related >= 0 else None
+        for bit, owned, own, y in ((OWNER_THIS_YEAR, e.ownership, census.ownership, year),
+                                   (OWNER_PRIOR_YEAR, e.prior_year_ownership, census.prior_year_ownership, year - 1)):
+            if e.hce_reasons[row] & bit:
+                reasons.append({"reason": "five_percent_owner", "year": y, "ownership_percent": _ppm(int(owned[row])),
+                                "direct_percent": _ppm(int(own[row])),
+                                "attributed_from": attributed_from if owned[row] != own[row] else None,
+                                "citation": "IRC 414(q)(1)(A), 416(i)(1)(B), 318(a)(1)"})
+        if e.hce_reasons[row] & PAID_ABOVE_THRESHOLD:
+            reasons.append({"reason": "prior_year_compensation", "year": year - 1,
+                            "compensation": format_cents(int(census.prior_year_compensation[row])),
+                            "threshold": format_cents(figures.hce_threshold_lookback), "top_paid_group": top_paid,
+                            "citation": "IRC 414(q)(1)(B)" + (", 414(q)(3)" if top_paid else "")})
+        out.append({"event": "hce", "plan_id": plan_facts.plan.plan_id, "employee_id": str(census.employee_id[row]),
+                    "year": year, "eligible": bool(e.eligible[row]), "adr": percent(int(e.adr[row])),
+                    "acr": percent(int(e.acr[row])), "reasons": reasons, "line": int(census.line[row])})
+    return out
+
+
+def key_reasons(bits: int) -> list[str]:
+    return [name for bit, name in ((KEY_OFFICER, "officer"), (KEY_FIVE_PERCENT_OWNER, "five_percent_owner"),
+                                   (KEY_ONE_PERCENT_OWNER, "one_percent_owner")) if bits & bit]
+
+
+def _ppm(value: int) -> str:
+    text = f"{value // 10_000}.{value % 10_000:04d}".rstrip("0").rstrip(".")
+    return text
+
+
+def _test_summary(f: dict[str, int], t: str, failed: bool) -> dict[str, Any]:
+    tested = bool(f[f"{t}_tested"])
+    if tested:
+        reason = None
+    elif t == "adp" and f["safe_harbor"]:
+        reason = "safe harbor plan (401(k)(12), (13))"
+    elif t == "acp" and f["acp_match_exempt"]:
+        reason = "safe-harbor match (401(m)(11)) and no after-tax contributions"
+    elif not f["hces"]:
+        reason = "no eligible HCEs"
+    elif not f["nhces"]:
+        reason = "no eligible NHCEs (Treas. Reg. 1.401(k)-2(a)(1)(ii))"
+    else:
+        reason = "no contributions the test counts"
+    figures = {"tested": tested, "not_tested_because": reason,
+               "method": "prior_year" if f["prior_year_method"] else "current_year",
+               "hce": percent(f[f"hce_{t}"]), "nhce": percent(f[f"nhce_{t}"]), "limit": percent(f[f"{t}_limit"]),
+               "limit_basic": percent(f[f"{t}_limit_basic"]), "limit_alternative": percent(f[f"{t}_limit_alternative"]),
+               "passed": not failed, "margin": percent(f[f"{t}_limit"] - f[f"hce_{t}"]),
+               "excess": format_cents(f[f"{t}_excess"])}
+    if t == "adp":
+        figures |= {"recharacterized": format_cents(f["adp_recharacterized"]),
+                    "distributed": format_cents(f["adp_distributed"])}
+    else:
+        figures |= {"match_exempt": bool(f["acp_match_exempt"])}
+    return figures
+
+
+def _summary(plan_facts: PlanFacts, rules: set[str], corrections: int, top_heavy_limit: int) -> dict[str, Any]:
+    f = plan_facts.facts
+    top_heavy = f["key_account_balances"] > f["top_heavy_balance_limit"]
+    return {
+        "event": "yearend_summary", "plan_id": plan_facts.plan.plan_id, "year": f["year"],
+        "employees": f["employees"], "eligible": f["eligible_employees"], "hces": f["hces"], "nhces": f["nhces"],
+        "adp": _test_summary(f, "adp", "adp-test-failed" in rules),
+        "acp": _test_summary(f, "acp", "acp-test-failed" in rules),
+        "top_heavy": {"exempt": bool(f["top_heavy_exempt"]), "top_heavy": top_heavy,
+                      "key_employees": f["key_employees"], "key_account_balances": format_cents(f["key_account_balances"]),
+                      "account_balances": format_cents(f["account_balances"]), "ratio": percent(f["top_heavy_ratio"]),
+                      "limit": percent(top_heavy_limit),
+                      "minimum_rate": percent(f["top_heavy_minimum_rate"]),
+                      "minimum_owed": format_cents(f["top_heavy_minimum_owed"] if "top-heavy-minimum-owed" in rules else 0),
+                      "passed": "top-heavy-minimum-owed" not in rules},
+        "excess_deferrals": format_cents(f["excess_deferrals"]),
+        "match_forfeited": format_cents(f["match_forfeited"]),
+        "deadlines": {k: v.isoformat() for k, v in plan_facts.deadlines.items()},
+        "corrections": corrections, "findings": sorted(rules),
+    }

@@ -1,0 +1,326 @@
+"""The year-end census: one row per employee per plan for a plan year, as validated arrays.
+
+A census is CSV (with a header row) or Parquet. Every column is read as text so that a bad
+value rejects its row, not the file; text becomes integer cents, dates (days since 1970-01-01)
+and ownership in millionths of one (5% is 50,000) with the batch's own parsers. Each bad row is
+a `Reject` with its line, every reason, and its values as read, and the counts reconcile:
+`rows_read = rows_checked + rows_rejected`. CSV line numbers assume one record per line; for
+Parquet, `line` is the 1-based row number.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from plancheck.documents.feed.parse import Reject, parse_dates, parse_money
+from plancheck.documents.feed.records import RAW_CHARS
+from plancheck.errors import InputError, Problem, shorten, shown
+from plancheck.money import MAX_DOLLARS_TEXT
+
+#: Census columns: names are the interface (README, "Year-end testing").
+CENSUS_COLUMNS = ("plan_id", "employee_id", "birth_date", "hire_date", "termination_date", "compensation",
+                  "prior_year_compensation", "ownership_percent", "prior_year_ownership_percent", "related_to",
+                  "officer", "pretax", "roth", "after_tax", "employer_match", "employer_nonelective",
+                  "account_balance")
+#: Columns the header must have; the others may be left out (read as empty).
+REQUIRED_COLUMNS = ("plan_id", "employee_id", "birth_date", "hire_date", "compensation")
+#: Contribution totals of the year (or year to date for a preview); empty is zero.
+CONTRIBUTIONS = ("pretax", "roth", "after_tax", "employer_match", "employer_nonelective")
+#: Optional money columns; empty is zero (no prior-year pay from this employer, no balance).
+OPTIONAL_MONEY = ("prior_year_compensation", *CONTRIBUTIONS, "account_balance")
+#: Mid-year preview only: each employee's current elections, percent of pay per pay period.
+#: Empty means "continue at the year-to-date rate".
+ELECTION_COLUMNS = ("election_pretax_percent", "election_roth_percent", "election_after_tax_percent")
+#: No termination date.
+NO_DATE = np.iinfo(np.int64).max
+
+_PERCENT_RE = r"^\d{1,3}(\.\d{1,4})?$"
+_PERCENT_SCALE = np.array([10_000, 1_000, 100, 10, 1], dtype=np.int64)
+_TRUE = ("true", "yes", "y", "1")
+_FALSE = ("false", "no", "n", "0", "")
+
+
+@dataclass
+class Census:
+    """Accepted census rows as numpy columns (row i of every array is one employee in one plan)."""
+
+    source: str
+    year: int
+    line: np.ndarray
+    plan_ids: list[str]            # plan code -> plan_id
+    plan: np.ndarray               # plan code of each row
+    employee_id: np.ndarray        # object array of text, kept as written
+    birth: np.ndarray              # days since 1970-01-01
+    hire: np.ndarray
+    termination: np.ndarray        # NO_DATE when still employed
+    compensation: np.ndarray       # cents, the year's 414(s) pay (before 401(a)(17))
+    prior_year_compensation: np.ndarray
+    ownership: np.ndarray          # millionths of one, direct ownership only
+    prior_year_ownership: np.ndarray
+    related: np.ndarray            # row index of the family member whose ownership is attributed, -1 none
+    officer: np.ndarray            # bool
+    money: dict[str, np.ndarray]   # CONTRIBUTIONS and account_balance, cents
+    elections: dict[str, np.ndarray]  # ELECTION_COLUMNS in millionths of one, -1 where empty
+    rows_read: int
+    rejects: list[Reject] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.line)
+
+    @property
+    def rows_checked(self) -> int:
+        return self.rows
+
+    @property
+    def rows_rejected(self) -> int:
+        return len(self.rejects)
+
+    def replace_contributions(self, totals: dict[str, np.ndarray]) -> None:
+        """Take the contribution totals from elsewhere (a payroll feed), aligned with the rows."""
+        for column in CONTRIBUTIONS:
+            self.money[column] = totals[column]
+
+
+def _days(day: dt.date) -> int:
+    return (day - dt.date(1970, 1, 1)).days
+
+
+def _read_csv(path: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]], list[str]]:
+    """The whole CSV as text columns, the line of each record, and records with a wrong field count."""
+    with path.open("rb") as handle:
+        data = handle.read()
+    header_end = data.find(b"\n") + 1 or len(data)
+    header = next(csv.reader([data[:header_end].decode("utf-8-sig")]), [])
+    invalid: list[str] = []
+
+    def skip(row) -> str:
+        invalid.append(row.text)
+        return "skip"
+
+    body = data[header_end:]
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False)
+    try:
+        table = pacsv.read_csv(pa.py_buffer(body), read_options=pacsv.ReadOptions(column_names=header),
+                               convert_options=convert, parse_options=pacsv.ParseOptions(invalid_row_handler=skip))
+    except pa.ArrowInvalid as exc:
+        raise InputError(Problem(str(path), "", f"unreadable CSV: {exc}")) from None
+    count = body.count(b"\n")
+    if not invalid and table.num_rows == count:
+        return table, np.arange(2, 2 + count, dtype=np.int64), [], header
+    texts = body.decode("utf-8", errors="replace").split("\n")[:count]
+    pending = Counter(text.rstrip("\r") for text in invalid)
+    lines, bad = [], []
+    for offset, text in enumerate(texts):
+        text = text.rstrip("\r")
+        if pending[text] > 0:
+            pending[text] -= 1
+            fields = len(next(csv.reader([text]), []))
+            bad.append((offset + 2, f"expected {len(header)} fields, got {fields}", text))
+        elif text.strip():
+            lines.append(offset + 2)
+    return table, np.array(lines, dtype=np.int64), bad, header
+
+
+def _read_parquet(path: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]], list[str]]:
+    table = pq.read_table(path)
+    columns = []
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
+            column = column.cast(pa.date32())
+        if pa.types.is_boolean(column.type):
+            column = pc.if_else(column, "true", "false")
+        columns.append(column.cast(pa.string()).fill_null(""))
+    return (pa.table(columns, names=table.column_names), np.arange(1, table.num_rows + 1, dtype=np.int64), [],
+            table.column_names)
+
+
+def parse_percent(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(millionths of one, ok, empty) for a text column of percentages 0-100 with up to four decimals."""
+    text = pc.utf8_trim_whitespace(column)
+    empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    shaped = pc.match_substring_regex(text, _PERCENT_RE)
+    clean = pc.if_else(shaped, text, "0")
+    dot = pc.find_substring(clean, ".").to_numpy(zero_copy_only=False)
+    length = pc.binary_length(clean).to_numpy(zero_copy_only=False)
+    digits = pc.cast(pc.replace_substring(clean, ".", ""), pa.int64()).to_numpy()
+    decimals = np.where(dot < 0, 0, length - dot - 1)
+    ppm = digits * _PERCENT_SCALE[np.clip(decimals, 0, 4)]
+    ok = shaped.to_numpy(zero_copy_only=False) & (ppm <= 1_000_000)
+    return np.where(ok, ppm, 0), ok | empty, empty
+
+
+def read_census(path: Path, plan_ids: list[str], year: int, *, preview: bool = False) -> Census:
+    """Read and validate a census for a plan year; bad rows become rejects, a bad file an InputError."""
+    source = str(path)
+    if not path.is_file():
+        raise InputError(Problem(source, "", "census file not found"))
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table, lines, unsplit, header = _read_parquet(path)
+        else:
+            table, lines, unsplit, header = _read_csv(path)
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise InputError(Problem(source, "", f"unreadable census: {exc}")) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputError(Problem(source, "header", f"missing column(s) {', '.join(missing)}; a census needs "
+                                 f"{', '.join(REQUIRED_COLUMNS)}", 1 if path.suffix.lower() == ".csv" else None))
+    known = set(CENSUS_COLUMNS) | (set(ELECTION_COLUMNS) if preview else set())
+    extra = [c for c in header if c not in known]
+    n = table.num_rows
+    empty_text = pa.array([""] * n, type=pa.string())
+    text = {c: (table.column(c).combine_chunks() if c in header else empty_text)
+            for c in (*CENSUS_COLUMNS, *ELECTION_COLUMNS)}
+    return _validate(source, year, text, lines, unsplit, plan_ids, extra, preview)
+
+
+def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarray,
+              unsplit: list[tuple[int, str, str]], plan_ids: list[str], extra: list[str], preview: bool) -> Census:
+    n = len(lines)
+    problems: dict[int, list[str]] = {}
+    as_read: dict[str, list[str]] = {}
+
+    def value(column: str, row: int) -> str:
+        if column not in as_read:
+            as_read[column] = text[column].to_pylist()
+        return as_read[column][row]
+
+    def flag(bad: np.ndarray, reason) -> None:
+        for row in np.flatnonzero(bad).tolist():
+            problems.setdefault(row, []).append(reason(row))
+
+    plan_index = {p: i for i, p in enumerate(plan_ids)}
+    plans = pc.dictionary_encode(pc.utf8_trim_whitespace(text["plan_id"]))
+    codes = np.array([plan_index.get(p, -1) for p in plans.dictionary.to_pylist()], dtype=np.int64)
+    plan = codes[plans.indices.to_numpy(zero_copy_only=False)] if n else np.zeros(0, np.int64)
+    flag(plan < 0, lambda r: f"plan_id: unknown plan {value('plan_id', r)!r} (no such plan in the plans directory)")
+    employee = pc.utf8_trim_whitespace(text["employee_id"])
+    employee_np = np.asarray(employee.to_numpy(zero_copy_only=False), dtype=object)
+    flag(pc.equal(employee, "").to_numpy(zero_copy_only=False), lambda r: "employee_id: required, got an empty value")
+
+    dates, date_ok = {}, {}
+    for column in ("birth_date", "hire_date", "termination_date"):
+        dates[column], ok = parse_dates(text[column])
+        blank = pc.equal(text[column], "").to_numpy(zero_copy_only=False)
+        if column == "termination_date":
+            ok = ok | blank
+            dates[column] = np.where(blank, NO_DATE, dates[column])
+        date_ok[column] = ok
+        flag(~ok, lambda r, c=column: f"{c}: expected a date YYYY-MM-DD{' or nothing' if c == 'termination_date' else ''}"
+                                      f", got {value(c, r)!r}")
+    money, money_ok = {}, {}
+    for column in ("compensation", *OPTIONAL_MONEY):
+        money[column], ok, too_big = parse_money(text[column], column != "compensation")
+        money_ok[column] = ok
+        flag(~ok & ~too_big, lambda r, c=column: f"{c}: expected dollars with at most two decimals (zero or more), "
+                                                 f"got {shown(value(c, r))}")
+        flag(too_big, lambda r, c=column: f"{c}: expected at most {MAX_DOLLARS_TEXT}, got {shown(value(c, r))}")
+    ownership = {}
+    for column in ("ownership_percent", "prior_year_ownership_percent"):
+        ownership[column], ok, _ = parse_percent(text[column])
+        flag(~ok, lambda r, c=column: f"{c}: expected a percentage from 0 to 100 with at most four decimals, "
+                                      f"got {value(c, r)!r}")
+    elections = {}
+    for column in ELECTION_COLUMNS:
+        ppm, ok, blank = parse_percent(text[column])
+        elections[column] = np.where(blank, -1, ppm)
+        if preview:
+            flag(~ok, lambda r, c=column: f"{c}: expected a percentage from 0 to 100 or nothing, got {value(c, r)!r}")
+    officer_text = pc.utf8_lower(pc.utf8_trim_whitespace(text["officer"]))
+    officer = pc.is_in(officer_text, pa.array(_TRUE)).to_numpy(zero_copy_only=False)
+    officer_ok = officer | pc.is_in(officer_text, pa.array(_FALSE)).to_numpy(zero_copy_only=False)
+    flag(~officer_ok, lambda r: f"officer: expected true or false, got {value('officer', r)!r}")
+
+    birth, hire, term = dates["birth_date"], dates["hire_date"], dates["termination_date"]
+    start, end = _days(dt.date(year, 1, 1)), _days(dt.date(year, 12, 31))
+    both = date_ok["birth_date"] & date_ok["hire_date"]
+    flag(both & (birth >= hire), lambda r: "hire_date: must be after birth_date")
+    flag(date_ok["birth_date"] & (birth < _days(dt.date(year - 120, 1, 1))), lambda r: "birth_date: gives an age over 120")
+    flag(date_ok["hire_date"] & (hire > end), lambda r: f"hire_date: after the {year} plan year")
+    flag(date_ok["termination_date"] & (term < start), lambda r: f"termination_date: before the {year} plan year")
+    flag(date_ok["hire_date"] & date_ok["termination_date"] & (term < hire),
+         lambda r: "termination_date: before hire_date")
+    paid = sum(money[c] for c in CONTRIBUTIONS)
+    flag(money_ok["compensation"] & (paid > 0) & (money["compensation"] == 0),
+         lambda r: "compensation: zero, but contributions were made (a ratio needs pay)")
+
+    first, related, unknown = _first_rows_and_relations(plan, employee, pc.utf8_trim_whitespace(text["related_to"]))
+    duplicate = first != np.arange(n)
+    flag(duplicate, lambda r: f"employee_id: duplicate of line {int(lines[first[r]])} in the same plan")
+    flag(unknown, lambda r: f"related_to: no employee {value('related_to', r).strip()!r} in plan "
+                            f"{value('plan_id', r)!r} of this census")
+    flag(related == np.arange(n), lambda r: "related_to: names the employee's own row")
+    related = np.where(related == np.arange(n), -1, related)
+    # A family member whose own row is rejected cannot lend ownership: reject the dependant too.
+    while True:
+        dependants = [r for r in np.flatnonzero(related >= 0).tolist() if related[r] in problems and r not in problems]
+        if not dependants:
+            break
+        for row in dependants:
+            problems[row] = [f"related_to: the row of {value('related_to', row).strip()!r} was rejected"]
+
+    bad_rows = np.array(sorted(problems), dtype=np.int64)
+    keep = np.ones(n, dtype=bool)
+    keep[bad_rows] = False
+    new_index = np.cumsum(keep) - 1
+    related_kept = np.where(related[keep] >= 0, new_index[np.maximum(related[keep], 0)], -1)
+    rejects = [Reject(int(line), reason, (text, *[""] * (len(CENSUS_COLUMNS) - 1))) for line, reason, text in unsplit]
+    rejects += [Reject(int(lines[r]), "; ".join(problems[r]), tuple(value(c, r) for c in CENSUS_COLUMNS))
+                for r in bad_rows.tolist()]
+    rejects.sort(key=lambda reject: reject.line)
+    return Census(
+        source=source, year=year, line=lines[keep], plan_ids=list(plan_ids), plan=plan[keep],
+        employee_id=employee_np[keep], birth=birth[keep], hire=hire[keep], termination=term[keep],
+        compensation=money["compensation"][keep], prior_year_compensation=money["prior_year_compensation"][keep],
+        ownership=ownership["ownership_percent"][keep], prior_year_ownership=ownership["prior_year_ownership_percent"][keep],
+        related=related_kept, officer=officer[keep],
+        money={c: money[c][keep] for c in (*CONTRIBUTIONS, "account_balance")},
+        elections={c: v[keep] for c, v in elections.items()},
+        rows_read=n + len(unsplit), rejects=rejects, extra_columns=extra,
+    )
+
+
+def _first_rows_and_relations(plan: np.ndarray, employee: pa.Array,
+                              related_to: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row: the first row of its (plan, employee_id); the first row of its related_to in the same
+    plan (-1 when empty); and whether a related_to given names no employee of the plan. Vectorized."""
+    n = len(plan)
+    encoded = pc.dictionary_encode(employee)
+    width = len(encoded.dictionary) + 1
+    key = np.maximum(plan, 0) * width + encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = sorted_key[1:] != sorted_key[:-1]
+    group_first = order[np.maximum.accumulate(np.where(starts, np.arange(n), 0))] if n else order
+    first = np.empty(n, dtype=np.int64)
+    first[order] = group_first
+    given = pc.not_equal(related_to, "").to_numpy(zero_copy_only=False)
+    code = pc.fill_null(pc.index_in(related_to, value_set=encoded.dictionary), -1).to_numpy(zero_copy_only=False)
+    wanted = np.maximum(plan, 0) * width + code
+    position = np.clip(np.searchsorted(sorted_key, wanted), 0, max(n - 1, 0))
+    found = given & (code >= 0) & (n > 0) & (sorted_key[position] == wanted) if n else given
+    related = np.where(found, order[position] if n else -1, -1)
+    return first, related, given & ~found
+
+
+def reject_rows(rejects: list[Reject]) -> tuple[list[str], list[list[str]]]:
+    """The rejects file of a census: header and rows (line, reason, the row's values as read, shortened)."""
+    return (["line", "reason", *CENSUS_COLUMNS],
+            [[str(r.line), shorten(r.reason, 1000), *(shorten(v, RAW_CHARS) for v in r.values)] for r in rejects])

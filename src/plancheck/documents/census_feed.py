@@ -1,0 +1,91 @@
+"""Contribution totals of a plan year taken from a payroll feed instead of the census columns.
+
+The feed is read as the batch reads it (batch/feed.py, batch/parse.py): text columns, a reject
+with line and reason for each bad row, `rows_read = rows_checked + rows_rejected`. A row whose
+plan and employee have no census row is rejected; rows paid in another year are read and
+counted but add nothing. Employer money counts in the year of its pay date.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from plancheck.documents.feed.reader import COLUMNS, LINE, open_feed
+from plancheck.documents.feed.parse import parse_dates, parse_money, years_of
+from plancheck.documents.feed.records import RAW_CHARS
+from plancheck.errors import shorten, shown
+from plancheck.money import MAX_DOLLARS_TEXT
+from plancheck.documents.census import CONTRIBUTIONS, Census
+
+_SEPARATOR = "\x1f"
+
+
+def _keys(plan: pa.Array, employee: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(pc.utf8_trim_whitespace(plan), pc.utf8_trim_whitespace(employee), _SEPARATOR)
+
+
+def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, Any], list[str], list[list[Any]]]:
+    """Replace the census's contribution totals with the feed's sums for the census year.
+
+    Returns the feed's counts and its rejects file (header and rows in line order) for a sink to write.
+    """
+    feed = open_feed(feed_path)
+    census_keys = pa.array([f"{census.plan_ids[p]}{_SEPARATOR}{e}" for p, e in zip(census.plan.tolist(),
+                                                                                   census.employee_id.tolist())])
+    totals = {c: np.zeros(census.rows, dtype=np.int64) for c in CONTRIBUTIONS}
+    rejects: list[list[Any]] = []
+    rows_read = rows_outside = 0
+    for batch in feed.batches():
+        n = batch.num_rows
+        rows_read += n
+        column = {name: batch.column(name) for name in COLUMNS}
+        problems: dict[int, list[str]] = {}
+
+        def flag(bad: np.ndarray, reason) -> None:
+            for row in np.flatnonzero(bad).tolist():
+                problems.setdefault(row, []).append(reason(row))
+
+        texts: dict[str, list[str]] = {}
+
+        def value(name: str, row: int) -> str:
+            if name not in texts:
+                texts[name] = column[name].to_pylist()
+            return texts[name][row]
+
+        index = pc.fill_null(pc.index_in(_keys(column["plan_id"], column["employee_id"]), value_set=census_keys), -1)
+        index = index.to_numpy(zero_copy_only=False).astype(np.int64)
+        flag(index < 0, lambda r: f"no census row for plan {shown(value('plan_id', r))} and employee "
+                                  f"{shown(value('employee_id', r))}")
+        days, ok = parse_dates(column["pay_date"])
+        flag(~ok, lambda r: f"pay_date: expected a date YYYY-MM-DD, got {shown(value('pay_date', r))}")
+        cents = {}
+        for name in CONTRIBUTIONS:
+            cents[name], ok, too_big = parse_money(column[name], False)
+            flag(~ok & ~too_big, lambda r, c=name: f"{c}: expected dollars with at most two decimals (zero or "
+                                                   f"more), got {shown(value(c, r))}")
+            flag(too_big, lambda r, c=name: f"{c}: expected at most {MAX_DOLLARS_TEXT}, got {shown(value(c, r))}")
+        bad = np.zeros(n, dtype=bool)
+        bad[list(problems)] = True
+        in_year = years_of(days) == census.year
+        use = ~bad & in_year
+        rows_outside += int((~bad & ~in_year).sum())
+        for name in CONTRIBUTIONS:
+            np.add.at(totals[name], index[use], cents[name][use])
+        lines = batch.column(LINE).to_numpy()
+        for row in sorted(problems):
+            rejects.append([int(lines[row]), shorten("; ".join(problems[row]), 1000),
+                            *(shorten(value(c, row), RAW_CHARS) for c in COLUMNS), ""])
+    for bad in feed.bad_rows:
+        rows_read += 1
+        rejects.append([bad.line, bad.reason, *(bad.values or [""] * len(COLUMNS)), bad.raw])
+    rejects.sort(key=lambda item: item[0])
+    census.replace_contributions(totals)
+    checked = rows_read - len(rejects)
+    summary = {"feed": str(feed_path), "rows_read": rows_read, "rows_checked": checked, "rows_rejected": len(rejects),
+               "rows_outside_year": rows_outside}
+    return summary, ["line", "reason", *COLUMNS, "raw"], rejects

@@ -1,0 +1,460 @@
+"""Year-end facts: eligibility, HCEs, ADP and ACP tests with their corrections, and top-heavy.
+
+Pure and vectorized: a validated census (numpy int64 cents, days, millionths of one) and the
+plan documents in, one fact record per plan (rules/facts/yearend.yaml) and per-employee
+arrays out. Ratios are integers in hundredths of a percent (see leveling.py). Every figure of
+the law comes from rules/limits and rules/parameters. Order of the corrections (401(m)(6)(D)):
+402(g) excess deferrals first, then ADP excess contributions (catch-up recharacterization
+first, the related match forfeited), then the ACP test on what is left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from plancheck.documents.census import Census
+from plancheck.errors import InputError, Problem
+from plancheck.documents.limits import LimitTable
+from plancheck.money import apply_rate
+from plancheck.documents.plan import Plan
+from plancheck.facts.leveling import WHOLE, allocate_by_amount, average, excess_by_ratio, ratios, test_limits
+
+EPOCH = dt.date(1970, 1, 1)
+#: Bits of `hce_reasons`: why an employee is highly compensated.
+OWNER_THIS_YEAR, OWNER_PRIOR_YEAR, PAID_ABOVE_THRESHOLD = 1, 2, 4
+#: Bits of `key_reasons`: why an employee is a key employee.
+KEY_OFFICER, KEY_FIVE_PERCENT_OWNER, KEY_ONE_PERCENT_OWNER = 1, 2, 4
+_ENTRY_STEP = {"immediate": 0, "monthly": 1, "quarterly": 3, "semiannual": 6}
+
+
+def day_number(day: dt.date) -> int:
+    return (day - EPOCH).days
+
+
+def add_months(days: np.ndarray, months: np.ndarray | int) -> np.ndarray:
+    """Dates plus whole months, the day of month clamped to the month's length (Jan 31 + 1 = Feb 28)."""
+    d = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
+    month = d.astype("datetime64[M]")
+    day_of_month = (d - month.astype("datetime64[D]")).astype(np.int64)
+    target = month + np.asarray(months, dtype=np.int64)
+    length = ((target + 1).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
+    return (target.astype("datetime64[D]") + np.minimum(day_of_month, length - 1)).astype(np.int64)
+
+
+def months_after_year_end(year: int, months: Decimal) -> dt.date:
+    """The last day of a period of months (halves allowed) after the close of a calendar year.
+
+    2 1/2 months after December 31 is March 15; 6 months June 30; 12 months December 31.
+    """
+    whole = int(months)
+    half = months - whole
+    if half not in (0, Decimal("0.5")):
+        raise ValueError(f"a deadline of {months} months: only whole or half months are supported")
+    start = day_number(dt.date(year + 1, 1, 1))
+    end = int(add_months(np.array([start]), whole)[0]) + (15 if half else 0) - 1
+    return EPOCH + dt.timedelta(days=end)
+
+
+def entry_dates(eligible_from: np.ndarray, step_months: np.ndarray) -> np.ndarray:
+    """The first entry date on or after each date: itself (step 0), or the first day of the next
+    month, quarter or half year (step 1, 3, 6) coinciding with or next following it."""
+    d = eligible_from.astype("datetime64[D]")
+    month = d.astype("datetime64[M]")
+    index = month.astype(np.int64)  # months since 1970-01 (a January: quarters and halves align)
+    on_first = (d == month.astype("datetime64[D]"))
+    candidate = index + (~on_first).astype(np.int64)
+    step = np.maximum(step_months, 1)
+    aligned = -(-candidate // step) * step
+    first_day = aligned.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    return np.where(step_months == 0, eligible_from, first_day)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The law's figures for one plan year, as integers (cents, hundredths of a percent, ppm)."""
+
+    year: int
+    deferral_402g: int
+    catch_up: int
+    catch_up_60_63: int | None
+    annual_additions_415c: int
+    compensation_401a17: int
+    hce_threshold_lookback: int
+    key_officer_pay: int          # 416(i) figure of the year key employees are determined in
+    key_officer_pay_first_year: int
+    catch_up_age: int
+    band_first: int
+    band_last: int
+    basic: Decimal
+    alternative: Decimal
+    spread: Decimal
+    first_year_nhce: int
+    top_paid_percent: Decimal
+    top_paid_age: int
+    top_paid_service_months: int
+    five_percent_ppm: int
+    one_percent_ppm: int
+    one_percent_pay: int
+    top_heavy_percent: Decimal
+    top_heavy_minimum: int        # hundredths of a percent
+    deadlines: dict[str, dt.date]
+    deadline_months: dict[str, Decimal]
+
+    @classmethod
+    def for_year(cls, limits: LimitTable, year: int) -> "Figures":
+        year_limits = limits.for_year(year)
+        lookback = year_limits.hce_414q_prior_year
+        key_prior = limits.amount("key_employee_compensation_416i", year - 1)
+        if lookback is None or key_prior is None:
+            raise InputError(Problem("rules/limits", "values", f"year-end tests for {year} need the {year - 1} figures "
+                                     "of hce_compensation_threshold and key_employee_compensation_416i"))
+        p = limits.parameter
+        months = {name: p(parameter) for name, parameter in (
+            ("excise", "excess_contribution_excise_deadline"),
+            ("excise_eaca", "excess_contribution_excise_deadline_eaca"),
+            ("final", "excess_contribution_final_deadline"),
+            ("excess_deferral", "excess_deferral_deadline"))}
+        return cls(
+            year=year, deferral_402g=year_limits.deferral_402g, catch_up=year_limits.catch_up,
+            catch_up_60_63=year_limits.catch_up_60_63, annual_additions_415c=year_limits.annual_additions_415c,
+            compensation_401a17=year_limits.compensation_401a17, hce_threshold_lookback=lookback,
+            key_officer_pay=key_prior, key_officer_pay_first_year=year_limits.key_employee_416i or 0,
+            catch_up_age=int(p("catch_up_eligibility_age")), band_first=int(p("catch_up_age_60_63_first")),
+            band_last=int(p("catch_up_age_60_63_last")), basic=p("adp_acp_multiplier_basic"),
+            alternative=p("adp_acp_multiplier_alternative"), spread=p("adp_acp_alternative_spread"),
+            first_year_nhce=int(p("first_plan_year_nhce_percentage") * 100),
+            top_paid_percent=p("top_paid_group_percent"), top_paid_age=int(p("top_paid_group_exclusion_age")),
+            top_paid_service_months=int(p("top_paid_group_exclusion_service")),
+            five_percent_ppm=int(p("five_percent_owner") * 10_000), one_percent_ppm=int(p("one_percent_owner") * 10_000),
+            one_percent_pay=limits.cents("one_percent_owner_compensation"), top_heavy_percent=p("top_heavy_ratio"),
+            top_heavy_minimum=int(p("top_heavy_minimum_contribution") * 100),
+            deadlines={name: months_after_year_end(year, value) for name, value in months.items()},
+            deadline_months=months,
+        )
+
+
+def eligibility_problems(plan: Plan, limits: LimitTable, source: str) -> list[Problem]:
+    """The plan's eligibility terms against the 410(a) maxima (cited parameters)."""
+    problems = []
+    maximum_age = int(limits.parameter("eligibility_maximum_age"))
+    maximum_service = int(limits.parameter("eligibility_maximum_service"))
+    if plan.eligibility.minimum_age > maximum_age:
+        problems.append(Problem(source, "eligibility.minimum_age", f"at most {maximum_age} (IRC 410(a)(1)(A)(i))",
+                                got=str(plan.eligibility.minimum_age)))
+    if plan.eligibility.months_of_service > maximum_service:
+        problems.append(Problem(source, "eligibility.months_of_service",
+                                f"at most {maximum_service} months (IRC 410(a)(1)(A)(ii), 401(k)(2)(D))",
+                                got=str(plan.eligibility.months_of_service)))
+    return problems
+
+
+def match_meets_401m11(plan: Plan) -> bool:
+    """A match that 401(m)(11)(B) lets a safe-harbor plan leave out of the ACP test: no match on
+    contributions above 6% of pay, and a rate that does not rise with the rate of deferral.
+    (Equal rates for HCEs and NHCEs follow from one formula for all.)"""
+    if plan.match is None:
+        return False
+    rates = [tier.rate for tier in plan.match.tiers]
+    return (plan.match.tiers[-1].up_to_percent <= 60_000 and all(b <= a for a, b in zip(rates, rates[1:]))
+            and "after_tax" not in plan.match.sources)
+
+
+def is_safe_harbor(plan: Plan) -> bool:
+    return plan.safe_harbor != "none" or bool(plan.nonelective and plan.nonelective.safe_harbor)
+
+
+def match_formula(plan: Plan, pay: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    """The plan's match on a year's totals: each tier's rate on deferrals up to its share of pay."""
+    if plan.match is None:
+        return np.zeros(len(pay), dtype=np.int64)
+    total = np.zeros(len(pay), dtype=np.int64)
+    low = np.zeros(len(pay), dtype=np.int64)
+    for tier in plan.match.tiers:
+        high = apply_rate(pay, tier.up_to_percent)
+        total += apply_rate(np.clip(matched - low, 0, np.maximum(high - low, 0)), tier.rate)
+        low = high
+    if plan.match.annual_cap is not None:
+        total = np.minimum(total, plan.match.annual_cap)
+    return total
+
+
+@dataclass
+class Employees:
+    """Per-row results, aligned with the census rows."""
+
+    plan_pay: np.ndarray
+    eligible: np.ndarray
+    entry: np.ndarray
+    hce: np.ndarray
+    hce_reasons: np.ndarray
+    ownership: np.ndarray             # with 318 attribution, this year (ppm)
+    prior_year_ownership: np.ndarray
+    key: np.ndarray
+    key_reasons: np.ndarray
+    catch_up_limit: np.ndarray
+    catch_up: np.ndarray              # deferrals that are catch-up before the ADP test
+    excess_deferral: np.ndarray       # above 402(g) + catch-up usable in this plan (401(a)(30))
+    adp_amount: np.ndarray            # deferrals the ADP test counts
+    adr: np.ndarray
+    adp_excess: np.ndarray            # allocated excess contributions (before recharacterization)
+    recharacterized: np.ndarray       # of them, treated as catch-up
+    adp_distribution: np.ndarray
+    match_forfeited: np.ndarray
+    acp_amount: np.ndarray
+    acr: np.ndarray
+    acp_excess: np.ndarray
+    acp_from_after_tax: np.ndarray
+    acp_from_match: np.ndarray
+    top_heavy_minimum: np.ndarray
+
+
+@dataclass
+class PlanFacts:
+    """One plan's fact record (what the yearend rules read) and where its rows are."""
+
+    plan: Plan
+    rows: np.ndarray                  # census row indices of the plan
+    facts: dict[str, int]
+    minimum_rate: tuple[int, int] = (0, 1)  # top-heavy minimum as an exact fraction of pay
+    deadlines: dict[str, dt.date] = field(default_factory=dict)
+
+
+@dataclass
+class YearendFacts:
+    figures: Figures
+    employees: Employees
+    plans: list[PlanFacts]
+
+
+#: The name of every fact a plan's record holds; rules/facts/yearend.yaml must declare exactly these.
+BUILT_FACTS = frozenset({
+    "year", "first_plan_year", "prior_year_method", "safe_harbor", "eaca", "employees", "eligible_employees",
+    "hces", "nhces",
+    "adp_tested", "hce_adp", "nhce_adp", "adp_limit", "adp_limit_basic", "adp_limit_alternative", "adp_excess",
+    "adp_recharacterized", "adp_distributed",
+    "acp_tested", "acp_match_exempt", "hce_acp", "nhce_acp", "acp_limit", "acp_limit_basic",
+    "acp_limit_alternative", "acp_excess", "match_forfeited", "excess_deferrals", "excess_deferral_employees",
+    "top_heavy_exempt", "key_employees", "key_account_balances", "account_balances", "top_heavy_balance_limit",
+    "top_heavy_ratio", "top_heavy_minimum_rate", "top_heavy_minimum_owed", "top_heavy_minimum_employees",
+})
+
+
+def _per_plan(census: Census, plans: list[Plan], getter, dtype=np.int64) -> np.ndarray:
+    return np.array([getter(p) for p in plans], dtype=dtype)[census.plan] if len(plans) else np.zeros(0, dtype)
+
+
+def _attributed(own: np.ndarray, related: np.ndarray) -> np.ndarray:
+    """Ownership counting the family member's named in related_to (318(a)(1); one level, 318(a)(5)(B))."""
+    return own + np.where(related >= 0, own[np.maximum(related, 0)], 0) if len(own) else own
+
+
+def _top_paid(census: Census, rows: np.ndarray, figures: Figures) -> np.ndarray:
+    """Rows (of `rows`) in the top-paid group of the look-back year (414(q)(3), Treas. Reg. 1.414(q)-1T A-9)."""
+    year_end = day_number(dt.date(figures.year - 1, 12, 31))
+    hire, birth = census.hire[rows], census.birth[rows]
+    employed = hire <= year_end
+    counted = (employed & (add_months(birth, 12 * figures.top_paid_age) <= year_end)
+               & (add_months(hire, figures.top_paid_service_months) <= year_end + 1))
+    size = int((Decimal(int(counted.sum())) * figures.top_paid_percent / 100 + Decimal("0.5")) // 1)
+    members = np.zeros(len(rows), dtype=bool)
+    candidates = np.flatnonzero(employed)
+    order = candidates[np.argsort(-census.prior_year_compensation[rows][candidates], kind="stable")]
+    members[order[:size]] = True
+    return members
+
+
+def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, year: int) -> YearendFacts:
+    """Every year-end figure for every plan of a census (plans[i] is census plan code i)."""
+    figures = Figures.for_year(limits, year)
+    n = census.rows
+    start, end = day_number(dt.date(year, 1, 1)), day_number(dt.date(year, 12, 31))
+    money = census.money
+    plan_pay = np.minimum(census.compensation, figures.compensation_401a17)
+
+    # Eligibility (410(a)): age and service met, then the next entry date.
+    min_age = _per_plan(census, plans, lambda p: p.eligibility.minimum_age)
+    service = _per_plan(census, plans, lambda p: p.eligibility.months_of_service)
+    step = _per_plan(census, plans, lambda p: _ENTRY_STEP[p.eligibility.entry])
+    met = np.maximum(add_months(census.birth, 12 * min_age), add_months(census.hire, service)) if n else census.hire
+    entry = entry_dates(met, step) if n else met
+    eligible = (entry <= end) & (census.termination >= entry) & (census.termination >= start)
+
+    # HCEs (414(q)): 5% owners this year or last (with 318 attribution), or paid above the look-back figure.
+    ownership = _attributed(census.ownership, census.related)
+    prior_ownership = _attributed(census.prior_year_ownership, census.related)
+    pay_test = census.prior_year_compensation > figures.hce_threshold_lookback
+    for code, plan in enumerate(plans):
+        if plan.nondiscrimination_testing.top_paid_group_election:
+            rows = np.flatnonzero(census.plan == code)
+            pay_test[rows] &= _top_paid(census, rows, figures)
+    hce_reasons = (np.where(ownership > figures.five_percent_ppm, OWNER_THIS_YEAR, 0)
+                   | np.where(prior_ownership > figures.five_percent_ppm, OWNER_PRIOR_YEAR, 0)
+                   | np.where(pay_test, PAID_ABOVE_THRESHOLD, 0)).astype(np.int64)
+    hce = hce_reasons > 0
+
+    # Catch-up and 402(g): the part of deferrals above the first applicable limit (1.414(v)-1(b)(1)).
+    age = year - census.birth.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) - 1970
+    offered = _per_plan(census, plans, lambda p: p.catch_up.offered, bool)
+    band = _per_plan(census, plans, lambda p: p.catch_up.age_60_63, bool) & (figures.catch_up_60_63 is not None)
+    in_band = band & (age >= figures.band_first) & (age <= figures.band_last)
+    catch_up_limit = np.where(offered & (age >= figures.catch_up_age),
+                              np.where(in_band, figures.catch_up_60_63 or 0, figures.catch_up), 0)
+    deferrals = money["pretax"] + money["roth"]
+    employer = money["employer_match"] + money["employer_nonelective"]
+    limit_415 = np.minimum(figures.annual_additions_415c, plan_pay)
+    max_deferral = _per_plan(census, plans, lambda p: -1 if p.contributions.max_deferral_percent is None
+                             else p.contributions.max_deferral_percent)
+    above_plan_cap = np.where(max_deferral >= 0, deferrals - apply_rate(plan_pay, np.maximum(max_deferral, 0)), 0)
+    above = np.maximum.reduce([np.zeros(n, np.int64), deferrals - figures.deferral_402g,
+                               deferrals + employer - limit_415, above_plan_cap]) if n else deferrals
+    catch_up = np.minimum.reduce([catch_up_limit, deferrals, above]) if n else deferrals
+    excess_deferral = np.maximum(deferrals - figures.deferral_402g - catch_up_limit, 0)
+    # Catch-up is left out of the ADP; an NHCE's distributed excess deferrals too (Treas. Reg. 1.401(k)-2(a)(4)).
+    adp_amount = deferrals - catch_up - np.where(hce, 0, excess_deferral)
+    adr = ratios(adp_amount, plan_pay)
+
+    emp = Employees(
+        plan_pay=plan_pay, eligible=eligible, entry=entry, hce=hce, hce_reasons=hce_reasons, ownership=ownership,
+        prior_year_ownership=prior_ownership, key=np.zeros(n, bool), key_reasons=np.zeros(n, np.int64),
+        catch_up_limit=catch_up_limit, catch_up=catch_up, excess_deferral=excess_deferral, adp_amount=adp_amount,
+        adr=adr, adp_excess=np.zeros(n, np.int64), recharacterized=np.zeros(n, np.int64),
+        adp_distribution=np.zeros(n, np.int64), match_forfeited=np.zeros(n, np.int64),
+        acp_amount=np.zeros(n, np.int64), acr=np.zeros(n, np.int64), acp_excess=np.zeros(n, np.int64),
+        acp_from_after_tax=np.zeros(n, np.int64), acp_from_match=np.zeros(n, np.int64),
+        top_heavy_minimum=np.zeros(n, np.int64))
+    results = [_plan_facts(census, plan, np.flatnonzero(census.plan == code), figures, emp)
+               for code, plan in enumerate(plans)]
+    return YearendFacts(figures, emp, [r for r in results if len(r.rows)])
+
+
+def _nhce_figure(plan: Plan, current: int, prior: int | None, figures: Figures) -> int:
+    testing = plan.nondiscrimination_testing
+    if testing.method == "current_year":
+        return current
+    if testing.first_plan_year:
+        return figures.first_year_nhce
+    return (prior or 0) // 100
+
+
+def _plan_facts(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Employees) -> PlanFacts:
+    testing = plan.nondiscrimination_testing
+    money = {k: v[rows] for k, v in census.money.items()}
+    pay = emp.plan_pay[rows]
+    eligible, hce = emp.eligible[rows], emp.hce[rows]
+    hce_rows, nhce_rows = eligible & hce, eligible & ~hce
+    prior_method = testing.method == "prior_year"
+    safe_harbor = is_safe_harbor(plan)
+
+    # ADP test and its correction.
+    adr = emp.adr[rows]
+    nhce_adp = _nhce_figure(plan, average(adr[nhce_rows]), testing.prior_year_nhce_adp, figures)
+    hce_adp = average(adr[hce_rows])
+    adp_limit, adp_basic, adp_alternative = test_limits(nhce_adp, figures.basic, figures.alternative, figures.spread)
+    adp_tested = not safe_harbor and hce_rows.any() and (nhce_rows.any() or prior_method)
+    adp_excess = np.zeros(len(rows), np.int64)
+    if adp_tested and hce_adp > adp_limit:
+        amounts = emp.adp_amount[rows][hce_rows]
+        total = int(excess_by_ratio(amounts, pay[hce_rows], adr[hce_rows], adp_limit).sum())
+        adp_excess[hce_rows] = allocate_by_amount(amounts, total)
+    unused_catch_up = np.maximum(emp.catch_up_limit[rows] - emp.catch_up[rows], 0)
+    recharacterized = np.minimum(adp_excess, unused_catch_up)
+    # Excess deferrals already distributed reduce the excess contributions to distribute (1.401(k)-2(b)(4)).
+    adp_distribution = np.maximum(adp_excess - recharacterized - emp.excess_deferral[rows], 0)
+
+    # The match on distributed deferrals is forfeited (401(k)(8)(E), 411(a)(3)(G)).
+    matched = np.zeros(len(rows), np.int64)
+    if plan.match is not None:
+        for source in plan.match.sources:
+            matched += money[source]
+    distributed = emp.excess_deferral[rows] + adp_distribution
+    forfeited = np.minimum(money["employer_match"], np.maximum(
+        match_formula(plan, pay, matched) - match_formula(plan, pay, np.maximum(matched - distributed, 0)), 0))
+    forfeited = np.where(distributed > 0, forfeited, 0)
+    match_left = money["employer_match"] - forfeited
+
+    # ACP test: match (unless a 401(m)(11) safe-harbor match) and after-tax contributions.
+    match_exempt = safe_harbor and match_meets_401m11(plan)
+    counts_match = plan.match is not None and not match_exempt
+    acp_amount = money["after_tax"] + (match_left if counts_match else 0)
+    acr = ratios(acp_amount, pay)
+    nhce_acp = _nhce_figure(plan, average(acr[nhce_rows]), testing.prior_year_nhce_acp, figures)
+    hce_acp = average(acr[hce_rows])
+    acp_limit, acp_basic, acp_alternative = test_limits(nhce_acp, figures.basic, figures.alternative, figures.spread)
+    acp_applies = counts_match or plan.contributions.after_tax or bool(money["after_tax"].any())
+    acp_tested = acp_applies and hce_rows.any() and (nhce_rows.any() or prior_method)
+    acp_excess = np.zeros(len(rows), np.int64)
+    if acp_tested and hce_acp > acp_limit:
+        amounts = acp_amount[hce_rows]
+        total = int(excess_by_ratio(amounts, pay[hce_rows], acr[hce_rows], acp_limit).sum())
+        acp_excess[hce_rows] = allocate_by_amount(amounts, total)
+    # After-tax contributions (unmatched) come back first, then the match.
+    from_after_tax = np.minimum(acp_excess, money["after_tax"])
+    from_match = acp_excess - from_after_tax
+
+    # Top-heavy (416): key employees of the year holding the determination date.
+    first = testing.first_plan_year
+    det_pay = census.compensation[rows] if first else census.prior_year_compensation[rows]
+    det_own = emp.ownership[rows] if first else emp.prior_year_ownership[rows]
+    officer_pay = figures.key_officer_pay_first_year if first else figures.key_officer_pay
+    key_reasons = (np.where(census.officer[rows] & (det_pay > officer_pay), KEY_OFFICER, 0)
+                   | np.where(det_own > figures.five_percent_ppm, KEY_FIVE_PERCENT_OWNER, 0)
+                   | np.where((det_own > figures.one_percent_ppm) & (det_pay > figures.one_percent_pay),
+                              KEY_ONE_PERCENT_OWNER, 0)).astype(np.int64)
+    key = key_reasons > 0
+    balances = money["account_balance"]
+    key_balances, all_balances = int(balances[key].sum()), int(balances.sum())
+    balance_limit = int(Decimal(all_balances) * figures.top_heavy_percent / 100 // 1)
+    only_safe_harbor_money = (safe_harbor and not plan.contributions.after_tax
+                              and (plan.match is None or match_exempt)
+                              and (plan.nonelective is None or plan.nonelective.safe_harbor))
+    numerator, denominator = figures.top_heavy_minimum, WHOLE
+    key_given = money["pretax"] + money["roth"] + money["employer_match"] + money["employer_nonelective"]
+    key_with_pay = np.flatnonzero(key & (pay > 0))
+    if len(key_with_pay):
+        rates = key_given[key_with_pay] * WHOLE * 100 // pay[key_with_pay]
+        best = key_with_pay[int(np.argmax(rates))]
+        if int(key_given[best]) * WHOLE < numerator * int(pay[best]):
+            numerator, denominator = int(key_given[best]), int(pay[best])
+    else:
+        numerator = 0
+    end = day_number(dt.date(figures.year, 12, 31))
+    owed_to = eligible & ~key & (census.termination[rows] >= end)
+    required = (2 * pay * numerator + denominator) // (2 * denominator)
+    minimum = np.where(owed_to, np.maximum(required - match_left - money["employer_nonelective"], 0), 0)
+
+    put = {"adp_excess": adp_excess, "recharacterized": recharacterized, "adp_distribution": adp_distribution,
+           "match_forfeited": forfeited, "acp_amount": acp_amount, "acr": acr, "acp_excess": acp_excess,
+           "acp_from_after_tax": from_after_tax, "acp_from_match": from_match, "top_heavy_minimum": minimum,
+           "key": key, "key_reasons": key_reasons}
+    for name, values in put.items():
+        getattr(emp, name)[rows] = values
+
+    facts = {
+        "year": figures.year, "first_plan_year": int(first), "prior_year_method": int(prior_method),
+        "safe_harbor": int(safe_harbor), "eaca": int(testing.eaca), "employees": len(rows),
+        "eligible_employees": int(eligible.sum()), "hces": int(hce_rows.sum()), "nhces": int(nhce_rows.sum()),
+        "adp_tested": int(adp_tested), "hce_adp": hce_adp, "nhce_adp": nhce_adp, "adp_limit": adp_limit,
+        "adp_limit_basic": adp_basic, "adp_limit_alternative": adp_alternative, "adp_excess": int(adp_excess.sum()),
+        "adp_recharacterized": int(recharacterized.sum()), "adp_distributed": int(adp_distribution.sum()),
+        "acp_tested": int(acp_tested), "acp_match_exempt": int(match_exempt), "hce_acp": hce_acp, "nhce_acp": nhce_acp,
+        "acp_limit": acp_limit, "acp_limit_basic": acp_basic, "acp_limit_alternative": acp_alternative,
+        "acp_excess": int(acp_excess.sum()), "match_forfeited": int(forfeited.sum()),
+        "excess_deferrals": int(emp.excess_deferral[rows].sum()),
+        "excess_deferral_employees": int((emp.excess_deferral[rows] > 0).sum()),
+        "top_heavy_exempt": int(only_safe_harbor_money), "key_employees": int(key.sum()),
+        "key_account_balances": key_balances, "account_balances": all_balances,
+        "top_heavy_balance_limit": balance_limit,
+        "top_heavy_ratio": int((2 * key_balances * WHOLE + all_balances) // (2 * all_balances)) if all_balances else 0,
+        "top_heavy_minimum_rate": int((2 * numerator * WHOLE + denominator) // (2 * denominator)),
+        "top_heavy_minimum_owed": int(minimum.sum()), "top_heavy_minimum_employees": int((minimum > 0).sum()),
+    }
+    deadlines = {
+        "excess_deferral": figures.deadlines["excess_deferral"],
+        "excise": figures.deadlines["excise_eaca" if testing.eaca else "excise"],
+        "final": figures.deadlines["final"],
+    }
+    return PlanFacts(plan=plan, rows=rows, facts=facts, minimum_rate=(numerator, denominator), deadlines=deadlines)
