@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from enum import Enum
 import os
 import signal
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -15,15 +15,24 @@ from typing import Any
 import numpy as np
 
 from plancheck.documents.census import Census
+from plancheck.documents.limits import LimitTable
+from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
 from plancheck.errors import InputError
-from plancheck.facts.yearend import (KEY_FIVE_PERCENT_OWNER, KEY_OFFICER, KEY_ONE_PERCENT_OWNER, OWNER_PRIOR_YEAR,
-                             OWNER_THIS_YEAR, PAID_ABOVE_THRESHOLD, PlanFacts, YearendFacts, build_yearend_facts,
-                             eligibility_problems)
+from plancheck.facts.yearend import (
+    KEY_FIVE_PERCENT_OWNER,
+    KEY_OFFICER,
+    KEY_ONE_PERCENT_OWNER,
+    OWNER_PRIOR_YEAR,
+    OWNER_THIS_YEAR,
+    PAID_ABOVE_THRESHOLD,
+    PlanFacts,
+    YearendFacts,
+    build_yearend_facts,
+    eligibility_problems,
+)
 from plancheck.findings import Finding, build_finding
-from plancheck.documents.limits import LimitTable
 from plancheck.money import format_cents
-from plancheck.documents.plan import Plan
 from plancheck.rulebook.rules import Rulebook
 
 #: Correction kinds, their citations, and which rule must have fired for them. Part of the interface.

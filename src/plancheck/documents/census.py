@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from plancheck.documents.feed.parse import Reject, parse_dates, parse_money
-from plancheck.documents.feed.records import RAW_CHARS
-from plancheck.errors import InputError, Problem, shorten, shown
+from plancheck.documents.feed.parse import parse_dates, parse_money
+from plancheck.documents.feed.records import RAW_CHARS, Reject
+from plancheck.errors import InputError, Problem, shown
 from plancheck.money import MAX_DOLLARS_TEXT
 
 #: Census columns: names are the interface (README, "Year-end testing").
@@ -322,5 +322,4 @@ def _first_rows_and_relations(plan: np.ndarray, employee: pa.Array,
 
 def reject_rows(rejects: list[Reject]) -> tuple[list[str], list[list[str]]]:
     """The rejects file of a census: header and rows (line, reason, the row's values as read, shortened)."""
-    return (["line", "reason", *CENSUS_COLUMNS],
-            [[str(r.line), shorten(r.reason, 1000), *(shorten(v, RAW_CHARS) for v in r.values)] for r in rejects])
+    return ["line", "reason", *CENSUS_COLUMNS], [r.cells(len(CENSUS_COLUMNS), RAW_CHARS)[:-1] for r in rejects]

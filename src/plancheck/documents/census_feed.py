@@ -15,12 +15,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from plancheck.documents.feed.reader import COLUMNS, LINE, open_feed
+from plancheck.documents.census import CONTRIBUTIONS, Census
 from plancheck.documents.feed.parse import parse_dates, parse_money, years_of
+from plancheck.documents.feed.reader import COLUMNS, LINE, open_feed
 from plancheck.documents.feed.records import RAW_CHARS
 from plancheck.errors import shorten, shown
 from plancheck.money import MAX_DOLLARS_TEXT
-from plancheck.documents.census import CONTRIBUTIONS, Census
 
 _SEPARATOR = "\x1f"
 

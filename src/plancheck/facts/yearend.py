@@ -17,11 +17,11 @@ from decimal import Decimal
 import numpy as np
 
 from plancheck.documents.census import Census
-from plancheck.errors import InputError, Problem
 from plancheck.documents.limits import LimitTable
-from plancheck.money import apply_rate
 from plancheck.documents.plan import Plan
+from plancheck.errors import InputError, Problem
 from plancheck.facts.leveling import WHOLE, allocate_by_amount, average, excess_by_ratio, ratios, test_limits
+from plancheck.money import apply_rate
 
 EPOCH = dt.date(1970, 1, 1)
 #: Bits of `hce_reasons`: why an employee is highly compensated.

@@ -21,8 +21,8 @@ findings) and to a numpy predicate (the batch pre-screen that decides what reach
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter

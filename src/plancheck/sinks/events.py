@@ -12,7 +12,6 @@ from typing import Any, BinaryIO
 import orjson
 import structlog
 
-
 #: Fields every event of this run carries (ruleset_revision, run_id), bound once by `bind`.
 _BOUND: dict[str, Any] = {}
 

@@ -20,7 +20,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from plancheck.documents.feed.parse import Parsed, Reject, parse_partition, years_of
+from plancheck.documents.feed.parse import Parsed, parse_partition, years_of
+from plancheck.documents.feed.records import Reject
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
@@ -326,7 +327,7 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
     findings_path = out_dir / f"{name}.findings.jsonl"
     rejects_path = out_dir / f"{name}.rejects.jsonl"
     findings_path.write_bytes(b"".join(orjson.dumps(item) + b"\n" for item in events))
-    rejects_path.write_bytes(b"".join(orjson.dumps([r.line, r.reason, list(r.values)]) + b"\n" for r in rejects))
+    rejects_path.write_bytes(b"".join(orjson.dumps(r.as_json()) + b"\n" for r in rejects))
     checked = int(keep.sum())
     people = np.unique(parsed.plan_index[accepted] * (len(parsed.employee_ids) + 1) + parsed.employee[accepted])
     return PartitionResult(

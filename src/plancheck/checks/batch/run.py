@@ -37,9 +37,8 @@ from plancheck.checks.batch.check import Checker, PartitionResult, check_partiti
 from plancheck.checks.batch.partition import partition_count, spill
 from plancheck.checks.ruleset import load_rules
 from plancheck.documents.feed.reader import COLUMNS, FeedRange, open_feed
-from plancheck.documents.feed.records import RAW_CHARS, BadRecord
+from plancheck.documents.feed.records import RAW_CHARS, Reject
 from plancheck.documents.plan import Plan, load_plans
-from plancheck.errors import shorten
 from plancheck.findings import severity_counts
 
 _CHECKER: Checker | None = None
@@ -77,7 +76,7 @@ def _init_worker(rules_dir: str, plans: list[Plan]) -> None:
 
 
 def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: int, tag: str,
-                 employers: dict[str, str]) -> tuple[dict[int, Path], int, list[BadRecord]]:
+                 employers: dict[str, str]) -> tuple[dict[int, Path], int, list[Reject]]:
     """Phase 1 task: read one byte range of the feed and split its rows into partition pieces."""
     feed = open_feed(Path(feed_path))
     feed.threads = False
@@ -175,7 +174,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
 
 def _spill_phase(feed, pool: ProcessPoolExecutor | None, run_dir: str, partitions: int,
                  on_read: Callable[[int], None] | None,
-                 employers: dict[str, str]) -> tuple[dict[int, list[str]], int, list[BadRecord]]:
+                 employers: dict[str, str]) -> tuple[dict[int, list[str]], int, list[Reject]]:
     """Phase 1: split the feed into partition pieces, by byte ranges in parallel for CSV.
 
     Rows go to partitions by employer and employee, so the plans of one employer are checked together.
@@ -185,7 +184,7 @@ def _spill_phase(feed, pool: ProcessPoolExecutor | None, run_dir: str, partition
         paths, rows_read = spill(feed.batches(), Path(run_dir), partitions, "0000", on_read, employers)
         return {k: [str(p)] for k, p in paths.items()}, rows_read, feed.bad_rows
     pieces: dict[int, list[str]] = {}
-    bad_rows: list[BadRecord] = []
+    bad_rows: list[Reject] = []
     rows_read = 0
     futures = [pool.submit(_spill_range, str(feed.path), span, run_dir, partitions, f"{i:04d}", employers)
                for i, span in enumerate(spans)]
@@ -265,12 +264,8 @@ def rejects_header() -> list[str]:
     return ["line", "reason", *COLUMNS, "raw"]
 
 
-def _reject_rows(results: list[PartitionResult], bad_rows: list[BadRecord]) -> Iterator[list[Any]]:
-    """Every rejected row in line order, as rejects-file cells (values shortened, unknown columns never shown)."""
-    blank = [""] * len(COLUMNS)
-    unsplit = ([bad.line, bad.reason, list(bad.values) if bad.values is not None else blank, bad.raw]
-               for bad in bad_rows)
-    split = ([line, reason, values, ""] for line, reason, values in
-             heapq.merge(*(_lines(r.rejects_path) for r in results), key=lambda item: item[0]))
-    for line, reason, values, raw in heapq.merge(unsplit, split, key=lambda item: item[0]):
-        yield [line, shorten(reason, 1000), *(shorten(v, REJECT_VALUE_CHARS) for v in values), raw]
+def _reject_rows(results: list[PartitionResult], read: list[Reject]) -> Iterator[list[Any]]:
+    """Every rejected row in line order, from every stage (reader, parser, conflict check), as rejects-file cells."""
+    partitions = ((Reject.from_json(item) for item in _lines(r.rejects_path)) for r in results)
+    for reject in heapq.merge(read, *partitions, key=lambda reject: reject.line):
+        yield reject.cells(len(COLUMNS), REJECT_VALUE_CHARS)

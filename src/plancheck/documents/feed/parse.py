@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from plancheck.documents.feed.reader import COLUMNS, LINE, MONEY, OPTIONAL_VALUES
+from plancheck.documents.feed.records import Reject
 from plancheck.documents.limits import LimitTable
 from plancheck.errors import shown
 from plancheck.money import MAX_CENTS, MAX_DOLLARS_TEXT
@@ -25,15 +26,6 @@ _MONEY_RE = r"^\d+(\.\d{1,2})?$"
 _MAX_WHOLE_DIGITS = len(str(MAX_CENTS // 100))
 _DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 _SCALE = np.array([100, 10, 1], dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A feed row that cannot be checked: its line, why, and its values as read."""
-
-    line: int
-    reason: str
-    values: tuple[str, ...]
 
 
 @dataclass

@@ -4,7 +4,7 @@ Every interface column is read as text so that a bad value rejects its row, not 
 conversion to cents and dates happens per partition in parse.py. CSV records are split by
 records.py (quoted fields may hold newlines; each record is numbered by its first line); a
 record that cannot be read (wrong number of fields, bad UTF-8, malformed quoting, too long, a
-value longer than MAX_VALUE_CHARS) becomes a BadRecord and the rest of the feed is read on.
+value longer than MAX_VALUE_CHARS) becomes a Reject and the rest of the feed is read on.
 Well-formed records without quotes are parsed by Arrow in bulk; the others one by one with
 Python's csv module. For Parquet the line number is the 1-based row.
 """
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from plancheck.documents.feed.records import CHUNK, MAX_RECORD_BYTES, RAW_CHARS, BadRecord, Block, raw_text, read_blocks
+from plancheck.documents.feed.records import CHUNK, MAX_RECORD_BYTES, RAW_CHARS, Block, Reject, raw_text, read_blocks
 from plancheck.errors import InputError, Problem, shorten, shown
 
 #: Feed columns: names are the interface (README).
@@ -67,7 +67,7 @@ class Feed:
     #: Let Arrow parse with threads (off in worker processes, which already use every core).
     threads: bool = True
     #: Records that could not be checked, filled while reading.
-    bad_rows: list[BadRecord] = field(default_factory=list)
+    bad_rows: list[Reject] = field(default_factory=list)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Batches of the interface columns as strings, plus LINE (int64)."""
@@ -168,7 +168,7 @@ class Feed:
         batch = table.combine_chunks().to_batches()[0] if table.num_rows else _empty_batch()
         return _with_lines(batch, pa.array(lines, type=pa.int64()))
 
-    def _drop_invalid(self, block: Block, which: np.ndarray, invalid: list[str]) -> tuple[np.ndarray, list[BadRecord]]:
+    def _drop_invalid(self, block: Block, which: np.ndarray, invalid: list[str]) -> tuple[np.ndarray, list[Reject]]:
         """Lines of the records Arrow accepted, and the ones it refused (matched by text) as bad rows."""
         pending = Counter(text.rstrip("\r") for text in invalid)
         kept, refused = [], []
@@ -211,21 +211,21 @@ class Feed:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            self.bad_rows.append(BadRecord(line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} "
+            self.bad_rows.append(Reject(line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} "
                                                  f"of the record); a feed must be UTF-8", raw=raw_text(raw)))
             return None
         try:
             return next(csv.reader([text.removesuffix("\r")], strict=True), [])
         except csv.Error as exc:
-            self.bad_rows.append(BadRecord(line, f"malformed CSV record: {exc}", raw=raw_text(raw)))
+            self.bad_rows.append(Reject(line, f"malformed CSV record: {exc}", raw=raw_text(raw)))
             return None
 
-    def _wrong_count(self, line: int, fields: list[str]) -> BadRecord:
+    def _wrong_count(self, line: int, fields: list[str]) -> Reject:
         """A record with the wrong number of fields, showing the feed's columns it has (by position) only."""
         position = {name: index for index, name in enumerate(self.header)}
         values = tuple(shorten(fields[position[c]], RAW_CHARS) if position.get(c, len(fields)) < len(fields) else ""
                        for c in COLUMNS)
-        return BadRecord(line, f"expected {len(self.header)} fields, got {len(fields)}", values=values)
+        return Reject(line, f"expected {len(self.header)} fields, got {len(fields)}", values=values)
 
     def _refuse_long_values(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Rows with a column value over MAX_VALUE_CHARS become bad rows (ids that long would only be mistakes)."""
@@ -239,7 +239,7 @@ class Feed:
         for row in np.flatnonzero(too_long).tolist():
             column = next(c for c in COLUMNS if lengths[c][row] > MAX_VALUE_CHARS)
             values = tuple(shorten(batch.column(c)[row].as_py(), RAW_CHARS) for c in COLUMNS)
-            self.bad_rows.append(BadRecord(int(lines[row]), f"{column}: longer than {MAX_VALUE_CHARS} characters "
+            self.bad_rows.append(Reject(int(lines[row]), f"{column}: longer than {MAX_VALUE_CHARS} characters "
                                                             f"({int(lengths[column][row]):,})", values=values))
         return batch.filter(pa.array(~too_long))
 

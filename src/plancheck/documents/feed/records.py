@@ -22,9 +22,11 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from plancheck.errors import shorten
 
 #: Longest record (all its lines) and longest single line, in bytes; a field over 1 MB is refused with it.
 MAX_RECORD_BYTES = 1_000_000
@@ -44,17 +46,32 @@ UNBALANCED = (f"unbalanced quote: the quoted field opened on this line is not cl
 
 
 @dataclass(frozen=True)
-class BadRecord:
-    """A record that cannot be checked: its first line, why, and what of it may be shown.
+class Reject:
+    """A record or row that cannot be checked: its first line, why, and what of it may be shown.
 
-    `values` holds the feed's own columns when the record could be split into fields;
-    otherwise `raw` holds the start of its text. Unknown columns are never kept.
+    The one shape every stage rejects in: the record reader (a record that cannot be split into
+    fields: `raw` holds the start of its text), the parser (a bad value) and the batch's
+    conflict check (a duplicate pay date), and the census reader. `values` holds the input's own
+    columns as read; unknown columns are never kept.
     """
 
     line: int
     reason: str
     values: tuple[str, ...] | None = None
     raw: str = ""
+
+    def cells(self, columns: int, limit: int) -> list[Any]:
+        """The rejects-file row: line, reason, each column's value shortened to `limit`, and raw."""
+        values = self.values if self.values is not None else ("",) * columns
+        return [self.line, shorten(self.reason, 1000), *(shorten(v, limit) for v in values), self.raw]
+
+    def as_json(self) -> list[Any]:
+        return [self.line, self.reason, None if self.values is None else list(self.values), self.raw]
+
+    @classmethod
+    def from_json(cls, item: list[Any]) -> "Reject":
+        line, reason, values, raw = item
+        return cls(line, reason, None if values is None else tuple(values), raw)
 
 
 def raw_text(data: bytes) -> str:
@@ -76,7 +93,7 @@ class Block:
     starts: np.ndarray
     stops: np.ndarray
     lines: np.ndarray
-    bad: list[BadRecord]
+    bad: list[Reject]
     end: int
     next_line: int
 
@@ -86,7 +103,7 @@ class _Scan:
     starts: np.ndarray
     stops: np.ndarray
     lines: np.ndarray
-    bad: list[BadRecord]
+    bad: list[Reject]
     consumed: int
     next_line: int
 
@@ -149,7 +166,7 @@ def scan(data: bytes, first_line: int, final: bool) -> _Scan:
     lengths = (ends - starts)[:stop]
     empty = (lengths == 0) | ((lengths == 1) & (codes[starts[:stop]] == _CR))
     first = np.flatnonzero(is_first & ~empty)
-    bad = [BadRecord(first_line + i, reason, raw=raw_text(data[starts[i]:ends[i]])) for i, reason in refused.items()]
+    bad = [Reject(first_line + i, reason, raw=raw_text(data[starts[i]:ends[i]])) for i, reason in refused.items()]
     consumed = int(starts[stop]) if stop < n else (int(ends[-1]) + 1 if n else 0)
     return _Scan(starts[first], ends[last_line[first]], first_line + first, bad, consumed, first_line + stop)
 
@@ -177,8 +194,8 @@ def read_blocks(handle: BinaryIO, start: int, stop: int, first_line: int, chunk:
     base = start                # file offset of carry[0]
     line = first_line
     carry = b""
-    skipped: BadRecord | None = None   # an over-long line being skipped
-    pending: list[BadRecord] = []
+    skipped: Reject | None = None   # an over-long line being skipped
+    pending: list[Reject] = []
     while True:
         block = handle.read(min(chunk, stop - position)) if position < stop else b""
         position += len(block)
@@ -203,7 +220,7 @@ def read_blocks(handle: BinaryIO, start: int, stop: int, first_line: int, chunk:
         carry, base, line = data[found.consumed:], base + found.consumed, found.next_line
         data = block = b""  # let the chunk go before the next one is read
         if len(carry) > MAX_RECORD_BYTES:  # what remains is the start of one over-long line
-            skipped = BadRecord(line, TOO_LONG, raw=raw_text(carry))
+            skipped = Reject(line, TOO_LONG, raw=raw_text(carry))
             carry = b""
         if final:
             return
