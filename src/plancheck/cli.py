@@ -1,7 +1,7 @@
 """The plancheck command line. Reads inputs, calls the checks, writes events; holds no rules.
 
 Exit status: 0 no error finding, 1 error findings, 2 bad input, usage or an output that cannot
-be written, 130 interrupted (SIGINT), 143 terminated (SIGTERM). Outputs go through outputs.py:
+be written, 130 interrupted (SIGINT), 143 terminated (SIGTERM). Outputs go through sinks/files.py:
 checked before any work, and replaced only when the command completes.
 """
 

@@ -1,6 +1,6 @@
 """Contribution totals of a plan year taken from a payroll feed instead of the census columns.
 
-The feed is read as the batch reads it (batch/feed.py, batch/parse.py): text columns, a reject
+The feed is read as the batch reads it (documents/feed/reader.py, parse.py): text columns, a reject
 with line and reason for each bad row, `rows_read = rows_checked + rows_rejected`. A row whose
 plan and employee have no census row is rejected; rows paid in another year are read and
 counted but add nothing. Employer money counts in the year of its pay date.

@@ -93,7 +93,7 @@ def _csv_fields(raw: bytes) -> list[str] | str:
 def _csv_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[RejectedRequest]]:
     """Requests of a CSV file with their lines, and the records that cannot be read as rejects.
 
-    Records are split as in a batch feed (batch/records.py): a quoted field may hold newlines,
+    Records are split as in a batch feed (documents/feed/records.py): a quoted field may hold newlines,
     an unbalanced quote rejects its line and reading resumes on the next, so a stray quote never
     swallows the next request. A record with more or fewer fields than the header is rejected.
     """

@@ -18,7 +18,7 @@ shared/DURABLE_RULES.md live:
   must be a plain int (money in cents, flags 0/1) or the call is refused.
 * `$or` fires once per satisfied branch: firings are de-duplicated per (fact, rule).
 * A bad operator fails with only "error code: 202"; conditions are validated before they get
-  here (conditions.py), and the ruleset name is reported with the error.
+  here (rulebook/conditions.py), and the ruleset name is reported with the error.
 """
 
 from __future__ import annotations
