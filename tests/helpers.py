@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,37 @@ def run_batch_files(feed: Path, plans_dir: Path, rejects: Path, workers: int = 1
         outcome = run_batch(feed, plans_dir, rules_dir or ROOT / "rules", workers, BatchFiles(handle), str(rejects))
     events.emit(outcome.summary)
     return outcome
+
+
+@dataclass
+class CliResult:
+    """What a run of the command line gave: its exit status and what it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def plancheck(*args: str, cwd: Path = ROOT) -> CliResult:
+    """The plancheck command line run in this process (plancheck.cli.run), from `cwd`, with its output captured.
+
+    The tests' one runner. A subprocess is used only where the process itself is what is tested
+    (`python -m plancheck`, signals).
+    """
+    import contextlib
+    import io
+    import os
+
+    from plancheck.cli import run
+
+    out, err = io.BytesIO(), io.StringIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
+            status = run([str(a) for a in args])
+            stdout.flush()
+    finally:
+        os.chdir(previous)
+    return CliResult(status, out.getvalue().decode("utf-8"), err.getvalue())

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from helpers import plancheck
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "plans"
-
-
-def plancheck(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "plancheck", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 def audit_events(*paths: str) -> tuple[list[dict], int]:

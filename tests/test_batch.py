@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import run_batch_files
+from helpers import plancheck, run_batch_files
 from plancheck.sinks import events
 from plancheck.checks.batch import partition
 from plancheck.documents.plan import Plan, load_plans
@@ -161,8 +161,7 @@ def test_extra_columns_are_reported_once(tmp_path):
 def test_missing_column_is_a_clear_error(tmp_path):
     """A feed without a required column stops with exit 2 and names the column."""
     feed = write_feed(tmp_path / "feed.csv", [GOOD[:-1]], COLUMNS[:-1])
-    result = subprocess.run([sys.executable, "-m", "plancheck", "batch", str(feed), "--rejects", str(tmp_path / "r.csv")],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = plancheck("batch", str(feed), "--rejects", str(tmp_path / "r.csv"))
     assert result.returncode == 2 and "missing column(s) other_plan_deferrals" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -206,7 +205,7 @@ def test_empty_feed(tmp_path):
 
 
 def test_batch_cli_exit_codes(tmp_path):
-    """Exit 1 when an error finding exists, 0 when the feed is clean."""
+    """`python -m plancheck` as its own process: exit 1 when an error finding exists, 0 when the feed is clean."""
     clean = write_feed(tmp_path / "clean.csv", [GOOD])
     bad = write_feed(tmp_path / "bad.csv", [with_(roth="0.00", after_tax="9000.00")])
     run = lambda f: subprocess.run([sys.executable, "-m", "plancheck", "batch", str(f), "--rejects",  # noqa: E731

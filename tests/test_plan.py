@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+
+from helpers import plancheck
 from pydantic import ValidationError
 
 from plancheck.errors import InputError
@@ -29,8 +29,7 @@ def test_sample_plans_cover_the_required_designs(plans):
 
 def test_exported_schema_validates_every_sample_plan(root: Path):
     """`plancheck schema plan` is a JSON Schema every bundled plan satisfies."""
-    out = subprocess.run([sys.executable, "-m", "plancheck", "schema", "plan"], capture_output=True, text=True,
-                         check=True)
+    out = plancheck("schema", "plan")
     schema = json.loads(out.stdout)
     jsonschema.Draft202012Validator.check_schema(schema)
     for path in sorted((root / "plans").glob("*.yaml")):
@@ -111,6 +110,5 @@ def test_plan_model_is_frozen():
 def test_committed_schemas_are_current(root: Path):
     """schema/*.schema.json, referenced by the plan files, match the models."""
     for kind in ("plan", "election", "rule", "withdrawal"):
-        out = subprocess.run([sys.executable, "-m", "plancheck", "schema", kind], capture_output=True, text=True,
-                             check=True).stdout
+        out = plancheck("schema", kind).stdout
         assert (root / "schema" / f"{kind}.schema.json").read_text() == out, f"run: plancheck schema {kind}"

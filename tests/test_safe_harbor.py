@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
+
+from helpers import plancheck
 
 from plancheck.facts.plan import plan_facts
 from plancheck.errors import InputError
 from plancheck.documents.plan import Plan, SafeHarborDesign
 from plancheck.facts.safe_harbor import largest_shortfall, match_at, parameter_formula
-from conftest import ROOT
 
 SAFE_HARBOR_RULES = {
     "safe-harbor-design-missing-formula", "safe-harbor-match-not-qualifying", "safe-harbor-match-rate-increases",
@@ -225,8 +224,7 @@ def test_hardship_from_safe_harbor_money_is_not_reported(audit):
 
 def test_false_safe_harbor_document_through_the_cli():
     """tests/data/plans/false-safe-harbor.yaml: every defect is reported, each on its own line of the document."""
-    result = subprocess.run([sys.executable, "-m", "plancheck", "audit", "tests/data/plans/false-safe-harbor.yaml"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = plancheck("audit", "tests/data/plans/false-safe-harbor.yaml")
     found = {e["rule"]: e for e in map(json.loads, result.stdout.splitlines()) if "rule" in e}
     assert set(found) & SAFE_HARBOR_RULES == {
         "safe-harbor-match-not-qualifying", "safe-harbor-match-excludes-roth", "safe-harbor-match-excludes-catch-up",

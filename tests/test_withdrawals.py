@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import plancheck
 
 from plancheck.ages import date_reaching
 from plancheck.ages import months_of_age
@@ -17,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(path: str) -> tuple[list[dict], int]:
-    result = subprocess.run([sys.executable, "-m", "plancheck", "withdrawals", path], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = plancheck("withdrawals", path)
     return [json.loads(line) for line in result.stdout.splitlines()], result.returncode
 
 
@@ -134,8 +133,7 @@ def test_in_service_withdrawal_age_boundary_through_the_cli(tmp_path):
 def test_unreadable_request_file_is_exit_2(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("requests: {not: a list}\n")
-    result = subprocess.run([sys.executable, "-m", "plancheck", "withdrawals", str(path)], capture_output=True,
-                            text=True, cwd=ROOT)
+    result = plancheck("withdrawals", str(path))
     assert result.returncode == 2 and "expected a list of requests" in result.stderr
 
 
@@ -176,8 +174,7 @@ def test_match_money_of_a_safe_harbor_match_plan_is_safe_harbor_money(tmp_path, 
     (plan_dir / "bayside.yaml").write_text(text)
     path = tmp_path / "r.json"
     path.write_text(json.dumps([request(request_id="m57", source="employer_match", birth_date="1969-01-10")]))
-    result = subprocess.run([sys.executable, "-m", "plancheck", "withdrawals", str(path), "--plans", str(plan_dir)],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = plancheck("withdrawals", str(path), "--plans", str(plan_dir))
     found = [json.loads(line) for line in result.stdout.splitlines() if '"rule"' in line]
     assert [(e["rule"], e["age"], e["minimum_age"]) for e in found] == [
         ("in-service-withdrawal-age", "57 years 4 months", "59 years 6 months")]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from helpers import plancheck
 
 from plancheck.checks.yearend import check_plans, check_yearend
 from plancheck.documents.census import CENSUS_COLUMNS, read_census
@@ -405,9 +405,8 @@ def test_built_facts_match_the_catalogue(rulebook, tmp_path, limits):
 
 def test_sample_census_fails_acp_on_hce_after_tax_money(tmp_path):
     """The bundled sample: ADP passes (7.21% vs 7.50%), ACP fails (8.45% vs 4.58%), two HCEs refund after-tax money."""
-    result = subprocess.run([sys.executable, "-m", "plancheck", "yearend", str(ROOT / "samples/census-2026.csv"),
-                             "--plans", str(ROOT / "plans"), "--year", "2026", "--rejects", str(tmp_path / "r.csv")],
-                            capture_output=True, text=True)
+    result = plancheck("yearend", str(ROOT / "samples/census-2026.csv"), "--plans", str(ROOT / "plans"),
+                       "--year", "2026", "--rejects", str(tmp_path / "r.csv"))
     assert result.returncode == 1, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     summary = next(e for e in events if e["event"] == "yearend_summary" and e["plan_id"] == "acme-mega-backdoor")
@@ -424,8 +423,8 @@ def test_sample_census_fails_acp_on_hce_after_tax_money(tmp_path):
 
 def test_bad_year_is_exit_2(tmp_path):
     """A year outside rules/limits is bad input."""
-    result = subprocess.run([sys.executable, "-m", "plancheck", "yearend", str(ROOT / "samples/census-2026.csv"),
-                             "--year", "2031", "--rejects", str(tmp_path / "r.csv")], capture_output=True, text=True)
+    result = plancheck("yearend", str(ROOT / "samples/census-2026.csv"), "--year", "2031",
+                       "--rejects", str(tmp_path / "r.csv"))
     assert result.returncode == 2 and "no IRS limits for 2031" in result.stderr
 
 

@@ -13,8 +13,9 @@ def _line(stream: TextIO, text: str = "") -> None:
     stream.write(text + "\n")
 
 
-def election_summary(findings: list[Finding], summary: dict[str, Any], stream: TextIO = sys.stderr) -> None:
+def election_summary(findings: list[Finding], summary: dict[str, Any], stream: TextIO | None = None) -> None:
     """A short account of one election for the person who ran the check."""
+    stream = stream or sys.stderr
     year_end = summary["year_end"]
     room = summary["after_tax_room"]
     _line(stream, f"Election of {summary['employee_id']} in plan {summary['plan_id']}, {summary['year']}: "
@@ -34,7 +35,8 @@ def election_summary(findings: list[Finding], summary: dict[str, Any], stream: T
     findings_block(findings, stream)
 
 
-def findings_block(findings: list[Finding], stream: TextIO = sys.stderr) -> None:
+def findings_block(findings: list[Finding], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stderr
     if not findings:
         _line(stream, "  no findings")
         return
@@ -45,8 +47,9 @@ def findings_block(findings: list[Finding], stream: TextIO = sys.stderr) -> None
         _line(stream, f"  - [{f.severity}] {f.rule} {where}: {f.message}")
 
 
-def batch_summary(summary: dict[str, Any], stream: TextIO = sys.stderr) -> None:
+def batch_summary(summary: dict[str, Any], stream: TextIO | None = None) -> None:
     """Counts of a batch run, for the person who started it."""
+    stream = stream or sys.stderr
     _line(stream, f"Checked {summary['feed']}: {summary['rows_read']:,} rows read, {summary['rows_checked']:,} checked, "
                   f"{summary['rows_rejected']:,} rejected (see {summary['rejects_file']})")
     _line(stream, f"  {summary['employees']:,} employees in {summary['plans']} plans; "
@@ -58,7 +61,8 @@ def batch_summary(summary: dict[str, Any], stream: TextIO = sys.stderr) -> None:
         _line(stream, f"    {rule}: {count:,}")
 
 
-def withdrawals_summary(outcome: Any, summary: dict[str, Any], stream: TextIO = sys.stderr) -> None:
+def withdrawals_summary(outcome: Any, summary: dict[str, Any], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stderr
     _line(stream, f"Checked {summary['file']}: {summary['requests_read']} requests, {summary['requests_checked']} "
                   f"checked, {summary['requests_rejected']} rejected")
     for reject in outcome.rejected:
