@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -164,6 +164,8 @@ class LimitTable:
                           hce_414q_prior_year=prior.amount if prior else None, **kwargs)
 
 
+M = TypeVar("M", bound=Strict)  # a document with an `id`: LimitFamily or Parameter
+
 #: Parameters the code reads (rules/parameters/<id>.yaml); each must exist, with its unit.
 PARAMETERS = {
     "catch_up_eligibility_age": "years",
@@ -199,21 +201,28 @@ PARAMETERS = {
 }
 
 
-def load_parameters(directory: Path) -> dict[str, Parameter]:
-    """Every parameter file of a directory; the ones the code reads must be present with their unit."""
-    parameters: dict[str, Parameter] = {}
+def _load_folder(directory: Path, model: type[M]) -> tuple[dict[str, tuple[M, str]], list[Problem]]:
+    """Every YAML file of a folder as `model`, keyed by id (which must equal the file name), and the problems."""
+    loaded: dict[str, tuple[M, str]] = {}
     problems: list[Problem] = []
     for path in sorted(directory.glob("*.yaml")):
         data = read_document(path)
         try:
-            parameter = Parameter.model_validate(data)
+            document = model.model_validate(data)
         except ValidationError as exc:
             problems.extend(validation_problems(exc, data, str(path)).problems)
             continue
-        if parameter.id != path.stem:
-            problems.append(Problem(str(path), "id", f"must equal the file name '{path.stem}'", got=repr(parameter.id)))
+        if document.id != path.stem:
+            problems.append(Problem(str(path), "id", f"must equal the file name '{path.stem}'", got=repr(document.id)))
             continue
-        parameters[parameter.id] = parameter
+        loaded[document.id] = (document, str(path))
+    return loaded, problems
+
+
+def load_parameters(directory: Path) -> dict[str, Parameter]:
+    """Every parameter file of a directory; the ones the code reads must be present with their unit."""
+    loaded, problems = _load_folder(directory, Parameter)
+    parameters = {parameter_id: parameter for parameter_id, (parameter, _) in loaded.items()}
     for parameter_id, unit in PARAMETERS.items():
         path = str(directory / f"{parameter_id}.yaml")
         if parameter_id not in parameters:
@@ -228,21 +237,9 @@ def load_parameters(directory: Path) -> dict[str, Parameter]:
 
 def load_limits(directory: Path) -> LimitTable:
     """Load and cross-check every limit family under a directory (parameters from ../parameters)."""
-    families: dict[str, LimitFamily] = {}
-    sources: dict[str, str] = {}
-    problems: list[Problem] = []
-    for path in sorted(directory.glob("*.yaml")):
-        data = read_document(path)
-        try:
-            family = LimitFamily.model_validate(data)
-        except ValidationError as exc:
-            problems.extend(validation_problems(exc, data, str(path)).problems)
-            continue
-        if family.id != path.stem:
-            problems.append(Problem(str(path), "id", f"must equal the file name '{path.stem}'", got=repr(family.id)))
-            continue
-        families[family.id] = family
-        sources[family.id] = str(path)
+    loaded, problems = _load_folder(directory, LimitFamily)
+    families = {family_id: family for family_id, (family, _) in loaded.items()}
+    sources = {family_id: source for family_id, (_, source) in loaded.items()}
     for family_id in FAMILIES:
         if family_id not in families and not any(family_id in p.source for p in problems):
             problems.append(Problem(str(directory / f"{family_id}.yaml"), "", "limit file is missing"))
