@@ -11,8 +11,7 @@ from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, load_plans
 from plancheck.checks.ruleset import load_rules
 from plancheck.rulebook.rules import Rulebook
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 
 
 @pytest.fixture(scope="session")

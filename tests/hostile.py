@@ -10,8 +10,8 @@ from pathlib import Path
 
 from plancheck.documents.feed.reader import COLUMNS
 from plancheck.cli import run
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 GOOD = ["acme-mega-backdoor", "E1", "1980-05-05", "2024-01-05", "5000.00", "500.00", "0.00", "0.00", "150.00", "0", "",
         "", ""]
 assert len(GOOD) == len(COLUMNS), "one value per feed column"

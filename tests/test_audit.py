@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 from importlib import resources
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from helpers import plancheck
+from helpers import ROOT, plancheck
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "plans"
 
 

@@ -13,14 +13,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import plancheck, run_batch_files
+from helpers import ROOT, plancheck, run_batch_files
 from plancheck.sinks import events
 from plancheck.checks.batch import partition
 from plancheck.documents.plan import Plan, load_plans
 from feeds import COLUMNS, random_feed
 from oracle import first_breaks
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def batch(feed: Path, tmp_path: Path, workers: int = 1,

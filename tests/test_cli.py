@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import plancheck
+from helpers import ROOT, plancheck
 
-ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
 UPDATE = os.environ.get("PLANCHECK_UPDATE_GOLDEN") == "1"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,9 +16,8 @@ from plancheck.money import format_cents
 from plancheck.facts.period import build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
 from feeds import COLUMNS
-from helpers import make_election, run_batch_files
+from helpers import ROOT, make_election, run_batch_files
 
-ROOT = Path(__file__).resolve().parents[1]
 PLAN_IDS = ["acme-mega-backdoor", "bayside-safe-harbor", "cedar-tiered-match", "delta-annual-true-up",
             "evergreen-roth-only", "monthly-mega-backdoor"]
 

@@ -21,9 +21,7 @@ from plancheck.documents.plan import load_plan
 from plancheck.checks.ruleset import load_rules
 from plancheck.facts.schedule import pay_dates
 from feeds import COLUMNS, money
-from helpers import make_election, make_plan, run, run_batch_files
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, make_election, make_plan, run, run_batch_files
 
 
 @pytest.fixture(scope="module")

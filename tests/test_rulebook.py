@@ -9,8 +9,8 @@ import pytest
 
 from plancheck.errors import InputError
 from plancheck.rulebook.rules import load_rulebook
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 RULE = "checks/period/after-tax-not-permitted.yaml"
 
 

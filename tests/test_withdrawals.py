@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 
-from helpers import plancheck
+from helpers import ROOT, plancheck
 
 from plancheck.ages import date_reaching
 from plancheck.ages import months_of_age
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(path: str) -> tuple[list[dict], int]:
