@@ -5,18 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plancheck.engine.prescreen import evaluate_columns
+from plancheck.checks.rule_audit import example_record
 from plancheck.checks.ruleset import load_rules
+from plancheck.engine.prescreen import evaluate_columns
 from conftest import ROOT
 
-RULEBOOK = load_rules(ROOT / "rules")[0]
+RULEBOOK, LIMITS = load_rules(ROOT / "rules")
 CASES = [(rule, example) for rules in RULEBOOK.rules.values() for rule in rules for example in rule.examples]
 
 
 @pytest.mark.parametrize(("rule", "example"), CASES, ids=[f"{r.id}: {e.name}" for r, e in CASES])
 def test_rule_example(rule, example, engine):
     """A rule fires on its firing examples and stays silent on the others."""
-    facts = RULEBOOK.example_facts(rule, example)
+    facts = example_record(RULEBOOK, LIMITS, rule, example)
     fired = {rule_id for _, rule_id in engine[rule.subject].fire([facts])}
     assert (rule.id in fired) is example.fires
 
@@ -24,7 +25,7 @@ def test_rule_example(rule, example, engine):
 @pytest.mark.parametrize(("rule", "example"), CASES, ids=[f"{r.id}: {e.name}" for r, e in CASES])
 def test_prescreen_agrees_with_engine_on_examples(rule, example):
     """The vectorized form of a condition decides each example as the engine does."""
-    facts = RULEBOOK.example_facts(rule, example)
+    facts = example_record(RULEBOOK, LIMITS, rule, example)
     columns = {k: np.array([v], dtype=np.int64) for k, v in facts.items()}
     assert bool(evaluate_columns(rule.condition, columns)[0]) is example.fires
 

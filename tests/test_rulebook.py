@@ -163,3 +163,27 @@ def test_the_rule_schema_describes_every_bundled_rule_and_refuses_a_bad_conditio
     assert not validator.is_valid({**document, "when": {"every": [{"fact": "age", "gt": 1}]}})
     assert not validator.is_valid({**document, "when": {"fact": "age", "over": 1}})
     assert not validator.is_valid({**document, "when": {"fact": "age", "gt": 1, "lt": 9}})
+
+
+def test_a_plan_example_is_decided_on_its_plans_facts(rules):
+    """A plan rule's example may be a plan document; a wrong verdict on it fails the rules audit."""
+    from plancheck.checks.rule_audit import audit_rules
+
+    path = rules / "checks" / "plan" / "mega-backdoor-ready.yaml"
+    path.write_text(path.read_text().replace(
+        "  - name: a plan without after-tax money does not fire\n    fires: false",
+        "  - name: a plan without after-tax money does not fire\n    fires: true"))
+    audits, problems = audit_rules(rules)
+    assert problems == []
+    assert [a.failed for a in audits if a.rule == "mega-backdoor-ready"] == [["a plan without after-tax money does not fire"]]
+
+
+def test_an_example_plan_that_does_not_validate_is_a_load_problem(rules):
+    """An example plan document with a misspelt key is refused with the rule file and the key."""
+    from plancheck.checks.rule_audit import audit_rules
+
+    path = rules / "checks" / "plan" / "mega-backdoor-ready.yaml"
+    path.write_text(path.read_text().replace("      contributions: {pretax: true, after_tax: true}\n",
+                                             "      contributions: {pretax: true, aftertax: true}\n", 1))
+    audits, problems = audit_rules(rules)
+    assert audits == [] and any("mega-backdoor-ready.yaml" in p.source and "aftertax" in p.field for p in problems)

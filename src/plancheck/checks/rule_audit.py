@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from plancheck.documents.limits import LimitTable, load_limits
+from plancheck.documents.plan import Plan
+from plancheck.documents.yamlio import validation_problems
 from plancheck.engine import Engine
 from plancheck.errors import InputError
-from plancheck.rulebook.rules import check_built_facts, load_rulebook
+from plancheck.facts.plan import plan_facts
+from plancheck.rulebook.rules import Example, Rule, Rulebook, check_built_facts, load_rulebook
 
 
 @dataclass
@@ -25,6 +31,17 @@ class RuleAudit:
     failed: list[str]
 
 
+def example_record(rulebook: Rulebook, limits: LimitTable, rule: Rule, example: Example) -> dict[str, int]:
+    """The fact record an example stands for: its facts (the rest zero), or the facts of its plan document."""
+    if example.plan is None:
+        return rulebook.example_facts(rule, example)
+    try:
+        plan = Plan.model_validate(example.plan)
+    except ValidationError as exc:
+        raise validation_problems(exc, example.plan, f"{rule.source}: example {example.name!r}") from None
+    return plan_facts(plan, limits, example.year or plan.plan_year or limits.last_year)
+
+
 def audit_rules(rules_dir: Path) -> tuple[list[RuleAudit], list[Any]]:
     """Load every rule (compiling it) and run every example through a fresh engine.
 
@@ -34,6 +51,9 @@ def audit_rules(rules_dir: Path) -> tuple[list[RuleAudit], list[Any]]:
     try:
         rulebook = load_rulebook(rules_dir)
         check_built_facts(rulebook, built_facts())
+        limits = load_limits(rules_dir / "limits")
+        records = {(rule.id, example.name): example_record(rulebook, limits, rule, example)
+                   for rules in rulebook.rules.values() for rule in rules for example in rule.examples}
     except InputError as exc:
         return [], exc.problems
     engine = Engine(rulebook)
@@ -43,7 +63,7 @@ def audit_rules(rules_dir: Path) -> tuple[list[RuleAudit], list[Any]]:
             for rule in rules:
                 failed = []
                 for example in rule.examples:
-                    fired = {r for _, r in engine[subject].fire([rulebook.example_facts(rule, example)])}
+                    fired = {r for _, r in engine[subject].fire([records[rule.id, example.name]])}
                     if (rule.id in fired) is not example.fires:
                         failed.append(example.name)
                 audits.append(RuleAudit(rule.id, rule.source, rule.line, rule.severity, rule.citation,

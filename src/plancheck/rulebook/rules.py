@@ -86,11 +86,23 @@ class Report(Strict):
 
 
 class Example(Strict):
-    """A case the rule must decide: facts not given are zero."""
+    """A case the rule must decide: facts (those not given are zero), or for a plan rule a plan document."""
 
     name: str = Field(min_length=5)
     fires: bool
     facts: dict[str, Any] = Field(default_factory=dict)
+    plan: dict[str, Any] | None = Field(
+        default=None, description="plan rules: a plan document, as in plans/, whose facts the rule is decided on")
+    year: int | None = Field(default=None, ge=1990, le=2100,
+                             description="with plan: the plan year (default: the document's, else the last with limits)")
+
+    @model_validator(mode="after")
+    def _facts_or_plan(self) -> "Example":
+        if self.plan is not None and self.facts:
+            raise ValueError("give facts or a plan, not both")
+        if self.year is not None and self.plan is None:
+            raise ValueError("year goes with plan")
+        return self
 
 
 class RuleFile(Strict):
@@ -251,6 +263,8 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
     except ValueError as exc:
         problem("message", str(exc))
     for i, example in enumerate(spec.examples):
+        if example.plan is not None and spec.subject != "plan":
+            problem(f"examples[{i}].plan", "a plan document is an example of plan rules only", ("examples", i))
         for name, value in example.facts.items():
             if name not in types:
                 problem(f"examples[{i}].facts.{name}", f"unknown fact {name!r}", ("examples", i))
