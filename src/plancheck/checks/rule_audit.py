@@ -31,10 +31,11 @@ class RuleAudit:
     failed: list[str]
 
 
-def example_record(rulebook: Rulebook, limits: LimitTable, rule: Rule, example: Example) -> dict[str, int]:
+def example_record(rulebook: Rulebook, limits: LimitTable | None, rule: Rule, example: Example) -> dict[str, int]:
     """The fact record an example stands for: its facts (the rest zero), or the facts of its plan document."""
     if example.plan is None:
         return rulebook.example_facts(rule, example)
+    assert limits is not None, "a plan example needs the limits"
     try:
         plan = Plan.model_validate(example.plan)
     except ValidationError as exc:
@@ -51,9 +52,10 @@ def audit_rules(rules_dir: Path) -> tuple[list[RuleAudit], list[Any]]:
     try:
         rulebook = load_rulebook(rules_dir)
         check_built_facts(rulebook, built_facts())
-        limits = load_limits(rules_dir / "limits")
-        records = {(rule.id, example.name): example_record(rulebook, limits, rule, example)
-                   for rules in rulebook.rules.values() for rule in rules for example in rule.examples}
+        cases = [(rule, example) for rules in rulebook.rules.values() for rule in rules for example in rule.examples]
+        # Only a plan-document example needs the limits (its facts are built for a plan year).
+        limits = load_limits(rules_dir / "limits") if any(e.plan is not None for _, e in cases) else None
+        records = {(rule.id, example.name): example_record(rulebook, limits, rule, example) for rule, example in cases}
     except InputError as exc:
         return [], exc.problems
     engine = Engine(rulebook)
