@@ -33,17 +33,8 @@ from plancheck.facts.yearend import (
 )
 from plancheck.findings import Finding, build_finding
 from plancheck.money import format_cents
-from plancheck.rulebook.rules import Rulebook
+from plancheck.rulebook.rules import Rule, Rulebook
 
-#: Correction kinds, their citations, and which rule must have fired for them. Part of the interface.
-CORRECTIONS = {
-    "excess_deferral": ("IRC 402(g)(2)(A); Treas. Reg. 1.402(g)-1(e)", "excess-deferrals-to-distribute"),
-    "adp_recharacterized_as_catch_up": ("IRC 414(v); Treas. Reg. 1.414(v)-1(b)(1)", "adp-test-failed"),
-    "adp_excess_distribution": ("IRC 401(k)(8), 4979(f)(1); Treas. Reg. 1.401(k)-2(b)(2), (b)(5)", "adp-test-failed"),
-    "match_forfeiture": ("IRC 401(k)(8)(E), 411(a)(3)(G)", None),
-    "acp_excess_distribution": ("IRC 401(m)(6), 4979(f)(1); Treas. Reg. 1.401(m)-2(b)(2), (b)(5)", "acp-test-failed"),
-    "top_heavy_minimum": ("IRC 416(c)(2)(A), (B); Treas. Reg. 1.416-1, M-10", "top-heavy-minimum-owed"),
-}
 
 
 def percent(hundredths: int) -> str:
@@ -106,12 +97,12 @@ def check_yearend(census: Census, plans: Sequence[Plan], limits: LimitTable, rul
         rules = fired.get(index, set())
         plan = plan_facts.plan
         context = {"plan_id": plan.plan_id, "plan_name": plan.name, "year": year}
-        for rule_id in sorted(rules):
-            findings.append(build_finding(rulebook.by_id[rule_id], records[index], types, context,
-                                          _test_figures(rule_id, plan_facts.facts)))
-        corrections.extend(_corrections(census, facts, plan_facts, rules))
+        fired_rules = [rulebook.by_id[rule_id] for rule_id in sorted(rules)]
+        for rule in fired_rules:
+            findings.append(build_finding(rule, records[index], types, context, _test_figures(rule.test, plan_facts.facts)))
+        corrections.extend(_corrections(census, facts, plan_facts, fired_rules))
         hces.extend(_hce_records(census, facts, plan_facts))
-        summaries.append(_summary(plan_facts, rules, sum(c.plan_id == plan.plan_id for c in corrections),
+        summaries.append(_summary(plan_facts, fired_rules, sum(c.plan_id == plan.plan_id for c in corrections),
                                   int(facts.figures.top_heavy_percent * 100)))
     return YearendOutcome(year, facts, findings, corrections, hces, summaries)
 
@@ -121,28 +112,31 @@ def _as_rule_facts(facts: dict[str, int], types: dict[str, str]) -> dict[str, in
     return {name: value * 100 if types.get(name) == "percent" else value for name, value in facts.items()}
 
 
-def _test_figures(rule_id: str, f: dict[str, int]) -> dict[str, Any]:
-    """The figures of the failed test, on the finding (hundredths of a percent as exact strings)."""
-    if rule_id in ("adp-test-failed", "acp-test-failed"):
-        t = rule_id[:3]
+def _test_figures(test: str | None, f: dict[str, int]) -> dict[str, Any]:
+    """The figures of the failed test (the rule's `test:`), on the finding (hundredths of a percent as exact strings)."""
+    if test in ("adp", "acp"):
+        t = test
         return {"test": {"hces": f["hces"], "nhces": f["nhces"], "hce_average": percent(f[f"hce_{t}"]),
                          "nhce_average": percent(f[f"nhce_{t}"]), "limit": percent(f[f"{t}_limit"]),
                          "limit_basic": percent(f[f"{t}_limit_basic"]),
                          "limit_alternative": percent(f[f"{t}_limit_alternative"]),
                          "method": "prior_year" if f["prior_year_method"] else "current_year"}}
-    if rule_id == "top-heavy-minimum-owed":
+    if test == "top_heavy":
         return {"test": {"key_employees": f["key_employees"], "key_account_balances": format_cents(f["key_account_balances"]),
                          "account_balances": format_cents(f["account_balances"]),
                          "ratio": percent(f["top_heavy_ratio"]), "minimum_rate": percent(f["top_heavy_minimum_rate"])}}
     return {}
 
 
-def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, rules: set[str]) -> list[Correction]:
-    """One correction per employee and action, for the rules that fired, in census order."""
+def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, fired: list[Rule]) -> list[Correction]:
+    """One correction per employee and action the fired rules call for (their `corrections:`), in census order."""
     e = facts.employees
     d = plan_facts.deadlines
     plan_id = plan_facts.plan.plan_id
-    distributions = ("adp-test-failed" in rules) or ("excess-deferrals-to-distribute" in rules)
+    citations: dict[str, str] = {}
+    for rule in fired:
+        for correction in rule.corrections:
+            citations.setdefault(correction.kind, correction.citation)
     plan_rows = plan_facts.rows
     out: list[Correction] = []
     wanted = {
@@ -153,8 +147,9 @@ def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, rul
         "acp_excess_distribution": (e.acp_excess, d["excise"], d["final"]),
         "top_heavy_minimum": (e.top_heavy_minimum, None, None),
     }
-    active = {kind for kind, (_, rule) in CORRECTIONS.items() if (rule in rules if rule else distributions)}
-    amounts = {kind: values[plan_rows] for kind, (values, _, _) in wanted.items() if kind in active}
+    unknown = set(citations) - set(wanted)
+    assert not unknown, f"rules ask for corrections plancheck does not compute: {sorted(unknown)}"
+    amounts = {kind: values[plan_rows] for kind, (values, _, _) in wanted.items() if kind in citations}
     if not amounts:
         return out
     any_row = np.zeros(len(plan_rows), dtype=bool)
@@ -174,7 +169,7 @@ def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, rul
             if kind == "adp_excess_distribution" and e.excess_deferral[row]:
                 details["reduced_by_excess_deferral"] = format_cents(int(e.excess_deferral[row]))
             out.append(Correction(plan_id, str(census.employee_id[row]), kind, amount, deadline, final,
-                                  CORRECTIONS[kind][0], int(census.line[row]), details))
+                                  citations[kind], int(census.line[row]), details))
     return out
 
 
@@ -245,23 +240,24 @@ def _test_summary(f: dict[str, int], t: str, failed: bool) -> dict[str, Any]:
     return figures
 
 
-def _summary(plan_facts: PlanFacts, rules: set[str], corrections: int, top_heavy_limit: int) -> dict[str, Any]:
+def _summary(plan_facts: PlanFacts, fired: list[Rule], corrections: int, top_heavy_limit: int) -> dict[str, Any]:
     f = plan_facts.facts
+    failed_tests = {rule.test for rule in fired}
     top_heavy = f["key_account_balances"] > f["top_heavy_balance_limit"]
     return {
         "event": "yearend_summary", "plan_id": plan_facts.plan.plan_id, "year": f["year"],
         "employees": f["employees"], "eligible": f["eligible_employees"], "hces": f["hces"], "nhces": f["nhces"],
-        "adp": _test_summary(f, "adp", "adp-test-failed" in rules),
-        "acp": _test_summary(f, "acp", "acp-test-failed" in rules),
+        "adp": _test_summary(f, "adp", "adp" in failed_tests),
+        "acp": _test_summary(f, "acp", "acp" in failed_tests),
         "top_heavy": {"exempt": bool(f["top_heavy_exempt"]), "top_heavy": top_heavy,
                       "key_employees": f["key_employees"], "key_account_balances": format_cents(f["key_account_balances"]),
                       "account_balances": format_cents(f["account_balances"]), "ratio": percent(f["top_heavy_ratio"]),
                       "limit": percent(top_heavy_limit),
                       "minimum_rate": percent(f["top_heavy_minimum_rate"]),
-                      "minimum_owed": format_cents(f["top_heavy_minimum_owed"] if "top-heavy-minimum-owed" in rules else 0),
-                      "passed": "top-heavy-minimum-owed" not in rules},
+                      "minimum_owed": format_cents(f["top_heavy_minimum_owed"] if "top_heavy" in failed_tests else 0),
+                      "passed": "top_heavy" not in failed_tests},
         "excess_deferrals": format_cents(f["excess_deferrals"]),
         "match_forfeited": format_cents(f["match_forfeited"]),
         "deadlines": {k: v.isoformat() for k, v in plan_facts.deadlines.items()},
-        "corrections": corrections, "findings": sorted(rules),
+        "corrections": corrections, "findings": [rule.id for rule in fired],
     }

@@ -105,6 +105,13 @@ class Example(Strict):
         return self
 
 
+class CorrectionSpec(Strict):
+    """A correction a rule's failure calls for: its kind (the `correction` event's `kind`) and its law."""
+
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    citation: str = Field(min_length=5)
+
+
 class RuleFile(Strict):
     """A rule file as written."""
 
@@ -124,6 +131,10 @@ class RuleFile(Strict):
     raised_by: Literal["engine", "loader"] = Field(
         default="engine", description="engine: the rule fires on facts; loader: the finding is raised when an input "
         "does not load (its condition and examples describe that case over the facts)")
+    test: Literal["adp", "acp", "top_heavy"] | None = Field(
+        default=None, description="yearend rules: the test whose figures the finding reports, and that it fails")
+    corrections: list[CorrectionSpec] = Field(
+        default_factory=list, description="yearend rules: the corrections the failure calls for, each with its law")
     verdict: dict[str, str] | None = Field(
         default=None, description="plan rules: what the audit's summary of the plan says when this rule fires, "
         "e.g. {mega_backdoor: ready}")
@@ -171,6 +182,8 @@ class Rule:
     scope: str = "plan"
     raised_by: str = "engine"
     verdict: dict[str, str] | None = None
+    test: str | None = None
+    corrections: tuple[CorrectionSpec, ...] = ()
 
 
 @dataclass
@@ -282,7 +295,8 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
         condition=condition, report=spec.report, examples=tuple(spec.examples),
         references=tuple(spec.references), aliases=tuple(spec.aliases), source=source,
         line=getattr(data, "line", None), locate=spec.locate, placeholders=frozenset(_template_fields(spec.message)),
-        scope=spec.scope, raised_by=spec.raised_by, verdict=spec.verdict,
+        scope=spec.scope, raised_by=spec.raised_by, verdict=spec.verdict, test=spec.test,
+        corrections=tuple(spec.corrections),
     )
 
 
