@@ -495,3 +495,24 @@ def test_feed_totals_replace_the_census_contributions(tmp_path, rulebook, limits
     reasons = [dict(zip(header, row))["reason"] for row in rejects]
     assert "no census row for plan 't-plan' and employee 'STRANGER'" in reasons[0]
     assert reasons[1].startswith("pretax: expected dollars")
+
+
+def test_a_hostile_census_row_is_one_rejected_row(tmp_path):
+    """The census is read as a feed is: a bad byte or an unbalanced quote rejects its record only, a quoted
+    newline is read (numbered by its first line), and rows_read = rows_checked + rows_rejected."""
+    sample = (ROOT / "samples" / "census-2026.csv").read_bytes().splitlines()
+    header, good = sample[0], sample[1:3]
+    rows = [*good,
+            b'acme-mega-backdoor,"E9\n99",1980-01-01,2020-01-01,,100000,,,,,false,1000,0,0,0,0,0',
+            b"acme-mega-backdoor,E\xff1,1980-01-01,2020-01-01,,100000,,,,,false,1000,0,0,0,0,0",
+            b'acme-mega-backdoor,"E77,1980-01-01,2020-01-01,,100000,,,,,false,1000,0,0,0,0,0',
+            *sample[3:5]]
+    path = tmp_path / "census.csv"
+    path.write_bytes(b"\n".join([header, *rows]) + b"\n")
+    census = read_census(path, ["acme-mega-backdoor", "bayside-safe-harbor"], 2026)
+    reasons = {r.line: r.reason for r in census.rejects}
+    assert set(reasons) == {6, 7}
+    assert reasons[6].startswith("not valid UTF-8") and "census" in reasons[6]
+    assert reasons[7].startswith("unbalanced quote")
+    assert "E9\n99" in census.employee_id.tolist() and 4 in census.line.tolist()
+    assert census.rows_read == census.rows_checked + census.rows_rejected == 7

@@ -4,27 +4,26 @@ A census is CSV (with a header row) or Parquet. Every column is read as text so 
 value rejects its row, not the file; text becomes integer cents, dates (days since 1970-01-01)
 and ownership in millionths of one (5% is 50,000) with the batch's own parsers. Each bad row is
 a `Reject` with its line, every reason, and its values as read, and the counts reconcile:
-`rows_read = rows_checked + rows_rejected`. CSV line numbers assume one record per line; for
-Parquet, `line` is the 1-based row number.
+`rows_read = rows_checked + rows_rejected`. The file is read by the payroll feed's reader
+(documents/feed/reader.py), so a quoted field may hold a newline (the record keeps its first
+line's number) and a record with a bad byte, an unbalanced quote or the wrong number of fields
+is one rejected row; for Parquet, `line` is the 1-based row number.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from plancheck.documents.feed.parse import parse_dates, parse_money
+from plancheck.documents.feed.reader import LINE, Layout, open_feed
 from plancheck.documents.feed.records import RAW_CHARS, Reject
-from plancheck.errors import InputError, Problem, shown
+from plancheck.errors import shown
 from plancheck.money import MAX_DOLLARS_TEXT
 
 #: Census columns: names are the interface (README, "Year-end testing").
@@ -41,6 +40,9 @@ OPTIONAL_MONEY = ("prior_year_compensation", *CONTRIBUTIONS, "account_balance")
 #: Mid-year preview only: each employee's current elections, percent of pay per pay period.
 #: Empty means "continue at the year-to-date rate".
 ELECTION_COLUMNS = ("election_pretax_percent", "election_roth_percent", "election_after_tax_percent")
+#: The census as the feed reader reads it: every column but the required ones may be left out.
+CENSUS = Layout("census", (*CENSUS_COLUMNS, *ELECTION_COLUMNS),
+                tuple(c for c in (*CENSUS_COLUMNS, *ELECTION_COLUMNS) if c not in REQUIRED_COLUMNS))
 #: No termination date.
 NO_DATE = np.iinfo(np.int64).max
 
@@ -97,59 +99,6 @@ def _days(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days
 
 
-def _read_csv(path: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]], list[str]]:
-    """The whole CSV as text columns, the line of each record, and records with a wrong field count."""
-    with path.open("rb") as handle:
-        data = handle.read()
-    header_end = data.find(b"\n") + 1 or len(data)
-    header = next(csv.reader([data[:header_end].decode("utf-8-sig")]), [])
-    invalid: list[str] = []
-
-    def skip(row) -> str:
-        invalid.append(row.text)
-        return "skip"
-
-    body = data[header_end:]
-    if body and not body.endswith(b"\n"):
-        body += b"\n"
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False,
-                                   quoted_strings_can_be_null=False)
-    try:
-        table = pacsv.read_csv(pa.py_buffer(body), read_options=pacsv.ReadOptions(column_names=header),
-                               convert_options=convert, parse_options=pacsv.ParseOptions(invalid_row_handler=skip))
-    except pa.ArrowInvalid as exc:
-        raise InputError(Problem(str(path), "", f"unreadable CSV: {exc}")) from None
-    count = body.count(b"\n")
-    if not invalid and table.num_rows == count:
-        return table, np.arange(2, 2 + count, dtype=np.int64), [], header
-    texts = body.decode("utf-8", errors="replace").split("\n")[:count]
-    pending = Counter(text.rstrip("\r") for text in invalid)
-    lines, bad = [], []
-    for offset, text in enumerate(texts):
-        text = text.rstrip("\r")
-        if pending[text] > 0:
-            pending[text] -= 1
-            fields = len(next(csv.reader([text]), []))
-            bad.append((offset + 2, f"expected {len(header)} fields, got {fields}", text))
-        elif text.strip():
-            lines.append(offset + 2)
-    return table, np.array(lines, dtype=np.int64), bad, header
-
-
-def _read_parquet(path: Path) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]], list[str]]:
-    table = pq.read_table(path)
-    columns = []
-    for name in table.column_names:
-        column = table.column(name).combine_chunks()
-        if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
-            column = column.cast(pa.date32())
-        if pa.types.is_boolean(column.type):
-            column = pc.if_else(column, "true", "false")
-        columns.append(column.cast(pa.string()).fill_null(""))
-    return (pa.table(columns, names=table.column_names), np.arange(1, table.num_rows + 1, dtype=np.int64), [],
-            table.column_names)
-
-
 def parse_percent(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(millionths of one, ok, empty) for a text column of percentages 0-100 with up to four decimals."""
     text = pc.utf8_trim_whitespace(column)
@@ -168,30 +117,20 @@ def parse_percent(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def read_census(path: Path, plan_ids: list[str], year: int, *, preview: bool = False) -> Census:
     """Read and validate a census for a plan year; bad rows become rejects, a bad file an InputError."""
     source = str(path)
-    if not path.is_file():
-        raise InputError(Problem(source, "", "census file not found"))
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table, lines, unsplit, header = _read_parquet(path)
-        else:
-            table, lines, unsplit, header = _read_csv(path)
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-        raise InputError(Problem(source, "", f"unreadable census: {exc}")) from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise InputError(Problem(source, "header", f"missing column(s) {', '.join(missing)}; a census needs "
-                                 f"{', '.join(REQUIRED_COLUMNS)}", 1 if path.suffix.lower() == ".csv" else None))
+    census = open_feed(path, CENSUS)  # the batch's reader: quotes, bad bytes and huge records are rejected rows
+    batches = list(census.batches())
+    table = pa.Table.from_batches(batches) if batches else census._empty_batch().to_table()
     known = set(CENSUS_COLUMNS) | (set(ELECTION_COLUMNS) if preview else set())
-    extra = [c for c in header if c not in known]
-    n = table.num_rows
-    empty_text = pa.array([""] * n, type=pa.string())
-    text = {c: (table.column(c).combine_chunks() if c in header else empty_text)
-            for c in (*CENSUS_COLUMNS, *ELECTION_COLUMNS)}
+    extra = [c for c in census.header if c not in known]
+    lines = table.column(LINE).to_numpy() if table.num_rows else np.zeros(0, dtype=np.int64)
+    text = {c: table.column(c).combine_chunks() for c in (*CENSUS_COLUMNS, *ELECTION_COLUMNS)}
+    unsplit = [Reject(bad.line, bad.reason, bad.values[:len(CENSUS_COLUMNS)] if bad.values else None, bad.raw)
+               for bad in census.bad_rows]
     return _validate(source, year, text, lines, unsplit, plan_ids, extra, preview)
 
 
 def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarray,
-              unsplit: list[tuple[int, str, str]], plan_ids: list[str], extra: list[str], preview: bool) -> Census:
+              unsplit: list[Reject], plan_ids: list[str], extra: list[str], preview: bool) -> Census:
     n = len(lines)
     problems: dict[int, list[str]] = {}
     as_read: dict[str, list[str]] = {}
@@ -280,7 +219,7 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     keep[bad_rows] = False
     new_index = np.cumsum(keep) - 1
     related_kept = np.where(related[keep] >= 0, new_index[np.maximum(related[keep], 0)], -1)
-    rejects = [Reject(int(line), reason, (text, *[""] * (len(CENSUS_COLUMNS) - 1))) for line, reason, text in unsplit]
+    rejects = list(unsplit)
     rejects += [Reject(int(lines[r]), "; ".join(problems[r]), tuple(value(c, r) for c in CENSUS_COLUMNS))
                 for r in bad_rows.tolist()]
     rejects.sort(key=lambda reject: reject.line)
@@ -322,4 +261,4 @@ def _first_rows_and_relations(plan: np.ndarray, employee: pa.Array,
 
 def reject_rows(rejects: list[Reject]) -> tuple[list[str], list[list[str]]]:
     """The rejects file of a census: header and rows (line, reason, the row's values as read, shortened)."""
-    return ["line", "reason", *CENSUS_COLUMNS], [r.cells(len(CENSUS_COLUMNS), RAW_CHARS)[:-1] for r in rejects]
+    return ["line", "reason", *CENSUS_COLUMNS, "raw"], [r.cells(len(CENSUS_COLUMNS), RAW_CHARS) for r in rejects]

@@ -53,9 +53,27 @@ class FeedRange:
     first_line: int
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The interface columns of a kind of file (a feed, a census): all of them, in order, and those a
+    header may leave out (read as empty)."""
+
+    kind: str
+    columns: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> list[str]:
+        return [c for c in self.columns if c not in self.optional]
+
+
+#: A payroll feed's columns.
+FEED = Layout("feed", COLUMNS, OPTIONAL_COLUMNS)
+
+
 @dataclass
 class Feed:
-    """An open feed: its format, extra columns, and an iterator of string batches with line numbers."""
+    """An open feed (or any file of a Layout): its format, extra columns, and string batches with line numbers."""
 
     path: Path
     format: str
@@ -68,6 +86,8 @@ class Feed:
     threads: bool = True
     #: Records that could not be checked, filled while reading.
     bad_rows: list[Reject] = field(default_factory=list)
+    #: Which columns are read (a payroll feed's unless told otherwise).
+    layout: Layout = FEED
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Batches of the interface columns as strings, plus LINE (int64)."""
@@ -131,7 +151,7 @@ class Feed:
     @property
     def present(self) -> list[str]:
         """The interface columns this feed's header has (optional ones may be missing)."""
-        return [c for c in COLUMNS if c in self.header]
+        return [c for c in self.layout.columns if c in self.header]
 
     def _arrow_records(self, block: Block, which: np.ndarray) -> pa.RecordBatch | None:
         """Plain records (no quotes, bare CRs or non-ASCII bytes) parsed by Arrow in one go.
@@ -165,8 +185,8 @@ class Feed:
         if len(lines) != table.num_rows:
             return None
         self.bad_rows.extend(refused)
-        batch = table.combine_chunks().to_batches()[0] if table.num_rows else _empty_batch()
-        return _with_lines(batch, pa.array(lines, type=pa.int64()))
+        batch = table.combine_chunks().to_batches()[0] if table.num_rows else self._empty_batch()
+        return self._with_lines(batch, pa.array(lines, type=pa.int64()))
 
     def _drop_invalid(self, block: Block, which: np.ndarray, invalid: list[str]) -> tuple[np.ndarray, list[Reject]]:
         """Lines of the records Arrow accepted, and the ones it refused (matched by text) as bad rows."""
@@ -189,7 +209,7 @@ class Feed:
     def _python_records(self, block: Block, which: np.ndarray) -> pa.RecordBatch:
         """Records with quotes, carriage returns or non-ASCII bytes, read one at a time by the csv module."""
         position = {name: index for index, name in enumerate(self.header)}
-        columns: dict[str, list[str]] = {c: [] for c in COLUMNS}
+        columns: dict[str, list[str]] = {c: [] for c in self.layout.columns}
         lines: list[int] = []
         for k in np.flatnonzero(which).tolist():
             line = int(block.lines[k])
@@ -200,11 +220,12 @@ class Feed:
             if len(fields) != len(self.header):
                 self.bad_rows.append(self._wrong_count(line, fields))
                 continue
-            for column in COLUMNS:
+            for column in self.layout.columns:
                 columns[column].append(fields[position[column]] if column in position else "")
             lines.append(line)
-        arrays = [pa.array(columns[c], type=pa.string()) for c in COLUMNS]
-        return _with_lines(pa.RecordBatch.from_arrays(arrays, names=list(COLUMNS)), pa.array(lines, type=pa.int64()))
+        names = list(self.layout.columns)
+        arrays = [pa.array(columns[c], type=pa.string()) for c in names]
+        return self._with_lines(pa.RecordBatch.from_arrays(arrays, names=names), pa.array(lines, type=pa.int64()))
 
     def _fields(self, line: int, raw: bytes) -> list[str] | None:
         """One record's fields; None (and a bad row) when it is not UTF-8 or not well-formed CSV."""
@@ -212,7 +233,7 @@ class Feed:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.bad_rows.append(Reject(line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} "
-                                                 f"of the record); a feed must be UTF-8", raw=raw_text(raw)))
+                                                 f"of the record); a {self.layout.kind} must be UTF-8", raw=raw_text(raw)))
             return None
         try:
             return next(csv.reader([text.removesuffix("\r")], strict=True), [])
@@ -224,12 +245,12 @@ class Feed:
         """A record with the wrong number of fields, showing the feed's columns it has (by position) only."""
         position = {name: index for index, name in enumerate(self.header)}
         values = tuple(shorten(fields[position[c]], RAW_CHARS) if position.get(c, len(fields)) < len(fields) else ""
-                       for c in COLUMNS)
+                       for c in self.layout.columns)
         return Reject(line, f"expected {len(self.header)} fields, got {len(fields)}", values=values)
 
     def _refuse_long_values(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Rows with a column value over MAX_VALUE_CHARS become bad rows (ids that long would only be mistakes)."""
-        lengths = {c: pc.utf8_length(batch.column(c)).to_numpy(zero_copy_only=False) for c in COLUMNS}
+        lengths = {c: pc.utf8_length(batch.column(c)).to_numpy(zero_copy_only=False) for c in self.layout.columns}
         too_long = np.zeros(batch.num_rows, dtype=bool)
         for values in lengths.values():
             too_long |= values > MAX_VALUE_CHARS
@@ -237,11 +258,22 @@ class Feed:
             return batch
         lines = batch.column(LINE).to_numpy()
         for row in np.flatnonzero(too_long).tolist():
-            column = next(c for c in COLUMNS if lengths[c][row] > MAX_VALUE_CHARS)
-            values = tuple(shorten(batch.column(c)[row].as_py(), RAW_CHARS) for c in COLUMNS)
+            column = next(c for c in self.layout.columns if lengths[c][row] > MAX_VALUE_CHARS)
+            values = tuple(shorten(batch.column(c)[row].as_py(), RAW_CHARS) for c in self.layout.columns)
             self.bad_rows.append(Reject(int(lines[row]), f"{column}: longer than {MAX_VALUE_CHARS} characters "
                                                             f"({int(lengths[column][row]):,})", values=values))
         return batch.filter(pa.array(~too_long))
+
+    def _with_lines(self, batch: pa.RecordBatch, lines: pa.Array) -> pa.RecordBatch:
+        """The layout's columns in order (a missing optional column as empty text) plus LINE."""
+        empty = pa.array([""] * batch.num_rows, type=pa.string())
+        names = list(self.layout.columns)
+        columns = [batch.column(c) if c in batch.schema.names else empty for c in names]
+        return pa.RecordBatch.from_arrays(columns + [lines], names=[*names, LINE])
+
+    def _empty_batch(self) -> pa.RecordBatch:
+        names = list(self.layout.columns)
+        return pa.RecordBatch.from_arrays([pa.array([], type=pa.string()) for _ in names], names=names)
 
     # -- Parquet ---------------------------------------------------------------------------
 
@@ -253,23 +285,12 @@ class Feed:
                                                      names=self.present)
                 lines = pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64))
                 row += batch.num_rows
-                checked = self._refuse_long_values(_with_lines(strings, lines))
+                checked = self._refuse_long_values(self._with_lines(strings, lines))
                 if checked.num_rows:
                     yield checked
         except (pa.ArrowException, OSError) as exc:
             raise InputError(Problem(str(self.path), "", f"unreadable Parquet after row {row - 1}: "
                                                          f"{shorten(str(exc), 200)}")) from None
-
-
-def _with_lines(batch: pa.RecordBatch, lines: pa.Array) -> pa.RecordBatch:
-    """The interface columns in COLUMNS order (a missing optional column as empty text) plus LINE."""
-    empty = pa.array([""] * batch.num_rows, type=pa.string())
-    columns = [batch.column(c) if c in batch.schema.names else empty for c in COLUMNS]
-    return pa.RecordBatch.from_arrays(columns + [lines], names=[*COLUMNS, LINE])
-
-
-def _empty_batch() -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], type=pa.string()) for _ in COLUMNS], names=list(COLUMNS))
 
 
 def _plain_records(block: Block) -> np.ndarray:
@@ -315,7 +336,7 @@ def _as_text(column: pa.Array) -> pa.Array:
     return text.fill_null("")
 
 
-def _csv_header(path: Path) -> tuple[list[str], int]:
+def _csv_header(path: Path, kind: str = "feed") -> tuple[list[str], int]:
     """The header row's names and its length in bytes; a header that cannot be read is an InputError."""
     source = str(path)
     with path.open("rb") as handle:
@@ -326,7 +347,7 @@ def _csv_header(path: Path) -> tuple[list[str], int]:
         text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(Problem(source, "header", f"not UTF-8 text (byte 0x{first_line[exc.start]:02x}); "
-                                                   "a feed must be UTF-8", 1)) from None
+                                                   f"a {kind} must be UTF-8", 1)) from None
     try:
         header = next(csv.reader([text.rstrip("\r\n")], strict=True), [])
     except csv.Error as exc:
@@ -336,47 +357,47 @@ def _csv_header(path: Path) -> tuple[list[str], int]:
     return header, len(first_line)
 
 
-def _check_columns(source: str, header: list[str], line: int | None) -> None:
-    """Every interface column present, none named twice."""
+def _check_columns(source: str, header: list[str], line: int | None, layout: Layout) -> None:
+    """Every required column present, none named twice."""
     twice = [name for name, count in Counter(header).items() if count > 1]
     if twice:
         raise InputError(Problem(source, "header", f"column {shown(twice[0])} appears more than once; "
                                                    "each column must be named once", line))
-    required = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]
-    missing = [c for c in required if c not in header]
+    missing = [c for c in layout.required if c not in header]
     if missing:
         raise InputError(Problem(source, "header", f"missing column(s) {', '.join(missing)}; "
-                                                   f"a feed needs {', '.join(required)}", line))
+                                                   f"a {layout.kind} needs {', '.join(layout.required)}", line))
 
 
-def _check_parquet_types(source: str, schema: pa.Schema) -> None:
+def _check_parquet_types(source: str, schema: pa.Schema, layout: Layout) -> None:
     """Interface columns of nested or binary types cannot be read as text: name them."""
-    wrong = [f"{name} ({schema.field(name).type})" for name in COLUMNS
+    wrong = [f"{name} ({schema.field(name).type})" for name in layout.columns
              if name in schema.names and not _readable_type(schema.field(name).type)]
     if wrong:
         raise InputError(Problem(source, "", f"column(s) of a type plancheck cannot read: {', '.join(wrong)}; "
                                              "expected text, numbers or dates"))
 
 
-def open_feed(path: Path) -> Feed:
-    """Open a feed and check its header; a missing or repeated column or an unreadable file is an InputError."""
+def open_feed(path: Path, layout: Layout = FEED) -> Feed:
+    """Open a feed (or another file of `layout`) and check its header; a missing or repeated column or an
+    unreadable file is an InputError."""
     source = str(path)
     if not path.is_file():
-        raise InputError(Problem(source, "", "feed file not found"))
+        raise InputError(Problem(source, "", f"{layout.kind} file not found"))
     try:
         size = path.stat().st_size
         if path.suffix.lower() in (".parquet", ".pq"):
             parquet = pq.ParquetFile(path)
             schema = parquet.schema_arrow
             header, data_start, rows, fmt = list(schema.names), 0, parquet.metadata.num_rows, "parquet"
-            _check_columns(source, header, None)
-            _check_parquet_types(source, schema)
+            _check_columns(source, header, None, layout)
+            _check_parquet_types(source, schema, layout)
         else:
-            header, data_start = _csv_header(path)
+            header, data_start = _csv_header(path, layout.kind)
             rows, fmt = None, "csv"
-            _check_columns(source, header, 1)
+            _check_columns(source, header, 1, layout)
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(Problem(source, "", f"unreadable feed: {shorten(str(exc), 200)}")) from None
-    extra = [c for c in header if c not in COLUMNS]
+        raise InputError(Problem(source, "", f"unreadable {layout.kind}: {shorten(str(exc), 200)}")) from None
+    extra = [c for c in header if c not in layout.columns]
     return Feed(path=path, format=fmt, extra_columns=extra, size_bytes=size, estimated_rows=rows, header=header,
-                data_start=data_start)
+                data_start=data_start, layout=layout)
