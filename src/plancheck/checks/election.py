@@ -14,7 +14,7 @@ from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
 from plancheck.engine.firings import fire_on_rows
-from plancheck.errors import InputError, Problem
+from plancheck.errors import InputError, Problem, shown
 from plancheck.facts.period import build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.facts.projection import Projection, project
@@ -86,8 +86,8 @@ def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, ruleb
                    source: str) -> ElectionResult:
     """Fire every period rule on every projected period; report each rule at its first period."""
     if election.plan_id is not None and election.plan_id != plan.plan_id:
-        raise InputError(Problem(source, "plan_id", f"the election is for plan {election.plan_id!r} "
-                                 f"but was checked against plan {plan.plan_id!r}"))
+        raise InputError(Problem(source, "plan_id", f"the election is for plan {shown(election.plan_id)} "
+                                 f"but was checked against plan {shown(plan.plan_id)}"))
     arrays = PlanArrays.from_plans([plan])
     projection = project(election, plan, limits, source)
     facts = build_period_facts(projection.rows, arrays, limits)

@@ -148,7 +148,7 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     plans = pc.dictionary_encode(pc.utf8_trim_whitespace(text["plan_id"]))
     codes = np.array([plan_index.get(p, -1) for p in plans.dictionary.to_pylist()], dtype=np.int64)
     plan = codes[plans.indices.to_numpy(zero_copy_only=False)] if n else np.zeros(0, np.int64)
-    flag(plan < 0, lambda r: f"plan_id: unknown plan {value('plan_id', r)!r} (no such plan in the plans directory)")
+    flag(plan < 0, lambda r: f"plan_id: unknown plan {shown(value('plan_id', r))} (no such plan in the plans directory)")
     employee = pc.utf8_trim_whitespace(text["employee_id"])
     employee_np = np.asarray(employee.to_numpy(zero_copy_only=False), dtype=object)
     flag(pc.equal(employee, "").to_numpy(zero_copy_only=False), lambda r: "employee_id: required, got an empty value")
@@ -162,7 +162,7 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
             dates[column] = np.where(blank, NO_DATE, dates[column])
         date_ok[column] = ok
         flag(~ok, lambda r, c=column: f"{c}: expected a date YYYY-MM-DD{' or nothing' if c == 'termination_date' else ''}"
-                                      f", got {value(c, r)!r}")
+                                      f", got {shown(value(c, r))}")
     money, money_ok = {}, {}
     for column in ("compensation", *OPTIONAL_MONEY):
         money[column], ok, too_big = parse_money(text[column], column != "compensation")
@@ -174,17 +174,17 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     for column in ("ownership_percent", "prior_year_ownership_percent"):
         ownership[column], ok, _ = parse_percent(text[column])
         flag(~ok, lambda r, c=column: f"{c}: expected a percentage from 0 to 100 with at most four decimals, "
-                                      f"got {value(c, r)!r}")
+                                      f"got {shown(value(c, r))}")
     elections = {}
     for column in ELECTION_COLUMNS:
         ppm, ok, blank = parse_percent(text[column])
         elections[column] = np.where(blank, -1, ppm)
         if preview:
-            flag(~ok, lambda r, c=column: f"{c}: expected a percentage from 0 to 100 or nothing, got {value(c, r)!r}")
+            flag(~ok, lambda r, c=column: f"{c}: expected a percentage from 0 to 100 or nothing, got {shown(value(c, r))}")
     officer_text = pc.utf8_lower(pc.utf8_trim_whitespace(text["officer"]))
     officer = pc.is_in(officer_text, pa.array(_TRUE)).to_numpy(zero_copy_only=False)
     officer_ok = officer | pc.is_in(officer_text, pa.array(_FALSE)).to_numpy(zero_copy_only=False)
-    flag(~officer_ok, lambda r: f"officer: expected true or false, got {value('officer', r)!r}")
+    flag(~officer_ok, lambda r: f"officer: expected true or false, got {shown(value('officer', r))}")
 
     birth, hire, term = dates["birth_date"], dates["hire_date"], dates["termination_date"]
     start, end = _days(dt.date(year, 1, 1)), _days(dt.date(year, 12, 31))
@@ -202,8 +202,8 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     first, related, unknown = _first_rows_and_relations(plan, employee, pc.utf8_trim_whitespace(text["related_to"]))
     duplicate = first != np.arange(n)
     flag(duplicate, lambda r: f"employee_id: duplicate of line {int(lines[first[r]])} in the same plan")
-    flag(unknown, lambda r: f"related_to: no employee {value('related_to', r).strip()!r} in plan "
-                            f"{value('plan_id', r)!r} of this census")
+    flag(unknown, lambda r: f"related_to: no employee {shown(value('related_to', r).strip())} in plan "
+                            f"{shown(value('plan_id', r))} of this census")
     flag(related == np.arange(n), lambda r: "related_to: names the employee's own row")
     related = np.where(related == np.arange(n), -1, related)
     # A family member whose own row is rejected cannot lend ownership: reject the dependant too.
@@ -212,7 +212,7 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
         if not dependants:
             break
         for row in dependants:
-            problems[row] = [f"related_to: the row of {value('related_to', row).strip()!r} was rejected"]
+            problems[row] = [f"related_to: the row of {shown(value('related_to', row).strip())} was rejected"]
 
     bad_rows = np.array(sorted(problems), dtype=np.int64)
     keep = np.ones(n, dtype=bool)
