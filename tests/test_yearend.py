@@ -379,7 +379,7 @@ def test_bad_census_rows_are_rejected_with_reasons_and_counts_reconcile(tmp_path
     assert "related_to: no employee 'NOBODY'" in reasons[7]
     assert "ownership_percent" in reasons[8]
     assert "before the 2026 plan year" in reasons[9]
-    assert "expected 17 fields, got 3" in reasons[10]
+    assert f"expected {len(CENSUS_COLUMNS)} fields, got 3" in reasons[10]
 
 
 def test_parquet_census_reads_as_the_csv_does(tmp_path, limits):
@@ -516,3 +516,22 @@ def test_a_hostile_census_row_is_one_rejected_row(tmp_path):
     assert reasons[7].startswith("unbalanced quote")
     assert "E9\n99" in census.employee_id.tolist() and 4 in census.line.tolist()
     assert census.rows_read == census.rows_checked + census.rows_rejected == 7
+
+
+@pytest.mark.parametrize(("birth", "other", "expected"), [
+    ("1990-01-01", "20000", {"A": "5500.00"}),    # 36: 10,000 + 20,000 - 24,500
+    ("1990-01-01", "14500", {}),                  # exactly 24,500 in all
+    ("1970-01-01", "25000", {"A": "2500.00"}),    # 56: 10,000 + 25,000 - (24,500 + 8,000 by age)
+    ("1964-01-01", "25000", {}),                  # 62: the 60-63 catch-up of $11,250 whatever the plan offers
+    ("1990-01-01", "90000", {"A": "10000.00"}),   # at most what was deferred in this plan
+], ids=["36, 20,000 elsewhere", "at the limit", "56, age-based catch-up", "62, 60-63 figure", "capped at this plan"])
+def test_excess_deferrals_count_other_employers(tmp_path, birth, other, expected, rulebook, limits, engine):
+    """402(g)(1) is the individual's: deferrals at other employers (census column other_plan_deferrals) count,
+    with the catch-up by age whatever this plan offers; the excess to distribute by April 15 is listed here."""
+    rows = [person("A", "100000", birth_date=birth, pretax="10000", other_plan_deferrals=other),
+            person("N1", "100000", pretax="3000"), person("N2", "100000", pretax="3000")]
+    outcome = run(tmp_path, rows, plan(catch_up={"offered": False}), rulebook, limits, engine)
+    assert by_employee(outcome, "excess_deferral") == expected
+    if expected:
+        correction = next(c for c in outcome.corrections if c.kind == "excess_deferral")
+        assert correction.deadline.isoformat() == "2027-04-15"

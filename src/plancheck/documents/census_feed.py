@@ -38,6 +38,7 @@ def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, 
     census_keys = pa.array([f"{census.plan_ids[p]}{_SEPARATOR}{e}" for p, e in zip(census.plan.tolist(),
                                                                                    census.employee_id.tolist())])
     totals = {c: np.zeros(census.rows, dtype=np.int64) for c in CONTRIBUTIONS}
+    elsewhere = census.money["other_plan_deferrals"].copy()  # the feed's other_plan_deferrals, where larger
     rejects: list[list[Any]] = []
     rows_read = rows_outside = 0
     for batch in feed.batches():
@@ -69,6 +70,11 @@ def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, 
             flag(~ok & ~too_big, lambda r, c=name: f"{c}: expected dollars with at most two decimals (zero or "
                                                    f"more), got {shown(value(c, r))}")
             flag(too_big, lambda r, c=name: f"{c}: expected at most {MAX_DOLLARS_TEXT}, got {shown(value(c, r))}")
+        other, ok, too_big = parse_money(column["other_plan_deferrals"], True)
+        flag(~ok & ~too_big, lambda r: f"other_plan_deferrals: expected dollars with at most two decimals (zero or "
+                                       f"more), got {shown(value('other_plan_deferrals', r))}")
+        flag(too_big, lambda r: f"other_plan_deferrals: expected at most {MAX_DOLLARS_TEXT}, got "
+                                f"{shown(value('other_plan_deferrals', r))}")
         bad = np.zeros(n, dtype=bool)
         bad[list(problems)] = True
         in_year = years_of(days) == census.year
@@ -76,6 +82,7 @@ def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, 
         rows_outside += int((~bad & ~in_year).sum())
         for name in CONTRIBUTIONS:
             np.add.at(totals[name], index[use], cents[name][use])
+        np.maximum.at(elsewhere, index[use], other[use])
         lines = batch.column(LINE).to_numpy()
         for row in sorted(problems):
             rejects.append([int(lines[row]), shorten("; ".join(problems[row]), 1000),
@@ -85,6 +92,7 @@ def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, 
         rejects.append([bad.line, bad.reason, *(bad.values or [""] * len(COLUMNS)), bad.raw])
     rejects.sort(key=lambda item: item[0])
     census.replace_contributions(totals)
+    census.money["other_plan_deferrals"] = elsewhere
     checked = rows_read - len(rejects)
     summary = {"feed": str(feed_path), "rows_read": rows_read, "rows_checked": checked, "rows_rejected": len(rejects),
                "rows_outside_year": rows_outside}

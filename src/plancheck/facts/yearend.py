@@ -197,7 +197,7 @@ class Employees:
     key_reasons: np.ndarray
     catch_up_limit: np.ndarray
     catch_up: np.ndarray              # deferrals that are catch-up before the ADP test
-    excess_deferral: np.ndarray       # above 402(g) + catch-up usable in this plan (401(a)(30))
+    excess_deferral: np.ndarray       # above 402(g): plan level (401(a)(30)) or the individual's (402(g)(1)), the larger
     adp_amount: np.ndarray            # deferrals the ADP test counts
     adr: np.ndarray
     adp_excess: np.ndarray            # allocated excess contributions (before recharacterization)
@@ -312,7 +312,17 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     above = np.maximum.reduce([np.zeros(n, np.int64), deferrals - figures.deferral_402g,
                                deferrals + employer - limit_415, above_plan_cap]) if n else deferrals
     catch_up = np.minimum.reduce([catch_up_limit, deferrals, above]) if n else deferrals
-    excess_deferral = np.maximum(deferrals - figures.deferral_402g - catch_up_limit, 0)
+    # 402(g): the plan-level excess (401(a)(30), this employer's deferrals and the catch-up the plan permits), or
+    # the individual's (402(g)(1): other employers' deferrals too, and the age-based catch-up whatever the plan
+    # offers), whichever is larger; what this plan can give back is at most what was deferred in it.
+    individual_catch_up = np.where(age >= figures.catch_up_age,
+                                   np.where((figures.catch_up_60_63 is not None) & (age >= figures.band_first)
+                                            & (age <= figures.band_last), figures.catch_up_60_63 or 0,
+                                            figures.catch_up), 0)
+    individual_excess = deferrals + money["other_plan_deferrals"] - figures.deferral_402g - individual_catch_up
+    excess_deferral = np.minimum(np.maximum.reduce([np.zeros(n, np.int64), deferrals - figures.deferral_402g
+                                                    - catch_up_limit, individual_excess]), deferrals) if n \
+        else deferrals
     # Catch-up is left out of the ADP; an NHCE's distributed excess deferrals too (Treas. Reg. 1.401(k)-2(a)(4)).
     adp_amount = deferrals - catch_up - np.where(hce, 0, excess_deferral)
     adr = ratios(adp_amount, plan_pay)
