@@ -204,7 +204,6 @@ def withdrawals(
     out: OutOption = None,
 ) -> None:
     """Check in-service withdrawal, hardship, in-plan Roth conversion and Roth IRA rollover requests."""
-    from collections import Counter
 
     from plancheck.checks.withdrawals import check_requests
     from plancheck.documents.plan import load_plans
@@ -216,12 +215,7 @@ def withdrawals(
         outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook), _limits)
     except InputError as exc:
         _fail(exc)
-    by_rule = Counter(f.rule for f in outcome.findings)
-    summary = {"event": "withdrawals_summary", "file": str(file),
-               "requests_read": outcome.checked + len(outcome.rejected), "requests_checked": outcome.checked,
-               "requests_rejected": len(outcome.rejected), "findings": len(outcome.findings),
-               "findings_by_rule": dict(sorted(by_rule.items())),
-               "findings_by_severity": severity_counts(f.severity for f in outcome.findings)}
+    summary = outcome.summary(file)
     with replacing(out) as stream:
         _events_to(stream, rulebook.revision)
         _emit_findings(outcome.findings)
@@ -334,9 +328,8 @@ def yearend(
     """Year-end tests: HCEs, ADP and ACP with their corrections and deadlines, top-heavy; or a mid-year preview."""
     import datetime as dt
     import time
-    from collections import Counter
 
-    from plancheck.checks.yearend import check_plans, check_yearend
+    from plancheck.checks.yearend import check_plans, check_yearend, run_summary
     from plancheck.documents.census import read_census, reject_rows
     from plancheck.documents.plan import load_plans
     from plancheck.sinks.rejects import write_rejects
@@ -378,15 +371,7 @@ def yearend(
     except InputError as exc:
         _fail(exc)
     seconds = time.perf_counter() - started
-    by_rule = Counter(f.rule for f in outcome.findings)
-    run = {"event": "yearend_run_summary", "census": str(census), "year": year,
-           "preview_as_of": as_of.isoformat() if as_of else None, "feed": feed_summary,
-           "rows_read": data.rows_read, "rows_checked": data.rows_checked, "rows_rejected": data.rows_rejected,
-           "rejects_file": str(rejects_path), "extra_columns": data.extra_columns, "plans": len(outcome.summaries),
-           "findings": len(outcome.findings), "findings_by_rule": dict(sorted(by_rule.items())),
-           "findings_by_severity": severity_counts(f.severity for f in outcome.findings),
-           "corrections": len(outcome.corrections), "seconds": round(seconds, 3),
-           "rows_per_second": int(data.rows_read / seconds) if seconds > 0 else 0}
+    run = run_summary(census, data, outcome, as_of, feed_summary, str(rejects_path), seconds)
     corrections = [c.as_event() for c in outcome.corrections]
     previews = getattr(outcome, "previews", [])
     # Every output is replaced together, once everything has been written.

@@ -3,8 +3,10 @@ are rejected, the others fire the withdrawal rules."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from plancheck.ages import age_in_months, age_text
 from plancheck.documents.limits import LimitTable
@@ -13,16 +15,27 @@ from plancheck.documents.withdrawal import RejectedRequest, read_requests
 from plancheck.engine import Engine
 from plancheck.errors import shown
 from plancheck.facts.withdrawal import request_facts
-from plancheck.findings import Finding, build_finding
+from plancheck.findings import Finding, build_finding, severity_counts
 from plancheck.money import display_cents, format_cents
 from plancheck.rulebook.rules import Rulebook
 
 
 @dataclass
 class WithdrawalOutcome:
+    """The findings of every request checked, and the requests rejected."""
+
     findings: list[Finding]
     rejected: list[RejectedRequest]
     checked: int
+
+    def summary(self, file: Path) -> dict[str, Any]:
+        """The `withdrawals_summary` event: counts that reconcile (read = checked + rejected), findings by rule."""
+        by_rule = Counter(f.rule for f in self.findings)
+        return {"event": "withdrawals_summary", "file": str(file),
+                "requests_read": self.checked + len(self.rejected), "requests_checked": self.checked,
+                "requests_rejected": len(self.rejected), "findings": len(self.findings),
+                "findings_by_rule": dict(sorted(by_rule.items())),
+                "findings_by_severity": severity_counts(f.severity for f in self.findings)}
 
 
 def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engine: Engine,

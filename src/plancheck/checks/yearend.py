@@ -8,8 +8,10 @@ CLI turns the outcome into events or text (sinks/text_yearend.py).
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,10 +33,9 @@ from plancheck.facts.yearend import (
     build_yearend_facts,
     eligibility_problems,
 )
-from plancheck.findings import Finding, build_finding
+from plancheck.findings import Finding, build_finding, severity_counts
 from plancheck.money import format_cents
 from plancheck.rulebook.rules import Rule, Rulebook
-
 
 
 def percent(hundredths: int) -> str:
@@ -261,3 +262,17 @@ def _summary(plan_facts: PlanFacts, fired: list[Rule], corrections: int, top_hea
         "deadlines": {k: v.isoformat() for k, v in plan_facts.deadlines.items()},
         "corrections": corrections, "findings": [rule.id for rule in fired],
     }
+
+
+def run_summary(census_path: Path, census: Census, outcome: Any, as_of: dt.date | None, feed: dict[str, Any] | None,
+                rejects_file: str, seconds: float) -> dict[str, Any]:
+    """The `yearend_run_summary` event: what was read, rejected and found, and how long it took."""
+    by_rule = Counter(f.rule for f in outcome.findings)
+    return {"event": "yearend_run_summary", "census": str(census_path), "year": outcome.year,
+            "preview_as_of": as_of.isoformat() if as_of else None, "feed": feed,
+            "rows_read": census.rows_read, "rows_checked": census.rows_checked, "rows_rejected": census.rows_rejected,
+            "rejects_file": rejects_file, "extra_columns": census.extra_columns, "plans": len(outcome.summaries),
+            "findings": len(outcome.findings), "findings_by_rule": dict(sorted(by_rule.items())),
+            "findings_by_severity": severity_counts(f.severity for f in outcome.findings),
+            "corrections": len(outcome.corrections), "seconds": round(seconds, 3),
+            "rows_per_second": int(census.rows_read / seconds) if seconds > 0 else 0}
