@@ -108,7 +108,7 @@ def test_sample_feed_golden(tmp_path):
     assert result.returncode == 1
     lines = out.read_text().splitlines()
     summary = json.loads(lines[-1])
-    for volatile in ("seconds", "rows_per_second", "peak_memory_mb", "rejects_file", "run_id", "workers"):
+    for volatile in ("seconds", "rows_per_second", "peak_memory_mb", "rejects_file", "run_id", "workers", "phases"):
         summary.pop(volatile)
     findings = [json.loads(line) for line in lines[:-1]]
     for finding in findings:

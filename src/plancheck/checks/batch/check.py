@@ -10,6 +10,7 @@ candidate of that employee-year and rule is tried, until the engine confirms or 
 from __future__ import annotations
 
 import resource
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,25 @@ class PartitionResult:
     findings_path: str
     rejects_path: str
     peak_memory_mb: int = 0
+    #: Seconds spent in each phase of the partition's check (PHASES), for the batch's profile.
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+#: The phases of checking one partition, in order (the batch summary's `phases.partition`).
+PHASES = ("load", "parse", "conflicts", "facts", "prescreen", "engine", "findings", "write")
+
+
+class _Clock:
+    """Seconds per phase: `clock.lap("parse")` charges the time since the last lap to that phase."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] += now - self._last
+        self._last = now
 
 
 def _run_starts(continues: np.ndarray) -> np.ndarray:
@@ -238,10 +258,13 @@ def _first_in_group(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.minimum.reduceat(np.where(mask, np.arange(len(mask)), NEVER), starts)
 
 
-def confirmed_firings(checker: Checker, facts: dict[str, np.ndarray], starts: np.ndarray) -> list[tuple[int, int, str]]:
+def confirmed_firings(checker: Checker, facts: dict[str, np.ndarray], starts: np.ndarray,
+                      clock: _Clock | None = None) -> list[tuple[int, int, str]]:
     """(group, row, rule id) of the first row per employee-year on which the engine fires each rule."""
+    clock = clock or _Clock()
     masks = {r.id: evaluate_columns(r.condition, facts) for r in checker.rules}
     candidates = {rule_id: _first_in_group(mask, starts) for rule_id, mask in masks.items()}
+    clock.lap("prescreen")
     found: list[tuple[int, int, str]] = []
     engine = checker.engine["period"]
     while candidates:
@@ -251,6 +274,7 @@ def confirmed_firings(checker: Checker, facts: dict[str, np.ndarray], starts: np
         fired: dict[str, set[int]] = {}
         for row, rule_id in fire_on_rows(engine, facts, rows):
             fired.setdefault(rule_id, set()).add(row)
+        clock.lap("engine")
         retry = {}
         for rule_id, first in candidates.items():
             groups = np.flatnonzero(first != NEVER)
@@ -294,10 +318,14 @@ def _iso(day: int) -> str:
 
 def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: str) -> PartitionResult:
     """Check one partition (its spill pieces); write its sorted findings and rejects to out_dir."""
+    clock = _Clock()
     table = pa.concat_tables([ipc.open_file(piece).read_all() for piece in pieces])
+    clock.lap("load")
     parsed, rejects = parse_partition(table, checker.plan_index, checker.limits)
+    clock.lap("parse")
     keep = _drop_conflicts(parsed, rejects)
     accepted = np.flatnonzero(keep)
+    clock.lap("conflicts")
     events: list[tuple[list[Any], dict[str, Any]]] = []
     counter: Counter[str] = Counter()
     if len(accepted):
@@ -305,10 +333,12 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
         rows = _period_rows(parsed, entries)
         _add_employer_totals(checker, parsed, entries, rows)
         facts = build_period_facts(rows, checker.arrays, checker.limits)
+        clock.lap("facts")
         types = checker.rulebook.fact_types("period")
         rank = {r.id: i for i, r in enumerate(checker.rules)}
         by_id = {r.id: r for r in checker.rules}
-        for row, rule_id in _one_per_scope(checker, parsed, entries, confirmed_firings(checker, facts, rows.group_start)):
+        firings = confirmed_firings(checker, facts, rows.group_start, clock)
+        for row, rule_id in _one_per_scope(checker, parsed, entries, firings):
             rule = by_id[rule_id]
             source = int(entries.row[row])
             plan_id = checker.plans[int(parsed.plan_index[source])].plan_id
@@ -324,15 +354,17 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
             counter[rule_id] += 1
     events.sort(key=lambda item: item[0])
     rejects.sort(key=lambda r: r.line)
+    clock.lap("findings")
     findings_path = out_dir / f"{name}.findings.jsonl"
     rejects_path = out_dir / f"{name}.rejects.jsonl"
     findings_path.write_bytes(b"".join(orjson.dumps(item) + b"\n" for item in events))
     rejects_path.write_bytes(b"".join(orjson.dumps(r.as_json()) + b"\n" for r in rejects))
+    clock.lap("write")
     checked = int(keep.sum())
     people = np.unique(parsed.plan_index[accepted] * (len(parsed.employee_ids) + 1) + parsed.employee[accepted])
     return PartitionResult(
         rows_read=table.num_rows, rows_checked=checked, rows_rejected=len(rejects), employees=len(people),
         plans=sorted({checker.plans[int(i)].plan_id for i in np.unique(parsed.plan_index[accepted])}),
         findings_by_rule=dict(counter), findings_path=str(findings_path), rejects_path=str(rejects_path),
-        peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, phases=clock.seconds,
     )

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import orjson
 import pyarrow as pa
 
-from plancheck.checks.batch.check import Checker, PartitionResult, check_partition
+from plancheck.checks.batch.check import PHASES, Checker, PartitionResult, check_partition
 from plancheck.checks.batch.partition import partition_count, spill
 from plancheck.checks.ruleset import load_rules
 from plancheck.documents.feed.reader import COLUMNS, FeedRange, open_feed
@@ -132,14 +132,18 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
     try:
         with _executor(workers, rules_dir, plans) as pool:
             employers = {p.plan_id: p.employer_id for p in plans if p.employer_id != p.plan_id}
+            wall = {"start": time.perf_counter() - started}
             pieces, rows_read, bad_rows = _spill_phase(feed, pool, run_dir, partitions, on_read, employers)
+            wall["read_and_spill"] = time.perf_counter() - started - sum(wall.values())
             if on_start:
                 on_start(len(pieces))
             results = _check_phase(pieces, pool, run_dir, rules_dir, plans, on_partition)
+            wall["check"] = time.perf_counter() - started - sum(wall.values())
             for _key, event in heapq.merge(*(_lines(r.findings_path) for r in results), key=lambda item: item[0]):
                 sink.event(event)
             rows_read += len(bad_rows)
             rejected = sink.rejects(rejects_header(), _reject_rows(results, sorted(bad_rows, key=lambda bad: bad.line)))
+            wall["merge_and_write"] = time.perf_counter() - started - sum(wall.values())
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     by_rule: Counter[str] = Counter()
@@ -167,9 +171,16 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
         "peak_memory_mb": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                            "largest_worker": max((r.peak_memory_mb for r in results), default=0)},
         "seconds": round(seconds, 3),
+        "phases": _profile(wall, results),
         "rows_per_second": int(rows_read / seconds) if seconds > 0 else 0,
     }
     return BatchOutcome(summary=summary, errors=by_severity["error"])
+
+
+def _profile(wall: dict[str, float], results: list[PartitionResult]) -> dict[str, Any]:
+    """Where the time went: wall seconds of each phase of the run, and the partitions' work summed over workers."""
+    work = {phase: round(sum(r.phases.get(phase, 0.0) for r in results), 3) for phase in PHASES}
+    return {"wall": {phase: round(seconds, 3) for phase, seconds in wall.items()}, "partition_work": work}
 
 
 def _spill_phase(feed, pool: ProcessPoolExecutor | None, run_dir: str, partitions: int,
