@@ -232,3 +232,17 @@ def test_committed_openapi_document_is_the_served_one(service):
     assert set(election["properties"]) == {"plan_id", "employee", "election"}
     body = committed["paths"]["/v1/elections/check"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ElectionFile"
+
+
+def test_an_election_with_findings_gets_the_nearest_compliant_one(service):
+    client, _ = service
+    election = {"plan_id": "monthly-mega-backdoor",
+                "employee": {"id": "E-9", "birth_date": "1970-03-01", "compensation": {"annual": 240000},
+                             "prior_year_fica_wages": 200000},
+                "election": {"start_date": "2026-01-01", "pretax": {"amount": 2500}}}
+    answer = client.post("/v1/elections/check", json=election).json()
+    assert "roth-catch-up-required" in {f["rule"] for f in answer["findings"]}
+    nearest = answer["nearest_compliant"]
+    assert nearest["found"] and "roth-catch-up-required" in nearest["repairs"]
+    assert nearest["changes"]["roth"] == {"asked": "0.00", "proposed": "5500.00"}
+    assert not [f for f in nearest["findings"] if f["severity"] == "error"]

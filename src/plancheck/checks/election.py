@@ -83,13 +83,19 @@ def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arra
 
 
 def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, rulebook: Rulebook, engine: Engine,
-                   source: str) -> ElectionResult:
-    """Fire every period rule on every projected period; report each rule at its first period."""
+                   source: str, amounts: dict[str, np.ndarray] | None = None) -> ElectionResult:
+    """Fire every period rule on every projected period; report each rule at its first period.
+
+    `amounts` replaces elected columns (pretax, roth, after_tax) with per-period amounts in cents:
+    how a schedule that varies by pay period, such as a nearest compliant election, is checked.
+    """
     if election.plan_id is not None and election.plan_id != plan.plan_id:
         raise InputError(Problem(source, "plan_id", f"the election is for plan {shown(election.plan_id)} "
                                  f"but was checked against plan {shown(plan.plan_id)}"))
     arrays = PlanArrays.from_plans([plan])
     projection = project(election, plan, limits, source)
+    if amounts:
+        projection = replace(projection, rows=replace(projection.rows, amounts={**projection.rows.amounts, **amounts}))
     facts = build_period_facts(projection.rows, arrays, limits)
     n = len(projection.dates)
     firings = fire_on_rows(engine["period"], facts, np.arange(n))
