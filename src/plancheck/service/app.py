@@ -275,11 +275,8 @@ async def check_election_endpoint(request: Request, body: Any = Depends(json_bod
     return answer
 
 
-def _nearest(election: ElectionFile, plan: Plan, snapshot: Snapshot) -> dict[str, Any] | None:
-    try:
-        from plancheck.checks.nearest import nearest_compliant
-    except ImportError:  # pragma: no cover - the check lands in its own step
-        return None
+def _nearest(election: ElectionFile, plan: Plan, snapshot: Snapshot) -> dict[str, Any]:
+    from plancheck.checks.nearest import nearest_compliant
     return nearest_compliant(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine)
 
 
