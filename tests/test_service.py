@@ -176,7 +176,9 @@ def test_token_required_everywhere_but_health(guarded):
         assert response.status_code == 401, headers
         assert response.headers["www-authenticate"] == "Bearer"
         assert client.get("/v1/plans", headers=headers).status_code == 401
+    assert client.get("/openapi.json").status_code == 401
     good = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/openapi.json", headers=good).status_code == 200
     assert client.post("/v1/elections/check", json=document(SEED), headers=good).status_code == 200
     assert client.get("/v1/rules", headers=good).status_code == 200
 

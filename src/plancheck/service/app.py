@@ -366,13 +366,18 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(signal.SIGHUP)
 
-    app = FastAPI(title="plancheck", version="1", lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. The document itself is below.
+    app = FastAPI(title="plancheck", version="1", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
                   description="401(k) compliance checks over HTTP: elections, withdrawal requests and plan "
                               "documents, with the rules, limits and plans of the service's rules directory.")
     app.state.holder = holder
     app.include_router(health)
     app.include_router(api)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
     _install_errors(app)
     _install_events(app, log)
     return app
