@@ -123,29 +123,40 @@ def _deferral_cap(s: _Schedule, plan: Plan) -> bool:
     return s.cut(row, over, ("pretax", "roth")) > 0
 
 
+def _rises(ytd: np.ndarray) -> np.ndarray:
+    """How much a year-to-date excess grows at each period (what that period adds to it)."""
+    running = np.maximum.accumulate(np.maximum(ytd, 0))
+    return np.diff(running, prepend=0)
+
+
 def _roth_catch_up(s: _Schedule, plan: Plan) -> bool:
+    """Each period's new pretax catch-up becomes Roth in that period: the Roth deferred then covers the
+    catch-up at every later date (414(v)(7) counts Roth deferrals of the whole year), and the total
+    deferred is unchanged."""
     f = s.facts
-    row = _first((f["roth_catch_up_applies"] == 1) & (f["ytd_pretax_catch_up"] > 0))
-    if row is None or not plan.contributions.roth:
+    if not plan.contributions.roth or not (f["roth_catch_up_applies"] == 1).any():
         return False
-    move = min(int(s.amounts["pretax"][row]), int(f["ytd_pretax_catch_up"][row]))
-    if move <= 0:
+    rises = _rises(np.where(f["roth_catch_up_applies"] == 1, f["ytd_pretax_catch_up"], 0))
+    moves = np.minimum(rises, s.amounts["pretax"])
+    if not moves.any():
         return False
-    s.amounts["pretax"][row] -= move
-    s.amounts["roth"][row] += move
+    s.amounts["pretax"] -= moves
+    s.amounts["roth"] += moves
     s.note("roth-catch-up-required")
     return True
 
 
 def _deferral_limit(s: _Schedule, _plan: Plan) -> bool:
+    """Cut each period's deferrals by what it adds above the plan-level 402(g) limit, pretax first."""
     f = s.facts
-    excess = f["ytd_deferrals_employer"] - f["deferral_limit"]
-    row = _first(excess > 0)
-    if row is None:
+    rises = _rises(f["ytd_deferrals_employer"] - f["deferral_limit"])
+    rows = np.flatnonzero(rises > 0)
+    if not len(rows):
         return False
-    s.note("catch-up-not-permitted" if f["plan_offers_catch_up"][row] == 0 and f["catch_up_eligible"][row] == 1
+    first = int(rows[0])
+    s.note("catch-up-not-permitted" if f["plan_offers_catch_up"][first] == 0 and f["catch_up_eligible"][first] == 1
            else "402g-deferral-limit")
-    return s.cut(row, int(excess[row]), ("pretax", "roth")) > 0
+    return sum(s.cut(int(row), int(rises[row]), ("pretax", "roth")) for row in rows) > 0
 
 
 def _annual_additions(s: _Schedule, _plan: Plan) -> bool:
