@@ -248,3 +248,26 @@ def test_an_election_with_findings_gets_the_nearest_compliant_one(service):
     assert nearest["found"] and "roth-catch-up-required" in nearest["repairs"]
     assert nearest["changes"]["roth"] == {"asked": "0.00", "proposed": "5500.00"}
     assert not [f for f in nearest["findings"] if f["severity"] == "error"]
+
+
+def test_an_unexpected_failure_is_a_500_problem_and_the_worker_goes_on(service, monkeypatch):
+    client, log = service
+
+    def broken(*_args, **_kwargs):
+        raise ZeroDivisionError("boom")
+    monkeypatch.setattr("plancheck.checks.election.check_election", broken)
+    response = client.post("/v1/elections/check", json=document(SEED), headers={"X-Request-ID": "crash-1"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "boom" not in response.text
+    event = next(e for e in log.events() if e.get("request_id") == "crash-1")
+    assert event["status"] == 500 and event["error"] == "ZeroDivisionError"
+    monkeypatch.undo()
+    assert client.post("/v1/elections/check", json=document(SEED)).status_code == 200
+
+
+def test_a_broken_plan_at_start_is_exit_2_before_binding(tmp_path, capsys):
+    from plancheck.cli import run
+    (tmp_path / "bad.yaml").write_text("plan_id: bad\nname: Bad\npayroll: {frequency: fortnightly}\n")
+    assert run(["serve", "--plans", str(tmp_path), "--port", "0"]) == 2
+    assert "payroll.frequency" in capsys.readouterr().err

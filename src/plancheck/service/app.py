@@ -434,11 +434,6 @@ def _install_errors(app: FastAPI) -> None:
         titles = {404: "Not found", 405: "Method not allowed", 503: "Not ready"}
         return problems.problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        request.state.error = f"{type(exc).__name__}: {shown(str(exc), 200)}"
-        return problems.problem(500, "Internal error", "the check failed; the request id is in the log",
-                                request_id=getattr(request.state, "request_id", None))
 
 
 class RequestEvents:
@@ -480,9 +475,12 @@ class RequestEvents:
                 fields["error"] = state["error"]
             self.holder.log.info("request", **fields)
 
+        started_response = False
+
         async def send_with_id(message: dict) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             elif message["type"] == "http.response.body" and not message.get("more_body"):
@@ -491,5 +489,12 @@ class RequestEvents:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 and the worker goes on
+            # Only the exception's type is logged: its message might quote a figure from the request.
+            state["error"] = type(exc).__name__
+            if not started_response:
+                answer = problems.problem(500, "Internal error", "the check failed; the request id is in the log",
+                                          request_id=request_id)
+                await answer(scope, receive, send_with_id)
         finally:
             log_once()
