@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,9 +133,11 @@ def main() -> None:
           f"mean {figures['mean_ms']:.2f} ms per election; nearest compliant election for the "
           f"{figures['with_errors']} with errors: median {figures['nearest_median_ms'] or 0:.2f} ms")
     port = free_port()
+    # The service's own events give its side of the latency (from the request line to the last byte).
+    events = tempfile.NamedTemporaryFile("w+", suffix=".jsonl", prefix="bench-service-")
     server = subprocess.Popen([sys.executable, "-m", "plancheck", "serve", "--host", "127.0.0.1", "--port", str(port),
                                "--plans", str(ROOT / "plans"), "--watch", "0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=events, cwd=ROOT,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -148,14 +152,28 @@ def main() -> None:
                 raise SystemExit("the service did not start")
             time.sleep(0.1)
         print(f"service on {url} ({os.cpu_count()} cores), POST /v1/elections/check:")
-        print(f"{'clients':>8} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"{'clients':>8} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'server p50':>11} {'server p99':>11}")
         for clients in args.clients:
+            start = os.path.getsize(events.name)
             r = asyncio.run(load(url, bodies, clients, args.requests, args.seconds))
+            time.sleep(0.2)
+            server_side = sorted(e["latency_ms"] for e in _events(events.name, start) if e.get("event") == "request")
+            p50 = server_side[len(server_side) // 2] if server_side else float("nan")
+            p99 = server_side[min(len(server_side) - 1, int(len(server_side) * 0.99))] if server_side else float("nan")
             print(f"{r['clients']:>8} {r['requests']:>9} {r['errors']:>7} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} "
-                  f"{r['p99_ms']:>8.2f}")
+                  f"{r['p99_ms']:>8.2f} {p50:>11.2f} {p99:>11.2f}")
     finally:
         server.terminate()
         server.wait(10)
+        events.close()
+
+
+def _events(path: str, offset: int) -> list[dict]:
+    """The service's JSON events written after `offset`."""
+    with open(path, encoding="utf-8") as handle:
+        handle.seek(offset)
+        return [json.loads(line) for line in handle if line.startswith("{")]
 
 
 if __name__ == "__main__":
