@@ -271,3 +271,34 @@ def test_a_broken_plan_at_start_is_exit_2_before_binding(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("plan_id: bad\nname: Bad\npayroll: {frequency: fortnightly}\n")
     assert run(["serve", "--plans", str(tmp_path), "--port", "0"]) == 2
     assert "payroll.frequency" in capsys.readouterr().err
+
+
+def _seed_with(**changes) -> bytes:
+    election = document(SEED)
+    for path, value in changes.items():
+        node = election
+        *parents, last = path.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return json.dumps(election).encode()
+
+
+HOSTILE = [b"NaN", b'{"plan_id": NaN}', b"1" * 5000, b'"text"', b"null", b'{"plan_id": "a", "plan_id": "b"}',
+           '{"plan_id": "\\u0000"}'.encode(), _seed_with(employee=[]), _seed_with(plan_id="x" * 10_000),
+           _seed_with(employee__compensation={"annual": 1e308}), _seed_with(employee__birth_date="0001-01-01"),
+           _seed_with(election__start_date="9999-12-31"), _seed_with(election__pretax={"percent": 100_000}),
+           _seed_with(employee__compensation={"per_period": "99999999.99"},
+                      election__after_tax={"amount": "99999999.99"})]
+
+
+@pytest.mark.parametrize("path", ["/v1/elections/check", "/v1/withdrawals/check", "/v1/plans/audit"])
+def test_nothing_a_client_sends_is_a_server_error(service, path):
+    client, _ = service
+    for body in HOSTILE:
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code < 500, (body[:80], response.text[:300])
+        if response.status_code >= 400:
+            assert response.headers["content-type"].startswith("application/problem+json")
+    assert client.get("/no/such/route").json()["status"] == 404
+    assert client.delete("/v1/plans").status_code == 405
