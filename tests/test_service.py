@@ -302,3 +302,8 @@ def test_nothing_a_client_sends_is_a_server_error(service, path):
             assert response.headers["content-type"].startswith("application/problem+json")
     assert client.get("/no/such/route").json()["status"] == 404
     assert client.delete("/v1/plans").status_code == 405
+
+
+def test_serve_is_a_command():
+    from plancheck.cli import run
+    assert run(["serve", "--help"]) == 0

@@ -442,7 +442,11 @@ def serve(
     rules: RulesOption = None,
 ) -> None:
     """Serve the checks over HTTP (FastAPI on uvicorn): elections, withdrawals, plan audits and a page at /."""
-    from plancheck.service.run import serve as run_service
+    try:
+        from plancheck.service.run import serve as run_service
+    except ImportError as exc:
+        _fail(InputError(Problem("plancheck serve", "", f"the service needs the 'service' extra "
+                                 f"(pip install 'plancheck[service]'): {exc}")))
     try:
         run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch)
     except InputError as exc:
