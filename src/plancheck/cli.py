@@ -412,6 +412,32 @@ def schema(
     stdout().write((json.dumps(document, indent=2) + "\n").encode())
 
 
+@app.command()
+def serve(
+    plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port)")] = 8080,
+    token_file: Annotated[Optional[Path], typer.Option(
+        "--token-file", help="File holding the bearer token every endpoint but /healthz and /readyz requires; "
+        "without it the service binds to loopback only")] = None,
+    max_body: Annotated[int, typer.Option("--max-body", min=1024, help="Largest request body in bytes (413 "
+                                          "above)")] = 256 * 1024,
+    watch: Annotated[float, typer.Option("--watch", min=0, help="Seconds between looks for changed rule or plan "
+                                         "files (0: reload on SIGHUP only)")] = 2.0,
+    rules: RulesOption = None,
+) -> None:
+    """Serve the checks over HTTP (FastAPI on uvicorn): elections, withdrawals, plan audits and a page at /."""
+    try:
+        from plancheck.service.run import serve as run_service
+    except ImportError as exc:
+        _fail(InputError(Problem("plancheck serve", "", f"the service needs the 'service' extra "
+                                 f"(pip install 'plancheck[service]'): {exc}")))
+    try:
+        run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch)
+    except InputError as exc:
+        _fail(exc)
+
+
 class Stopped(BaseException):
     """SIGINT or SIGTERM, raised in the main thread so that every `finally` runs (workers, temporary files)."""
 

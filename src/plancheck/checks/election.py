@@ -14,6 +14,7 @@ from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
 from plancheck.engine.firings import fire_on_rows
+from plancheck.engine.prescreen import evaluate_columns
 from plancheck.errors import InputError, Problem, shown
 from plancheck.facts.period import build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
@@ -40,21 +41,25 @@ def _milestone(facts: dict[str, np.ndarray], mask: np.ndarray, dates: list[dt.da
 
 
 def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arrays: PlanArrays,
-                    projection: Projection, after_tax_cap: np.ndarray) -> dict[str, Any]:
+                    projection: Projection, facts: dict[str, np.ndarray]) -> dict[str, Any]:
     """Largest after-tax contribution per year and per period that keeps 415(c) whole.
 
-    Worked on the election's one projection: only its after-tax column changes. `after_tax_cap`
-    is the election's per-period after_tax_cap fact (the plan's % of pay cap).
+    Worked on the election's one projection: only its after-tax column changes. `facts` are the
+    election's own period facts (their after_tax_cap is the plan's % of pay cap; when the election
+    has no after-tax money they are also the facts without it).
     """
+    after_tax_cap = facts["after_tax_cap"]
     if not plan.contributions.after_tax:
         return {"year": "0.00", "remaining": "0.00", "per_period": "0.00", "periods": 0,
                 "reason": f"plan {plan.plan_id} does not accept after-tax contributions"}
     periods = len(projection.dates)
 
     def year_end(per_period: int) -> dict[str, int]:
+        if per_period == 0 and not projection.rows.amounts["after_tax"].any():
+            return {k: int(v[-1]) for k, v in facts.items()}
         amounts = {**projection.rows.amounts, "after_tax": np.full(periods, per_period, dtype=np.int64)}
-        facts = build_period_facts(replace(projection.rows, amounts=amounts), arrays, limits)
-        return {k: int(v[-1]) for k, v in facts.items()}
+        trial = build_period_facts(replace(projection.rows, amounts=amounts), arrays, limits)
+        return {k: int(v[-1]) for k, v in trial.items()}
 
     base = year_end(0)
     already = election.employee.year_to_date.after_tax
@@ -83,16 +88,27 @@ def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arra
 
 
 def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, rulebook: Rulebook, engine: Engine,
-                   source: str) -> ElectionResult:
-    """Fire every period rule on every projected period; report each rule at its first period."""
+                   source: str, amounts: dict[str, np.ndarray] | None = None) -> ElectionResult:
+    """Fire every period rule on every projected period; report each rule at its first period.
+
+    `amounts` replaces elected columns (pretax, roth, after_tax) with per-period amounts in cents:
+    how a schedule that varies by pay period, such as a nearest compliant election, is checked.
+    """
     if election.plan_id is not None and election.plan_id != plan.plan_id:
         raise InputError(Problem(source, "plan_id", f"the election is for plan {shown(election.plan_id)} "
                                  f"but was checked against plan {shown(plan.plan_id)}"))
     arrays = PlanArrays.from_plans([plan])
     projection = project(election, plan, limits, source)
+    if amounts:
+        projection = replace(projection, rows=replace(projection.rows, amounts={**projection.rows.amounts, **amounts}))
     facts = build_period_facts(projection.rows, arrays, limits)
     n = len(projection.dates)
-    firings = fire_on_rows(engine["period"], facts, np.arange(n))
+    # The batch's pre-screen: only periods on which some rule's condition may hold go to the engine,
+    # which decides (a compliant election usually sends none).
+    candidates = np.zeros(n, dtype=bool)
+    for rule in rulebook.rules["period"]:
+        candidates |= evaluate_columns(rule.condition, facts)
+    firings = fire_on_rows(engine["period"], facts, np.flatnonzero(candidates)) if candidates.any() else []
     first: dict[str, int] = {}
     affected: dict[str, int] = {}
     for row, rule_id in firings:
@@ -131,6 +147,6 @@ def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, ruleb
         "limit_402g_reached": _milestone(facts, facts["ytd_deferrals_all_plans"] >= facts["limit_402g"], projection.dates),
         "deferral_limit_reached": _milestone(facts, facts["ytd_deferrals_all_plans"] >= facts["deferral_limit"],
                                              projection.dates),
-        "after_tax_room": _after_tax_room(election, plan, limits, arrays, projection, facts["after_tax_cap"]),
+        "after_tax_room": _after_tax_room(election, plan, limits, arrays, projection, facts),
     }
     return ElectionResult(findings=findings, summary=summary)

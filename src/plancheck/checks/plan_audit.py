@@ -63,6 +63,30 @@ def audit_plans(paths: list[Path], limits: LimitTable, rulebook: Rulebook, engin
             continue
         loaded.append((path, plan, data, plan_facts(plan, limits, plan.plan_year or year or limits.last_year)))
     _refuse_duplicate_ids(loaded)
+    return audits + _audit_loaded(loaded, rulebook, engine)
+
+
+def audit_document(data: Any, source: str, limits: LimitTable, rulebook: Rulebook, engine: Engine,
+                   year: int | None = None) -> PlanAudit:
+    """Audit one plan document already parsed (a posted JSON body); schema problems raise InputError."""
+    from pydantic import ValidationError
+
+    from plancheck.documents.yamlio import validation_problems
+    if not isinstance(data, dict):
+        raise InputError(Problem(source, "", "a plan document must be a mapping of keys"))
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problems(exc, data, source) from None
+    facts = plan_facts(plan, limits, plan.plan_year or year or limits.last_year)
+    return _audit_loaded([(Path(source), plan, data, facts)], rulebook, engine)[0]
+
+
+def _audit_loaded(loaded: list[tuple[Path, Plan, Any, dict[str, int]]], rulebook: Rulebook,
+                  engine: Engine) -> list[PlanAudit]:
+    """Fire every plan rule on each loaded document's facts."""
+    types = rulebook.fact_types("plan")
+    audits: list[PlanAudit] = []
     firings = engine["plan"].fire([facts for *_, facts in loaded]) if loaded else []
     by_plan: dict[int, list[str]] = {}
     for index, rule_id in firings:

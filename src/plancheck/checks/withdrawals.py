@@ -11,7 +11,7 @@ from typing import Any
 from plancheck.ages import age_in_months, age_text
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
-from plancheck.documents.withdrawal import RejectedRequest, read_requests
+from plancheck.documents.withdrawal import RejectedRequest, WithdrawalRequest, read_requests
 from plancheck.engine import Engine
 from plancheck.errors import shown
 from plancheck.facts.withdrawal import request_facts
@@ -42,11 +42,19 @@ def check_requests(path: Path, plans: dict[str, Plan], rulebook: Rulebook, engin
                    limits: LimitTable) -> WithdrawalOutcome:
     """Check every readable request; requests naming an unknown plan are rejected."""
     accepted, rejected = read_requests(path)
+    return check_accepted(accepted, rejected, str(path), plans, rulebook, engine, limits)
+
+
+def check_accepted(accepted: list[tuple[int | None, WithdrawalRequest]], rejected: list[RejectedRequest],
+                   source: str, plans: dict[str, Plan], rulebook: Rulebook, engine: Engine,
+                   limits: LimitTable) -> WithdrawalOutcome:
+    """Check requests already validated (from a file or a posted list); unknown plans are rejected."""
+    rejected = list(rejected)
     checkable, facts = [], []
     for line, request in accepted:
         plan = plans.get(request.plan_id)
         if plan is None:
-            rejected.append(RejectedRequest(f"{path}:{line}" if line else str(path), line,
+            rejected.append(RejectedRequest(f"{source}:{line}" if line else source, line,
                                             f"plan_id: unknown plan {shown(request.plan_id)}"))
             continue
         checkable.append((line, request, plan))

@@ -126,7 +126,7 @@ def _csv_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Rej
 def read_requests(path: Path) -> tuple[list[tuple[int | None, WithdrawalRequest]], list[RejectedRequest]]:
     """Every request that validates, with its line; the others as rejects with reasons."""
     source = str(path)
-    accepted, rejected = [], []
+    rejected: list[RejectedRequest] = []
     if path.suffix.lower() == ".csv":
         if not path.is_file():
             raise InputError(Problem(source, "", "file not found"))
@@ -137,6 +137,18 @@ def read_requests(path: Path) -> tuple[list[tuple[int | None, WithdrawalRequest]
         if not isinstance(items, list):
             raise InputError(Problem(source, "requests", "expected a list of requests (or a mapping with requests:)"))
         records = [(getattr(item, "line", None), item) for item in items]
+    more_accepted, more_rejected = validate_requests(records, source)
+    return more_accepted, rejected + more_rejected
+
+
+def validate_requests(records: list[tuple[int | None, Any]], source: str
+                      ) -> tuple[list[tuple[int | None, WithdrawalRequest]], list[RejectedRequest]]:
+    """Requests that validate, with their line; the others as rejects naming each field and what was expected.
+
+    `records` are (line or None, parsed record) pairs, from a file or from a posted JSON list.
+    """
+    accepted: list[tuple[int | None, WithdrawalRequest]] = []
+    rejected: list[RejectedRequest] = []
     for index, (line, record) in enumerate(records):
         where = f"{source}:{line}" if line else f"{source}[{index}]"
         if not isinstance(record, dict):

@@ -1,0 +1,263 @@
+"""The nearest compliant election: the per-period amounts closest to what was asked that break no rule.
+
+Worked on the election's one projection: only its pretax, Roth and after-tax columns change,
+and the period facts are rebuilt after each repair. The repairs, each the smallest change that
+clears its rule at the first pay period where it breaks:
+
+* a source the plan does not accept is set to zero (pretax-, roth-, after-tax-not-permitted);
+* employee contributions above the period's pay are cut, after-tax first (contributions-exceed-pay);
+* after-tax above the plan's % of pay cap is cut to it (after-tax-rate-above-plan-max);
+* deferrals above the plan's % cap, beyond what catch-up covers, are cut (deferral-rate-above-plan-max);
+* pretax catch-up of a participant under the Roth catch-up rule is made Roth from the pay period it is
+  first needed, the total deferred unchanged (roth-catch-up-required, 414(v)(7));
+* deferrals above the plan-level 402(g) limit (catch-up included where available) are cut from the
+  period the limit is reached (402g-deferral-limit, catch-up-not-permitted);
+* annual additions above 415(c) are cut from after-tax first, then from deferrals, latest pay period
+  first (415c-annual-additions: a limit on the year).
+
+Cuts are made from where the limit is reached, so every earlier period keeps what was asked, and
+the total cut is the excess: no smaller change clears the rule. The result is re-checked with
+`check_election` and offered only when it has no error finding. Pure: no I/O, no HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from plancheck.checks.election import check_election
+from plancheck.documents.election import ElectionFile
+from plancheck.documents.limits import LimitTable
+from plancheck.documents.plan import Plan
+from plancheck.engine import Engine
+from plancheck.facts.period import build_period_facts
+from plancheck.facts.plan_arrays import PlanArrays
+from plancheck.facts.projection import project
+from plancheck.findings import has_errors
+from plancheck.money import format_cents
+from plancheck.rulebook.rules import Rulebook
+
+SOURCES = ("pretax", "roth", "after_tax")
+_NOT_PERMITTED = {"pretax": "pretax-not-permitted", "roth": "roth-not-permitted", "after_tax": "after-tax-not-permitted"}
+
+
+class _Schedule:
+    """Per-period amounts being repaired, with the facts they give and what was done to them."""
+
+    def __init__(self, rows, arrays: PlanArrays, limits: LimitTable):
+        self.rows, self.arrays, self.limits = rows, arrays, limits
+        self.amounts = {k: rows.amounts[k].astype(np.int64).copy() for k in SOURCES}
+        self.asked = {k: v.copy() for k, v in self.amounts.items()}
+        self.repairs: list[str] = []
+        self.facts: dict[str, np.ndarray] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        rows = replace(self.rows, amounts={**self.rows.amounts, **self.amounts})
+        self.facts = build_period_facts(rows, self.arrays, self.limits)
+
+    def note(self, rule: str) -> None:
+        if rule not in self.repairs:
+            self.repairs.append(rule)
+
+    def cut(self, row: int, amount: int, order: tuple[str, ...]) -> int:
+        """Take up to `amount` cents from period `row`, source by source in `order`; return what was taken."""
+        taken = 0
+        for source in order:
+            take = min(int(self.amounts[source][row]), amount - taken)
+            if take > 0:
+                self.amounts[source][row] -= take
+                taken += take
+        return taken
+
+
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if len(hits) else None
+
+
+def _unpermitted(s: _Schedule, plan: Plan) -> bool:
+    changed = False
+    for source in SOURCES:
+        if not getattr(plan.contributions, source) and s.amounts[source].any():
+            s.amounts[source][:] = 0
+            s.note(_NOT_PERMITTED[source])
+            changed = True
+    return changed
+
+
+def _above_pay(s: _Schedule, _plan: Plan) -> bool:
+    f = s.facts
+    excess = f["employee_contributions"] - f["compensation"]
+    changed = False
+    for row in np.flatnonzero(excess > 0):
+        changed |= s.cut(int(row), int(excess[row]), ("after_tax", "roth", "pretax")) > 0
+    if changed:
+        s.note("contributions-exceed-pay")
+    return changed
+
+
+def _after_tax_cap(s: _Schedule, plan: Plan) -> bool:
+    if plan.contributions.max_after_tax_percent is None:
+        return False
+    capped = np.minimum(s.amounts["after_tax"], s.facts["after_tax_cap"])
+    if np.array_equal(capped, s.amounts["after_tax"]):
+        return False
+    s.amounts["after_tax"] = capped
+    s.note("after-tax-rate-above-plan-max")
+    return True
+
+
+def _deferral_cap(s: _Schedule, plan: Plan) -> bool:
+    if plan.contributions.max_deferral_percent is None:
+        return False
+    f = s.facts
+    beyond_catch_up = f["ytd_deferrals_above_plan_max"] - f["ytd_catch_up"]
+    row = _first((f["deferrals"] > f["deferral_cap"]) & (beyond_catch_up > 0))
+    if row is None:
+        return False
+    over = min(int(f["deferrals"][row] - f["deferral_cap"][row]), int(beyond_catch_up[row]))
+    s.note("deferral-rate-above-plan-max")
+    return s.cut(row, over, ("pretax", "roth")) > 0
+
+
+def _rises(ytd: np.ndarray) -> np.ndarray:
+    """How much a year-to-date excess grows at each period (what that period adds to it)."""
+    running = np.maximum.accumulate(np.maximum(ytd, 0))
+    return np.diff(running, prepend=0)
+
+
+def _roth_catch_up(s: _Schedule, plan: Plan) -> bool:
+    """Each period's new pretax catch-up becomes Roth in that period: the Roth deferred then covers the
+    catch-up at every later date (414(v)(7) counts Roth deferrals of the whole year), and the total
+    deferred is unchanged."""
+    f = s.facts
+    if not plan.contributions.roth or not (f["roth_catch_up_applies"] == 1).any():
+        return False
+    rises = _rises(np.where(f["roth_catch_up_applies"] == 1, f["ytd_pretax_catch_up"], 0))
+    moves = np.minimum(rises, s.amounts["pretax"])
+    if not moves.any():
+        return False
+    s.amounts["pretax"] -= moves
+    s.amounts["roth"] += moves
+    s.note("roth-catch-up-required")
+    return True
+
+
+def _deferral_limit(s: _Schedule, _plan: Plan) -> bool:
+    """Cut each period's deferrals by what it adds above the plan-level 402(g) limit, pretax first."""
+    f = s.facts
+    rises = _rises(f["ytd_deferrals_employer"] - f["deferral_limit"])
+    rows = np.flatnonzero(rises > 0)
+    if not len(rows):
+        return False
+    first = int(rows[0])
+    s.note("catch-up-not-permitted" if f["plan_offers_catch_up"][first] == 0 and f["catch_up_eligible"][first] == 1
+           else "402g-deferral-limit")
+    return sum(s.cut(int(row), int(rises[row]), ("pretax", "roth")) for row in rows) > 0
+
+
+def _annual_additions(s: _Schedule, _plan: Plan) -> bool:
+    """415(c) is a limit on the year: cut the year-end excess from after-tax, latest pay period first,
+    and only then from deferrals, so deferrals keep what was asked whenever after-tax money can give way."""
+    f = s.facts
+    excess = int(f["ytd_annual_additions"][-1] - f["annual_additions_limit"][-1])
+    if excess <= 0:
+        return False
+    s.note("415c-annual-additions")
+    taken = 0
+    for order in (("after_tax",), ("pretax", "roth")):
+        for row in range(len(f["period"]) - 1, -1, -1):
+            taken += s.cut(row, excess - taken, order)
+            if taken >= excess:
+                return True
+    return taken > 0
+
+
+#: Applied in this order, one repair per round, until a round changes nothing.
+_REPAIRS = (_unpermitted, _above_pay, _after_tax_cap, _deferral_cap, _roth_catch_up, _deferral_limit,
+            _annual_additions)
+
+
+def _after_tax_back(s: _Schedule, limit_rows: int) -> None:
+    """Where after-tax was cut for 415(c) and that cut lowered a match on after-tax money, give back
+    the largest part that still fits (binary search on the earliest period cut)."""
+    f = s.facts
+    room = int(f["annual_additions_limit"][-1] - f["ytd_annual_additions"][-1])
+    if room <= 0 or "415c-annual-additions" not in s.repairs:
+        return
+    cut_rows = [r for r in range(limit_rows) if s.amounts["after_tax"][r] < s.asked["after_tax"][r]]
+    if not cut_rows:
+        return
+    row = cut_rows[0]
+    base = int(s.amounts["after_tax"][row])
+    low, high = 0, min(room, int(s.asked["after_tax"][row]) - base)
+    while low < high:
+        middle = (low + high + 1) // 2
+        s.amounts["after_tax"][row] = base + middle
+        s.refresh()
+        if (s.facts["ytd_annual_additions"] <= s.facts["annual_additions_limit"]).all():
+            low = middle
+        else:
+            high = middle - 1
+    s.amounts["after_tax"][row] = base + low
+    s.refresh()
+
+
+def nearest_compliant(election: ElectionFile, plan: Plan, limits: LimitTable, rulebook: Rulebook,
+                      engine: Engine) -> dict[str, Any]:
+    """The closest per-period schedule to the election that has no error finding, or why there is none.
+
+    Returns `found`, and when found: `schedule` (runs of pay periods with the same amounts),
+    `changes` (each source's asked and proposed totals), `repairs` (the rules the changes clear)
+    and the re-checked `summary` and non-error `findings`.
+    """
+    projection = project(election, plan, limits, "election")
+    schedule = _Schedule(projection.rows, PlanArrays.from_plans([plan]), limits)
+    asked = schedule.asked
+    periods = len(projection.dates)
+    for _round in range(8 * periods + 16):
+        for repair in _REPAIRS:
+            if repair(schedule, plan):
+                schedule.refresh()
+                break
+        else:
+            break  # a round with nothing to repair: done
+    else:
+        return {"found": False, "reason": "the repairs did not settle", "repairs": schedule.repairs}
+    _after_tax_back(schedule, periods)
+    result = check_election(election, plan, limits, rulebook, engine, "nearest compliant election",
+                            amounts=schedule.amounts)
+    if has_errors(result.findings):
+        left = sorted({f.rule for f in result.findings if f.severity == "error"})
+        return {"found": False, "repairs": schedule.repairs, "remaining_rules": left,
+                "reason": "no change to this election's pretax, Roth and after-tax amounts clears "
+                          + ", ".join(left) + " (amounts paid before the election or in other plans already "
+                          "break it, or the rule concerns the employer's money)"}
+    return {
+        "found": True,
+        "repairs": schedule.repairs,
+        "schedule": _runs(schedule.amounts, asked, projection),
+        "changes": {k: {"asked": format_cents(int(asked[k].sum())), "proposed": format_cents(int(schedule.amounts[k].sum()))}
+                    for k in SOURCES if not np.array_equal(asked[k], schedule.amounts[k])},
+        "findings": [f.as_event() for f in result.findings],
+        "summary": result.summary,
+    }
+
+
+def _runs(amounts: dict[str, np.ndarray], asked: dict[str, np.ndarray], projection) -> list[dict[str, Any]]:
+    """Consecutive pay periods with the same proposed amounts, as one entry each."""
+    runs: list[dict[str, Any]] = []
+    periods = projection.rows.period
+    for row, pay_date in enumerate(projection.dates):
+        values = {k: format_cents(int(amounts[k][row])) for k in SOURCES}
+        differs = any(amounts[k][row] != asked[k][row] for k in SOURCES)
+        if runs and runs[-1]["amounts"] == values and runs[-1]["changed"] == differs:
+            runs[-1].update(to_period=int(periods[row]), to_pay_date=pay_date.isoformat())
+            continue
+        runs.append({"from_period": int(periods[row]), "from_pay_date": pay_date.isoformat(),
+                     "to_period": int(periods[row]), "to_pay_date": pay_date.isoformat(),
+                     "amounts": values, "changed": differs})
+    return runs
