@@ -30,6 +30,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules directory (default: the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
+DbOption = Annotated[Optional[str], typer.Option(
+    "--db", help="Record the run in this history database: an SQLite file or URL (postgresql://...)")]
+RecordOption = Annotated[bool, typer.Option(
+    "--record", help="Record the run in the history database (--db, else PLANCHECK_DB, else history.sqlite "
+    "under the user's data directory)")]
 
 class OutputFormat(str, Enum):
     """How `audit` writes its results."""
@@ -95,9 +100,46 @@ def _events_to(stream, ruleset_revision: str) -> None:
     events.bind(ruleset_revision=ruleset_revision)
 
 
-def _emit_findings(findings) -> None:
+def _emit_findings(findings, history=None) -> None:
     for finding in findings:
-        events.emit(finding.as_event())
+        event = finding.as_event()
+        events.emit(history.finding(event) if history else event)
+
+
+def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs: list[Path | None],
+             env_opts_in: bool = True):
+    """The run's recorder, or None when the run is not recorded (see README, "Run history and reports").
+
+    A run is recorded with `--db URL`, with `--record`, or (except `election`) when PLANCHECK_DB is set.
+    """
+    if db is None and not record and not (env_opts_in and os.environ.get("PLANCHECK_DB")):
+        return None
+    from plancheck.history.recording import HistoryRun, file_inputs, scope_of
+    from plancheck.history.store import Store
+    return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), file_inputs(inputs))
+
+
+def _plan_ids(plans_dir: Path) -> list[str]:
+    from plancheck.documents.plan import load_plans
+    return sorted(load_plans(plans_dir))
+
+
+def _status(history, findings) -> int:
+    """1 for an error finding (with history: an error finding no acknowledgement covers), else 0."""
+    if history is not None:
+        return EXIT_FINDINGS if history.unacknowledged_errors else EXIT_OK
+    return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
+
+
+@contextlib.contextmanager
+def _recording(history):
+    """Remove the run from the history if the command does not complete."""
+    try:
+        yield history
+    except BaseException as exc:
+        if history is not None and not (isinstance(exc, typer.Exit) and exc.exit_code in (EXIT_OK, EXIT_FINDINGS)):
+            history.abort()
+        raise
 
 
 @app.command()
@@ -106,6 +148,8 @@ def election(
     plan: Annotated[Path, typer.Option("--plan", help="Plan document (YAML)")],
     rules: RulesOption = None,
     out: OutOption = None,
+    db: DbOption = None,
+    record: RecordOption = False,
 ) -> None:
     """Check one employee's contribution election for the rest of the year."""
     from plancheck.checks.election import check_election
@@ -118,14 +162,25 @@ def election(
         election_doc = load_election(file)
         engine = Engine(rulebook)
         result = check_election(election_doc, plan_doc, limits, rulebook, engine, str(file))
+        history = _history(db, record, "election", [plan_doc.plan_id], result.summary.get("year"), [file, plan],
+                           env_opts_in=False)
     except InputError as exc:
         _fail(exc)
-    with replacing(out) as stream:
-        _events_to(stream, rulebook.revision)
-        _emit_findings(result.findings)
-        events.emit({"event": "election_checked", **result.summary, "findings": len(result.findings)})
-    report.election_summary(result.findings, result.summary)
-    raise typer.Exit(EXIT_FINDINGS if has_errors(result.findings) else EXIT_OK)
+    with _recording(history):
+        if history:
+            history.start(rulebook.revision)
+        summary = {"event": "election_checked", **result.summary, "findings": len(result.findings)}
+        with replacing(out) as stream:
+            _events_to(stream, rulebook.revision)
+            _emit_findings(result.findings, history)
+            if history:
+                summary.update(history.close())
+            events.emit(summary)
+        report.election_summary(result.findings, result.summary)
+        status = _status(history, result.findings)
+        if history:
+            history.finish(summary, status)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -137,6 +192,8 @@ def batch(
     rejects: Annotated[Optional[Path], typer.Option(
         "--rejects", help="Where rejected rows go (default: FEED's name + .rejects.csv in the current directory)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
+    db: DbOption = None,
+    record: RecordOption = False,
 ) -> None:
     """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
     from plancheck.checks.batch.run import run_batch
@@ -144,20 +201,31 @@ def batch(
     rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
     _check_outputs({"--out": out, "--rejects": rejects_path}, [feed], rules_dir, plans_dir)
+    history = _history(db, record, "batch", _plan_ids(plans_dir), None, [feed])
     progress = _Progress() if sys.stderr.isatty() else None
     # Both outputs are replaced together, once the whole run has completed.
-    with OutputLock([out, rejects_path]), replacing(out) as stream, replacing(rejects_path) as rejects_stream:
+    with (_recording(history), OutputLock([out, rejects_path]), replacing(out) as stream,
+          replacing(rejects_path) as rejects_stream):
         events.configure(stream)
+        sink = BatchFiles(rejects_stream)
+        if history:
+            from plancheck.history.recording import RecordingBatchSink
+            sink = RecordingBatchSink(sink, history)
         with progress or contextlib.nullcontext():
             outcome = run_batch(
-                feed, plans_dir, rules_dir, workers or os.cpu_count() or 1, BatchFiles(rejects_stream),
+                feed, plans_dir, rules_dir, workers or os.cpu_count() or 1, sink,
                 str(rejects_path),
                 on_read=progress.read if progress else None,
                 on_start=progress.start_checking if progress else None,
                 on_partition=progress.checked if progress else None)
+        if history:
+            outcome.summary.update(history.close())
         events.emit(outcome.summary)
+    status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
+    if history:
+        history.finish(outcome.summary, status)
     report.batch_summary(outcome.summary)
-    raise typer.Exit(EXIT_FINDINGS if outcome.errors else EXIT_OK)
+    raise typer.Exit(status)
 
 
 class _Progress:
@@ -202,6 +270,8 @@ def withdrawals(
     plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
     rules: RulesOption = None,
     out: OutOption = None,
+    db: DbOption = None,
+    record: RecordOption = False,
 ) -> None:
     """Check in-service withdrawal, hardship, in-plan Roth conversion and Roth IRA rollover requests."""
     from collections import Counter
@@ -214,6 +284,7 @@ def withdrawals(
         rulebook, _limits = _rules(rules)
         plan_docs = {pid: plan for pid, (plan, _) in load_plans(plans_dir).items()}
         outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook), _limits)
+        history = _history(db, record, "withdrawals", plan_docs, None, [file])
     except InputError as exc:
         _fail(exc)
     by_rule = Counter(f.rule for f in outcome.findings)
@@ -222,15 +293,23 @@ def withdrawals(
                "requests_rejected": len(outcome.rejected), "findings": len(outcome.findings),
                "findings_by_rule": dict(sorted(by_rule.items())),
                "findings_by_severity": severity_counts(f.severity for f in outcome.findings)}
-    with replacing(out) as stream:
-        _events_to(stream, rulebook.revision)
-        _emit_findings(outcome.findings)
-        for reject in outcome.rejected:
-            events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
-                         "reason": reject.reason})
-        events.emit(summary)
-    report.withdrawals_summary(outcome, summary)
-    raise typer.Exit(EXIT_FINDINGS if has_errors(outcome.findings) else EXIT_OK)
+    with _recording(history):
+        if history:
+            history.start(rulebook.revision)
+        with replacing(out) as stream:
+            _events_to(stream, rulebook.revision)
+            _emit_findings(outcome.findings, history)
+            for reject in outcome.rejected:
+                events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
+                             "reason": reject.reason})
+            if history:
+                summary.update(history.close())
+            events.emit(summary)
+        report.withdrawals_summary(outcome, summary)
+        status = _status(history, outcome.findings)
+        if history:
+            history.finish(summary, status)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -242,6 +321,8 @@ def audit(
                                                 "do not name one (default: the last year under rules/limits)")] = None,
     rules: RulesOption = None,
     out: OutOption = None,
+    db: DbOption = None,
+    record: RecordOption = False,
 ) -> None:
     """Audit plan documents (or, with --rules, the rule files) and report configuration findings."""
     from plancheck.rulebook.resources import default_plans_dir
@@ -255,9 +336,24 @@ def audit(
         _check_outputs({"--out": out}, list(paths), rules_dir)
         rulebook, limits = _rules(rules)
         audits = audit_plans(paths, limits, rulebook, Engine(rulebook), year)
+        history = _history(db, record, "audit", [a.plan_id or str(a.path) for a in audits], year, list(paths))
     except InputError as exc:
         _fail(exc)
     findings = [f for a in audits for f in a.findings]
+    with _recording(history):
+        if history:
+            history.start(rulebook.revision)
+        status = _audit_outputs(audits, findings, rulebook, output_format, out, history)
+    raise typer.Exit(status)
+
+
+def _audit_outputs(audits, findings, rulebook, output_format: OutputFormat, out: Path | None, history) -> int:
+    """Write the plan audit in its format (recording each finding on the way); the exit status."""
+    recorded = {id(f): history.finding(f.as_event()) for f in findings} if history else {}
+    summary = {"event": "audit_summary", "plans": len(audits), "findings": len(findings),
+               "findings_by_severity": severity_counts(f.severity for f in findings)}
+    if history:
+        summary.update(history.close())
     with replacing(out) as stream:
         if output_format is OutputFormat.sarif:
             from plancheck.sinks.sarif import sarif_log
@@ -268,12 +364,15 @@ def audit(
         else:
             _events_to(stream, rulebook.revision)
             for plan_audit in audits:
-                _emit_findings(plan_audit.findings)
+                for finding in plan_audit.findings:
+                    events.emit(recorded.get(id(finding)) or finding.as_event())
                 events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
                              "mega_backdoor": plan_audit.verdicts.get("mega_backdoor"), "findings": len(plan_audit.findings)})
-            events.emit({"event": "audit_summary", "plans": len(audits), "findings": len(findings),
-                         "findings_by_severity": severity_counts(f.severity for f in findings)})
-    raise typer.Exit(EXIT_FINDINGS if has_errors(findings) else EXIT_OK)
+            events.emit(summary)
+    status = _status(history, findings)
+    if history:
+        history.finish(summary, status)
+    return status
 
 
 def _audit_rules(rules_dir: Path, output_format: OutputFormat, out: Path | None) -> None:
@@ -330,6 +429,8 @@ def yearend(
         "directory); rejected feed rows go to FEED's name + .rejects.csv")] = None,
     rules: RulesOption = None,
     out: OutOption = None,
+    db: DbOption = None,
+    record: RecordOption = False,
 ) -> None:
     """Year-end tests: HCEs, ADP and ACP with their corrections and deadlines, top-heavy; or a mid-year preview."""
     import datetime as dt
@@ -375,6 +476,8 @@ def yearend(
             outcome = preview_yearend(data, plan_docs, limits, rulebook, engine, as_of)
         else:
             outcome = check_yearend(data, plan_docs, limits, rulebook, engine, year)
+        history = _history(db, record, "yearend" if as_of is None else "yearend-preview", plan_ids,
+                           as_of.isoformat() if as_of else year, [census, feed])
     except InputError as exc:
         _fail(exc)
     seconds = time.perf_counter() - started
@@ -389,8 +492,14 @@ def yearend(
            "rows_per_second": int(data.rows_read / seconds) if seconds > 0 else 0}
     corrections = [c.as_event() for c in outcome.corrections]
     previews = getattr(outcome, "previews", [])
+    if history:
+        history.start(rulebook.revision)
+    recorded = [history.finding(f.as_event()) for f in outcome.findings] if history else \
+        [f.as_event() for f in outcome.findings]
+    if history:
+        run.update(history.close())
     # Every output is replaced together, once everything has been written.
-    with (replacing(out) as stream, replacing(rejects_path) as rejects_stream,
+    with (_recording(history), replacing(out) as stream, replacing(rejects_path) as rejects_stream,
           replacing(feed_rejects_path) if feed_rejects_path else contextlib.nullcontext() as feed_rejects_stream):
         write_rejects(rejects_stream, *reject_rows(data.rejects))
         if feed_rejects:
@@ -400,14 +509,18 @@ def yearend(
                                       run | {"ruleset_revision": rulebook.revision}, previews).encode())
         else:
             _events_to(stream, rulebook.revision)
-            _emit_findings(outcome.findings)
-            for record in (*outcome.hces, *corrections, *previews, *outcome.summaries):
-                events.emit(record)
+            for event in recorded:
+                events.emit(event)
+            for item in (*outcome.hces, *corrections, *previews, *outcome.summaries):
+                events.emit(item)
             events.emit(run)
+    status = _status(history, outcome.findings)
+    if history:
+        history.finish(run, status)
     if output_format is ReportFormat.jsonl:
         sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "
                          f"{len(outcome.findings)} finding(s), {len(corrections)} correction(s) in {seconds:.2f} s\n")
-    raise typer.Exit(EXIT_FINDINGS if has_errors(outcome.findings) else EXIT_OK)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -479,3 +592,6 @@ def main() -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     sys.exit(run(sys.argv[1:]))
+
+
+from plancheck import cli_history  # noqa: E402,F401 - registers runs, ack, report and db on `app`
