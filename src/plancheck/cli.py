@@ -32,6 +32,10 @@ RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules 
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
 DbOption = Annotated[Optional[str], typer.Option(
     "--db", help="Record the run in this history database: an SQLite file or URL (postgresql://...)")]
+HtmlOption = Annotated[Optional[Path], typer.Option(
+    "--html", help="Write the run's report as one self-contained HTML file (records the run)")]
+XlsxOption = Annotated[Optional[Path], typer.Option(
+    "--xlsx", help="Write the run's findings as an Excel workbook (records the run)")]
 RecordOption = Annotated[bool, typer.Option(
     "--record", help="Record the run in the history database (--db, else PLANCHECK_DB, else history.sqlite "
     "under the user's data directory)")]
@@ -119,6 +123,29 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
     return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), file_inputs(inputs))
 
 
+def write_reports(store, run_id: int, html: Path | None, xlsx: Path | None) -> None:
+    """The HTML report and the Excel workbook of a recorded run, each replaced only when complete."""
+    if html is not None:
+        from plancheck.sinks.report_data import run_report
+        from plancheck.sinks.report_html import write_html
+        report_of_run = run_report(store, run_id)
+        with replacing(html) as stream:
+            write_html(report_of_run, stream)
+    if xlsx is not None:
+        import io
+
+        from plancheck.sinks.report_xlsx import write_xlsx
+        buffer = io.BytesIO()
+        write_xlsx(store, run_id, buffer)
+        with replacing(xlsx) as stream:
+            stream.write(buffer.getvalue())
+
+
+def _reports(history, html: Path | None, xlsx: Path | None) -> None:
+    if history is not None and (html is not None or xlsx is not None):
+        write_reports(history.store, history.id, html, xlsx)
+
+
 def _plan_ids(plans_dir: Path) -> list[str]:
     from plancheck.documents.plan import load_plans
     return sorted(load_plans(plans_dir))
@@ -194,14 +221,17 @@ def batch(
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
     db: DbOption = None,
     record: RecordOption = False,
+    html: HtmlOption = None,
+    xlsx: XlsxOption = None,
 ) -> None:
     """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
     from plancheck.checks.batch.run import run_batch
     from plancheck.sinks.batch import BatchFiles
     rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
-    _check_outputs({"--out": out, "--rejects": rejects_path}, [feed], rules_dir, plans_dir)
-    history = _history(db, record, "batch", _plan_ids(plans_dir), None, [feed])
+    _check_outputs({"--out": out, "--rejects": rejects_path, "--html": html, "--xlsx": xlsx}, [feed], rules_dir,
+                   plans_dir)
+    history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [feed])
     progress = _Progress() if sys.stderr.isatty() else None
     # Both outputs are replaced together, once the whole run has completed.
     with (_recording(history), OutputLock([out, rejects_path]), replacing(out) as stream,
@@ -224,6 +254,7 @@ def batch(
     status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
     if history:
         history.finish(outcome.summary, status)
+        _reports(history, html, xlsx)
     report.batch_summary(outcome.summary)
     raise typer.Exit(status)
 
@@ -323,6 +354,8 @@ def audit(
     out: OutOption = None,
     db: DbOption = None,
     record: RecordOption = False,
+    html: HtmlOption = None,
+    xlsx: XlsxOption = None,
 ) -> None:
     """Audit plan documents (or, with --rules, the rule files) and report configuration findings."""
     from plancheck.rulebook.resources import default_plans_dir
@@ -333,10 +366,10 @@ def audit(
     from plancheck.checks.plan_audit import audit_plans, plan_paths
     try:
         paths = plan_paths(plans or [], default_plans_dir())
-        _check_outputs({"--out": out}, list(paths), rules_dir)
+        _check_outputs({"--out": out, "--html": html, "--xlsx": xlsx}, list(paths), rules_dir)
         rulebook, limits = _rules(rules)
         audits = audit_plans(paths, limits, rulebook, Engine(rulebook), year)
-        history = _history(db, record, "audit", [a.plan_id or str(a.path) for a in audits], year, list(paths))
+        history = _history(db, record or bool(html or xlsx), "audit", [a.plan_id or str(a.path) for a in audits], year, list(paths))
     except InputError as exc:
         _fail(exc)
     findings = [f for a in audits for f in a.findings]
@@ -344,6 +377,7 @@ def audit(
         if history:
             history.start(rulebook.revision)
         status = _audit_outputs(audits, findings, rulebook, output_format, out, history)
+        _reports(history, html, xlsx)
     raise typer.Exit(status)
 
 
@@ -431,6 +465,8 @@ def yearend(
     out: OutOption = None,
     db: DbOption = None,
     record: RecordOption = False,
+    html: HtmlOption = None,
+    xlsx: XlsxOption = None,
 ) -> None:
     """Year-end tests: HCEs, ADP and ACP with their corrections and deadlines, top-heavy; or a mid-year preview."""
     import datetime as dt
@@ -446,8 +482,8 @@ def yearend(
     rejects_path = rejects or Path(f"{census.stem}.rejects.csv")
     feed_rejects_path = Path(f"{feed.stem}.rejects.csv") if feed is not None else None
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
-    _check_outputs({"--out": out, "--rejects": rejects_path, "feed rejects": feed_rejects_path}, [census, feed],
-                   rules_dir, plans_dir)
+    _check_outputs({"--out": out, "--rejects": rejects_path, "feed rejects": feed_rejects_path, "--html": html,
+                    "--xlsx": xlsx}, [census, feed], rules_dir, plans_dir)
     try:
         rulebook, limits = _rules(rules)
         year = year or limits.last_year
@@ -476,7 +512,7 @@ def yearend(
             outcome = preview_yearend(data, plan_docs, limits, rulebook, engine, as_of)
         else:
             outcome = check_yearend(data, plan_docs, limits, rulebook, engine, year)
-        history = _history(db, record, "yearend" if as_of is None else "yearend-preview", plan_ids,
+        history = _history(db, record or bool(html or xlsx), "yearend" if as_of is None else "yearend-preview", plan_ids,
                            as_of.isoformat() if as_of else year, [census, feed])
     except InputError as exc:
         _fail(exc)
@@ -517,6 +553,7 @@ def yearend(
     status = _status(history, outcome.findings)
     if history:
         history.finish(run, status)
+        _reports(history, html, xlsx)
     if output_format is ReportFormat.jsonl:
         sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "
                          f"{len(outcome.findings)} finding(s), {len(corrections)} correction(s) in {seconds:.2f} s\n")

@@ -202,6 +202,25 @@ def ack(fingerprint: Annotated[str, typer.Argument(help="The finding's fingerpri
         "acknowledged_at")}}])
 
 
+@app.command()
+def report(run: Annotated[int, typer.Argument(help="Run number (see `plancheck runs`)")],
+           html: Annotated[Optional[Path], typer.Option("--html", help="Self-contained HTML report")] = None,
+           xlsx: Annotated[Optional[Path], typer.Option("--xlsx", help="Excel workbook: a summary sheet, a sheet per rule")] = None,
+           db: DbOption = None) -> None:
+    """Write the report of a recorded run: HTML for reading and forwarding, Excel for auditors."""
+    from plancheck.cli import write_reports
+    from plancheck.sinks.files import check_outputs
+    try:
+        if html is None and xlsx is None:
+            raise InputError(Problem("report", "", "give --html FILE, --xlsx FILE or both"))
+        check_outputs({"--html": html, "--xlsx": xlsx}, [])
+        store = _store(db)
+        store.run(run)
+        write_reports(store, run, html, xlsx)
+    except InputError as exc:
+        _fail(exc)
+
+
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create the history database, or migrate one made by an older plancheck to this version's schema."""

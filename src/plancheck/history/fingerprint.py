@@ -40,5 +40,6 @@ def fingerprint(event: dict[str, Any]) -> str:
 
 def figures(event: dict[str, Any]) -> str:
     """The hash of the finding's figures (amount, limit, excess)."""
-    key = "|".join(_text(event.get(k)) for k in ("amount", "limit", "excess"))
+    get = event.get
+    key = f"{_text(get('amount'))}|{_text(get('limit'))}|{_text(get('excess'))}"
     return hashlib.sha256(key.encode()).hexdigest()

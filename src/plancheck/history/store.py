@@ -145,9 +145,10 @@ class Store:
         with self.engine.connect() as connection:
             return connection.execute(query).scalar()
 
-    def findings(self, run_id: int) -> Iterator[dict[str, Any]]:
-        """A run's findings in the order they were recorded, each with its event decoded."""
-        query = sa.select(findings).where(findings.c.run_id == run_id).order_by(findings.c.id)
+    def findings(self, run_id: int, by_rule: bool = False) -> Iterator[dict[str, Any]]:
+        """A run's findings in the order they were recorded (or by rule), each with its event decoded."""
+        order = (findings.c.rule, findings.c.id) if by_rule else (findings.c.id,)
+        query = sa.select(findings).where(findings.c.run_id == run_id).order_by(*order)
         with self.engine.connect() as connection:
             for row in connection.execution_options(yield_per=10_000).execute(query):
                 record = dict(row._mapping)

@@ -50,8 +50,7 @@ findings = Table(
     Column("first_seen", Integer, nullable=False),
     Column("acknowledged", Boolean, nullable=False, default=False),
     Column("event", Text, nullable=False),
-    Index("ix_findings_run", "run_id", "fingerprint"),
-    Index("ix_findings_fingerprint", "fingerprint"),
+    Index("ix_findings_run", "run_id"),
 )
 
 acks = Table(

@@ -44,8 +44,7 @@ def upgrade() -> None:
         sa.Column("first_seen", sa.Integer, nullable=False),
         sa.Column("event", sa.Text, nullable=False),
     )
-    op.create_index("ix_findings_run", "findings", ["run_id", "fingerprint"])
-    op.create_index("ix_findings_fingerprint", "findings", ["fingerprint"])
+    op.create_index("ix_findings_run", "findings", ["run_id"])
 
 
 def downgrade() -> None:
