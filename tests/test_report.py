@@ -148,3 +148,22 @@ def test_report_needs_an_output_and_a_run(recorded):
     missing = plancheck("report", 999, "--html", recorded["tmp"] / "x.html", "--db", recorded["db"])
     assert missing.returncode == 2 and "no run 999" in missing.stderr
     assert not (recorded["tmp"] / "x.html").exists()
+
+
+def test_html_and_xlsx_on_audit_and_yearend(tmp_path):
+    db = str(tmp_path / "h.sqlite")
+    audit = plancheck("audit", "--db", db, "--html", tmp_path / "audit.html", "--xlsx", tmp_path / "audit.xlsx")
+    assert audit.returncode == 0, audit.stderr
+    yearend = plancheck("yearend", ROOT / "samples" / "census-2026.csv", "--year", "2026", "--rejects",
+                        tmp_path / "r.csv", "--html", tmp_path / "yearend.html", "--db", db)
+    assert yearend.returncode == 1, yearend.stderr
+    summary = json.loads(yearend.stdout.splitlines()[-1])
+    html = (tmp_path / "yearend.html").read_text()
+    assert f'data-count="findings">{summary["findings"]}<' in html and "acp-test-failed" in html
+    assert (tmp_path / "audit.xlsx").stat().st_size > 0 and "mega-backdoor-ready" in (tmp_path / "audit.html").read_text()
+
+
+def test_report_output_that_is_an_input_is_refused(tmp_path):
+    result = plancheck("audit", "--db", str(tmp_path / "h.sqlite"), "--html", ROOT / "plans" / "acme-mega-backdoor.yaml")
+    assert result.returncode == 2
+    assert (ROOT / "plans" / "acme-mega-backdoor.yaml").read_text().startswith(("#", "plan_id", "---"))

@@ -528,12 +528,12 @@ def yearend(
            "rows_per_second": int(data.rows_read / seconds) if seconds > 0 else 0}
     corrections = [c.as_event() for c in outcome.corrections]
     previews = getattr(outcome, "previews", [])
-    if history:
-        history.start(rulebook.revision)
-    recorded = [history.finding(f.as_event()) for f in outcome.findings] if history else \
-        [f.as_event() for f in outcome.findings]
-    if history:
-        run.update(history.close())
+    with _recording(history):
+        if history:
+            history.start(rulebook.revision)
+        recorded = [history.finding(f.as_event()) if history else f.as_event() for f in outcome.findings]
+        if history:
+            run.update(history.close())
     # Every output is replaced together, once everything has been written.
     with (_recording(history), replacing(out) as stream, replacing(rejects_path) as rejects_stream,
           replacing(feed_rejects_path) if feed_rejects_path else contextlib.nullcontext() as feed_rejects_stream):

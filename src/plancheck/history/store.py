@@ -119,9 +119,12 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def runs(self, limit: int | None = None, scope: str | None = None, completed: bool = True) -> list[dict[str, Any]]:
-        """Runs, newest first."""
+    def runs(self, limit: int | None = None, scope: str | None = None, completed: bool = True,
+             up_to: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first (only those up to run `up_to` when given)."""
         query = sa.select(runs).order_by(runs.c.id.desc())
+        if up_to is not None:
+            query = query.where(runs.c.id <= up_to)
         if completed:
             query = query.where(runs.c.ended_at.is_not(None))
         if scope:

@@ -61,9 +61,7 @@ def run_report(store, run_id: int, table_limit: int | None = TABLE_LIMIT) -> Run
     counts = {"findings": total, "new": counts_by["new"], "recurring": counts_by["recurring"],
               "resolved": len(resolved), "acknowledged": counts_by["acknowledged"]}
     trend = []
-    for past in reversed(store.runs(limit=30, scope=run["scope"])):
-        if past["id"] > run_id:
-            continue
+    for past in reversed(store.runs(limit=30, scope=run["scope"], up_to=run_id)):
         c = past.get("counts") or {}
         trend += [{"run": past["id"], "measure": name, "count": c.get(name) or 0}
                   for name in ("findings", "new", "resolved")]
