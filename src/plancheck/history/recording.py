@@ -82,6 +82,7 @@ class HistoryRun:
         self.id: int | None = None
         self.previous: int | None = None
         self._first_seen: dict[str, int] = {}
+        self._unseen: set[str] = set()
         self._acks: dict[str, set[str]] = {}
         self._buffer: list[tuple] = []
         self._insert = _insert_statement(store)
@@ -100,6 +101,7 @@ class HistoryRun:
                     started_at=store_module.now())).inserted_primary_key[0]
             self.previous = self.store.previous_run(self.scope, self.id)
             self._first_seen = self.store.first_seen(self.previous) if self.previous else {}
+            self._unseen = set(self._first_seen)  # the previous run's fingerprints not met yet: resolved at the end
             self._acks = self.store.active_acks(store_module.today())
         except sa.exc.SQLAlchemyError as exc:
             raise self.store._problem(exc) from None  # noqa: SLF001
@@ -112,6 +114,7 @@ class HistoryRun:
         fp, figs = fingerprint(event), figures(event)
         first = self._first_seen.get(fp)
         status = "new" if first is None else "recurring"
+        self._unseen.discard(fp)
         acknowledged = figs in self._acks.get(fp, ())
         self.counts[status] += 1
         if acknowledged:
@@ -143,8 +146,7 @@ class HistoryRun:
     def close(self) -> dict[str, int]:
         """Every finding written; count the resolved ones. The counts the summary gains."""
         self._flush()
-        if self.previous is not None:
-            self.counts["resolved"] = len(self.store.resolved(self.previous, self.id))
+        self.counts["resolved"] = len(self._unseen)
         return {**self.counts, "history_run": self.id, "previous_run": self.previous}
 
     def finish(self, summary: dict[str, Any], exit_status: int) -> None:
