@@ -248,3 +248,19 @@ def test_plancheck_db_environment_variable(tmp_path, monkeypatch):
     assert plancheck("audit").returncode in (0, 1)
     assert (tmp_path / "env.sqlite").exists()
     assert len(plancheck("runs", "--format", "jsonl").stdout.splitlines()) == 1
+
+
+def test_runs_text_output(tmp_path):
+    db = str(tmp_path / "h.sqlite")
+    first = plancheck("audit", "--db", db)
+    second = plancheck("audit", "--db", db)
+    assert (first.returncode, second.returncode) == (0, 0)
+    listed = plancheck("runs", "--db", db).stdout.splitlines()
+    assert listed[0].split()[:3] == ["run", "command", "started"] and len(listed) == 3
+    shown = plancheck("runs", "show", "2", "--db", db).stdout
+    assert shown.startswith("Run 2: audit") and "recurring" in shown and "first seen in run 1" in shown
+    assert "0 added, 0 removed, 0 changed" in plancheck("runs", "diff", "1", "2", "--db", db).stdout
+    assert plancheck("runs", "show", "9", "--db", db).returncode == 2
+    bad = plancheck("ack", "0123", "--reason", "x", "--db", db)
+    assert bad.returncode == 2 and "at least 8 characters" in bad.stderr
+    assert plancheck("ack", "0" * 12, "--reason", "x", "--until", "tomorrow", "--db", db).returncode == 2

@@ -19,10 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
 
 from plancheck.errors import InputError, Problem
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection, Engine
+except ImportError:  # pragma: no cover - the `history` extra is not installed
+    raise InputError(Problem("--db", "", "the run history needs the history extra: "
+                             "pip install 'plancheck[history]'")) from None
 from plancheck.history.tables import acks, findings, runs
 
 
