@@ -102,12 +102,18 @@ def test_report_in_chromium(recorded, browser):
     assert page.locator("#findings tbody tr:visible").count() == sum(1 for f in recorded["findings"] if f["plan_id"] == plan)
     page.select_option("select[data-filter=plan]", "")
 
+    # What got fixed is listed.
+    assert page.locator("#resolved tbody tr").count() == summary["resolved"]
+
     # Each finding's citation and year-to-date figures are on the page.
     first = recorded["findings"][0]
     assert first["citation"] in page.content()
     assert page.locator("dl.ytd dt", has_text="annual_additions (year to date)").count() > 0
 
-    page.screenshot(path=str(recorded["tmp"] / "report.png"))
+    # The screenshot: the whole page, its table filtered to one rule so that it stays readable.
+    page.select_option("select[data-filter=rule]", "402g-deferral-limit")
+    page.locator("#findings tbody tr:visible details").first.evaluate("d => d.open = true")
+    page.screenshot(path=str(recorded["tmp"] / "report.png"), full_page=True)
     if os.environ.get("PLANCHECK_UPDATE_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(recorded["tmp"] / "report.png", SCREENSHOT)

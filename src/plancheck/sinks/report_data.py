@@ -20,6 +20,7 @@ class RunReport:
     findings: list[dict[str, Any]] = field(default_factory=list)
     findings_total: int = 0
     resolved: list[str] = field(default_factory=list)
+    resolved_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +59,12 @@ def run_report(store, run_id: int, table_limit: int | None = TABLE_LIMIT) -> Run
     summary = run.get("counts") or {}
     previous = summary.get("previous_run")
     resolved = store.resolved(previous, run_id) if previous else []
+    resolved_rows = []
+    if resolved and table_limit != 0:
+        wanted = set(resolved)
+        for record in store.findings(previous):
+            if record["fingerprint"] in wanted and (table_limit is None or len(resolved_rows) < table_limit):
+                resolved_rows.append(_row(record))
     counts = {"findings": total, "new": counts_by["new"], "recurring": counts_by["recurring"],
               "resolved": len(resolved), "acknowledged": counts_by["acknowledged"]}
     trend = []
@@ -70,4 +77,4 @@ def run_report(store, run_id: int, table_limit: int | None = TABLE_LIMIT) -> Run
         by_rule=[{"rule": rule, "status": status, "count": n, "severity": severity_of[rule]}
                  for (rule, status), n in sorted(by_rule.items())],
         by_plan=[{"plan": plan, "status": status, "count": n} for (plan, status), n in sorted(by_plan.items())],
-        trend=trend, findings=rows, findings_total=total, resolved=resolved)
+        trend=trend, findings=rows, findings_total=total, resolved=resolved, resolved_rows=resolved_rows)
