@@ -117,8 +117,11 @@ def test_report_in_chromium(recorded, browser):
     if os.environ.get("PLANCHECK_UPDATE_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(recorded["tmp"] / "report.png", SCREENSHOT)
+    page.select_option("select[data-filter=rule]", "")
     page.emulate_media(media="print")
     assert page.locator(".filters").is_hidden(), "filters are not printed"
+    closed = page.locator("#findings tbody tr details:not([open]) p").first
+    assert closed.is_visible(), "printed, a folded finding shows its message and figures"
     assert len(page.pdf()) > 10_000
     page.close()
 
