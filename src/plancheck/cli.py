@@ -30,6 +30,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules directory (default: the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
+DbOption = Annotated[Optional[str], typer.Option(
+    "--db", help="Record the run in this history database: an SQLite file or URL (postgresql://...)")]
+HtmlOption = Annotated[Optional[Path], typer.Option(
+    "--html", help="Write the run's report as one self-contained HTML file (records the run)")]
+XlsxOption = Annotated[Optional[Path], typer.Option(
+    "--xlsx", help="Write the run's findings as an Excel workbook (records the run)")]
+RecordOption = Annotated[bool, typer.Option(
+    "--record", help="Record the run in the history database (--db, else PLANCHECK_DB, else history.sqlite "
+    "under the user's data directory)")]
 
 class OutputFormat(str, Enum):
     """How `audit` writes its results."""
@@ -95,9 +104,69 @@ def _events_to(stream, ruleset_revision: str) -> None:
     events.bind(ruleset_revision=ruleset_revision)
 
 
-def _emit_findings(findings) -> None:
+def _emit_findings(findings, history=None) -> None:
     for finding in findings:
-        events.emit(finding.as_event())
+        event = finding.as_event()
+        events.emit(history.finding(event) if history else event)
+
+
+def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs: list[Path | None],
+             env_opts_in: bool = True):
+    """The run's recorder, or None when the run is not recorded (see README, "Run history and reports").
+
+    A run is recorded with `--db URL`, with `--record`, or (except `election`) when PLANCHECK_DB is set.
+    """
+    if db is None and not record and not (env_opts_in and os.environ.get("PLANCHECK_DB")):
+        return None
+    from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
+    from plancheck.history.recording import HistoryRun, file_inputs, scope_of
+    return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), file_inputs(inputs))
+
+
+def write_reports(store, run_id: int, html: Path | None, xlsx: Path | None) -> None:
+    """The HTML report and the Excel workbook of a recorded run, each replaced only when complete."""
+    if html is not None:
+        from plancheck.sinks.report_data import run_report
+        from plancheck.sinks.report_html import write_html
+        report_of_run = run_report(store, run_id)
+        with replacing(html) as stream:
+            write_html(report_of_run, stream)
+    if xlsx is not None:
+        import io
+
+        from plancheck.sinks.report_xlsx import write_xlsx
+        buffer = io.BytesIO()
+        write_xlsx(store, run_id, buffer)
+        with replacing(xlsx) as stream:
+            stream.write(buffer.getvalue())
+
+
+def _reports(history, html: Path | None, xlsx: Path | None) -> None:
+    if history is not None and (html is not None or xlsx is not None):
+        write_reports(history.store, history.id, html, xlsx)
+
+
+def _plan_ids(plans_dir: Path) -> list[str]:
+    from plancheck.documents.plan import load_plans
+    return sorted(load_plans(plans_dir))
+
+
+def _status(history, findings) -> int:
+    """1 for an error finding (with history: an error finding no acknowledgement covers), else 0."""
+    if history is not None:
+        return EXIT_FINDINGS if history.unacknowledged_errors else EXIT_OK
+    return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
+
+
+@contextlib.contextmanager
+def _recording(history):
+    """Remove the run from the history if the command does not complete."""
+    try:
+        yield history
+    except BaseException as exc:
+        if history is not None and not (isinstance(exc, typer.Exit) and exc.exit_code in (EXIT_OK, EXIT_FINDINGS)):
+            history.abort()
+        raise
 
 
 @app.command()
@@ -106,6 +175,8 @@ def election(
     plan: Annotated[Path, typer.Option("--plan", help="Plan document (YAML)")],
     rules: RulesOption = None,
     out: OutOption = None,
+    db: DbOption = None,
+    record: RecordOption = False,
 ) -> None:
     """Check one employee's contribution election for the rest of the year."""
     from plancheck.checks.election import check_election
@@ -118,14 +189,25 @@ def election(
         election_doc = load_election(file)
         engine = Engine(rulebook)
         result = check_election(election_doc, plan_doc, limits, rulebook, engine, str(file))
+        history = _history(db, record, "election", [plan_doc.plan_id], result.summary.get("year"), [file, plan],
+                           env_opts_in=False)
     except InputError as exc:
         _fail(exc)
-    with replacing(out) as stream:
-        _events_to(stream, rulebook.revision)
-        _emit_findings(result.findings)
-        events.emit({"event": "election_checked", **result.summary, "findings": len(result.findings)})
-    report.election_summary(result.findings, result.summary)
-    raise typer.Exit(EXIT_FINDINGS if has_errors(result.findings) else EXIT_OK)
+    with _recording(history):
+        if history:
+            history.start(rulebook.revision)
+        summary = {"event": "election_checked", **result.summary, "findings": len(result.findings)}
+        with replacing(out) as stream:
+            _events_to(stream, rulebook.revision)
+            _emit_findings(result.findings, history)
+            if history:
+                summary.update(history.close())
+            events.emit(summary)
+        report.election_summary(result.findings, result.summary)
+        status = _status(history, result.findings)
+        if history:
+            history.finish(summary, status)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -137,27 +219,44 @@ def batch(
     rejects: Annotated[Optional[Path], typer.Option(
         "--rejects", help="Where rejected rows go (default: FEED's name + .rejects.csv in the current directory)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
+    db: DbOption = None,
+    record: RecordOption = False,
+    html: HtmlOption = None,
+    xlsx: XlsxOption = None,
 ) -> None:
     """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
     from plancheck.checks.batch.run import run_batch
     from plancheck.sinks.batch import BatchFiles
     rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
-    _check_outputs({"--out": out, "--rejects": rejects_path}, [feed], rules_dir, plans_dir)
+    _check_outputs({"--out": out, "--rejects": rejects_path, "--html": html, "--xlsx": xlsx}, [feed], rules_dir,
+                   plans_dir)
+    history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [feed])
     progress = _Progress() if sys.stderr.isatty() else None
     # Both outputs are replaced together, once the whole run has completed.
-    with OutputLock([out, rejects_path]), replacing(out) as stream, replacing(rejects_path) as rejects_stream:
+    with (_recording(history), OutputLock([out, rejects_path]), replacing(out) as stream,
+          replacing(rejects_path) as rejects_stream):
         events.configure(stream)
+        sink = BatchFiles(rejects_stream)
+        if history:
+            from plancheck.history.recording import RecordingBatchSink
+            sink = RecordingBatchSink(sink, history)
         with progress or contextlib.nullcontext():
             outcome = run_batch(
-                feed, plans_dir, rules_dir, workers or os.cpu_count() or 1, BatchFiles(rejects_stream),
+                feed, plans_dir, rules_dir, workers or os.cpu_count() or 1, sink,
                 str(rejects_path),
                 on_read=progress.read if progress else None,
                 on_start=progress.start_checking if progress else None,
                 on_partition=progress.checked if progress else None)
+        if history:
+            outcome.summary.update(history.close())
         events.emit(outcome.summary)
+    status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
+    if history:
+        history.finish(outcome.summary, status)
+        _reports(history, html, xlsx)
     report.batch_summary(outcome.summary)
-    raise typer.Exit(EXIT_FINDINGS if outcome.errors else EXIT_OK)
+    raise typer.Exit(status)
 
 
 class _Progress:
@@ -202,6 +301,8 @@ def withdrawals(
     plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
     rules: RulesOption = None,
     out: OutOption = None,
+    db: DbOption = None,
+    record: RecordOption = False,
 ) -> None:
     """Check in-service withdrawal, hardship, in-plan Roth conversion and Roth IRA rollover requests."""
 
@@ -213,18 +314,27 @@ def withdrawals(
         rulebook, _limits = _rules(rules)
         plan_docs = {pid: plan for pid, (plan, _) in load_plans(plans_dir).items()}
         outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook), _limits)
+        history = _history(db, record, "withdrawals", plan_docs, None, [file])
     except InputError as exc:
         _fail(exc)
     summary = outcome.summary(file)
-    with replacing(out) as stream:
-        _events_to(stream, rulebook.revision)
-        _emit_findings(outcome.findings)
-        for reject in outcome.rejected:
-            events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
-                         "reason": reject.reason})
-        events.emit(summary)
-    report.withdrawals_summary(outcome, summary)
-    raise typer.Exit(EXIT_FINDINGS if has_errors(outcome.findings) else EXIT_OK)
+    with _recording(history):
+        if history:
+            history.start(rulebook.revision)
+        with replacing(out) as stream:
+            _events_to(stream, rulebook.revision)
+            _emit_findings(outcome.findings, history)
+            for reject in outcome.rejected:
+                events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
+                             "reason": reject.reason})
+            if history:
+                summary.update(history.close())
+            events.emit(summary)
+        report.withdrawals_summary(outcome, summary)
+        status = _status(history, outcome.findings)
+        if history:
+            history.finish(summary, status)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -236,6 +346,10 @@ def audit(
                                                 "do not name one (default: the last year under rules/limits)")] = None,
     rules: RulesOption = None,
     out: OutOption = None,
+    db: DbOption = None,
+    record: RecordOption = False,
+    html: HtmlOption = None,
+    xlsx: XlsxOption = None,
 ) -> None:
     """Audit plan documents (or, with --rules, the rule files) and report configuration findings."""
     from plancheck.rulebook.resources import default_plans_dir
@@ -246,12 +360,28 @@ def audit(
     from plancheck.checks.plan_audit import audit_plans, plan_paths
     try:
         paths = plan_paths(plans or [], default_plans_dir())
-        _check_outputs({"--out": out}, list(paths), rules_dir)
+        _check_outputs({"--out": out, "--html": html, "--xlsx": xlsx}, list(paths), rules_dir)
         rulebook, limits = _rules(rules)
         audits = audit_plans(paths, limits, rulebook, Engine(rulebook), year)
+        history = _history(db, record or bool(html or xlsx), "audit", [a.plan_id or str(a.path) for a in audits], year, list(paths))
     except InputError as exc:
         _fail(exc)
     findings = [f for a in audits for f in a.findings]
+    with _recording(history):
+        if history:
+            history.start(rulebook.revision)
+        status = _audit_outputs(audits, findings, rulebook, output_format, out, history)
+        _reports(history, html, xlsx)
+    raise typer.Exit(status)
+
+
+def _audit_outputs(audits, findings, rulebook, output_format: OutputFormat, out: Path | None, history) -> int:
+    """Write the plan audit in its format (recording each finding on the way); the exit status."""
+    recorded = {id(f): history.finding(f.as_event()) for f in findings} if history else {}
+    summary = {"event": "audit_summary", "plans": len(audits), "findings": len(findings),
+               "findings_by_severity": severity_counts(f.severity for f in findings)}
+    if history:
+        summary.update(history.close())
     with replacing(out) as stream:
         if output_format is OutputFormat.sarif:
             from plancheck.sinks.sarif import sarif_log
@@ -262,12 +392,15 @@ def audit(
         else:
             _events_to(stream, rulebook.revision)
             for plan_audit in audits:
-                _emit_findings(plan_audit.findings)
+                for finding in plan_audit.findings:
+                    events.emit(recorded.get(id(finding)) or finding.as_event())
                 events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
                              "mega_backdoor": plan_audit.verdicts.get("mega_backdoor"), "findings": len(plan_audit.findings)})
-            events.emit({"event": "audit_summary", "plans": len(audits), "findings": len(findings),
-                         "findings_by_severity": severity_counts(f.severity for f in findings)})
-    raise typer.Exit(EXIT_FINDINGS if has_errors(findings) else EXIT_OK)
+            events.emit(summary)
+    status = _status(history, findings)
+    if history:
+        history.finish(summary, status)
+    return status
 
 
 def _audit_rules(rules_dir: Path, output_format: OutputFormat, out: Path | None) -> None:
@@ -324,6 +457,10 @@ def yearend(
         "directory); rejected feed rows go to FEED's name + .rejects.csv")] = None,
     rules: RulesOption = None,
     out: OutOption = None,
+    db: DbOption = None,
+    record: RecordOption = False,
+    html: HtmlOption = None,
+    xlsx: XlsxOption = None,
 ) -> None:
     """Year-end tests: HCEs, ADP and ACP with their corrections and deadlines, top-heavy; or a mid-year preview."""
     import datetime as dt
@@ -338,8 +475,8 @@ def yearend(
     rejects_path = rejects or Path(f"{census.stem}.rejects.csv")
     feed_rejects_path = Path(f"{feed.stem}.rejects.csv") if feed is not None else None
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
-    _check_outputs({"--out": out, "--rejects": rejects_path, "feed rejects": feed_rejects_path}, [census, feed],
-                   rules_dir, plans_dir)
+    _check_outputs({"--out": out, "--rejects": rejects_path, "feed rejects": feed_rejects_path, "--html": html,
+                    "--xlsx": xlsx}, [census, feed], rules_dir, plans_dir)
     try:
         rulebook, limits = _rules(rules)
         year = year or limits.last_year
@@ -368,14 +505,22 @@ def yearend(
             outcome = preview_yearend(data, plan_docs, limits, rulebook, engine, as_of)
         else:
             outcome = check_yearend(data, plan_docs, limits, rulebook, engine, year)
+        history = _history(db, record or bool(html or xlsx), "yearend" if as_of is None else "yearend-preview", plan_ids,
+                           as_of.isoformat() if as_of else year, [census, feed])
     except InputError as exc:
         _fail(exc)
     seconds = time.perf_counter() - started
     run = run_summary(census, data, outcome, as_of, feed_summary, str(rejects_path), seconds)
     corrections = [c.as_event() for c in outcome.corrections]
     previews = getattr(outcome, "previews", [])
+    with _recording(history):
+        if history:
+            history.start(rulebook.revision)
+        recorded = [history.finding(f.as_event()) if history else f.as_event() for f in outcome.findings]
+        if history:
+            run.update(history.close())
     # Every output is replaced together, once everything has been written.
-    with (replacing(out) as stream, replacing(rejects_path) as rejects_stream,
+    with (_recording(history), replacing(out) as stream, replacing(rejects_path) as rejects_stream,
           replacing(feed_rejects_path) if feed_rejects_path else contextlib.nullcontext() as feed_rejects_stream):
         write_rejects(rejects_stream, *reject_rows(data.rejects))
         if feed_rejects:
@@ -385,14 +530,19 @@ def yearend(
                                       run | {"ruleset_revision": rulebook.revision}, previews).encode())
         else:
             _events_to(stream, rulebook.revision)
-            _emit_findings(outcome.findings)
-            for record in (*outcome.hces, *corrections, *previews, *outcome.summaries):
-                events.emit(record)
+            for event in recorded:
+                events.emit(event)
+            for item in (*outcome.hces, *corrections, *previews, *outcome.summaries):
+                events.emit(item)
             events.emit(run)
+    status = _status(history, outcome.findings)
+    if history:
+        history.finish(run, status)
+        _reports(history, html, xlsx)
     if output_format is ReportFormat.jsonl:
         sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "
                          f"{len(outcome.findings)} finding(s), {len(corrections)} correction(s) in {seconds:.2f} s\n")
-    raise typer.Exit(EXIT_FINDINGS if has_errors(outcome.findings) else EXIT_OK)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -490,3 +640,6 @@ def main() -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     sys.exit(run(sys.argv[1:]))
+
+
+from plancheck import cli_history  # noqa: E402,F401 - registers runs, ack, report and db on `app`

@@ -1,0 +1,232 @@
+"""Commands over the run history: `runs` (list, `show`, `diff`), `ack`, `report`, `db upgrade`.
+
+They read and write the database `--db` names (else PLANCHECK_DB, else the default file under the
+user's data directory). Output is text (default) or JSON lines (`--format jsonl`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from plancheck.cli import EXIT_INPUT, DbOption, app
+from plancheck.errors import InputError, Problem
+from plancheck.sinks.files import stdout
+
+
+class ListFormat(str, Enum):
+    """How the history commands print."""
+
+    text = "text"
+    jsonl = "jsonl"
+
+
+FormatOption = Annotated[ListFormat, typer.Option("--format", help="text or jsonl")]
+
+runs_app = typer.Typer(help="Recorded runs: list them, show one, compare two.", no_args_is_help=False)
+db_app = typer.Typer(help="The history database.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(db_app, name="db")
+
+
+def _store(db: str | None):
+    from plancheck.history.store import Store
+    return Store(db).ready()
+
+
+def _write(text: str) -> None:
+    stdout().write(text.encode())
+
+
+def _jsonl(records) -> None:
+    for record in records:
+        _write(json.dumps(record, default=_default, separators=(",", ":")) + "\n")
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _fail(exc: InputError) -> None:
+    import sys
+    for problem in exc.problems:
+        sys.stderr.write(f"error: {problem}\n")
+    raise typer.Exit(EXIT_INPUT)
+
+
+def _run_record(run: dict[str, Any]) -> dict[str, Any]:
+    counts = run.get("counts") or {}
+    return {"event": "run", "run": run["id"], "command": run["command"], "scope": run["scope_label"],
+            "started_at": run["started_at"], "ended_at": run["ended_at"], "exit_status": run["exit_status"],
+            "ruleset_revision": run["ruleset_revision"], "inputs": run["inputs"],
+            "findings": counts.get("findings"), "new": counts.get("new"), "recurring": counts.get("recurring"),
+            "resolved": counts.get("resolved"), "acknowledged": counts.get("acknowledged"),
+            "previous_run": counts.get("previous_run")}
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs(ctx: typer.Context, db: DbOption = None, limit: Annotated[int, typer.Option("--limit", min=1)] = 30,
+         output_format: FormatOption = ListFormat.text) -> None:
+    """List recorded runs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        records = [_run_record(r) for r in _store(db).runs(limit=limit)]
+    except InputError as exc:
+        _fail(exc)
+    if output_format is ListFormat.jsonl:
+        _jsonl(records)
+        return
+    lines = [f"{'run':>5}  {'command':<11} {'started (UTC)':<19}  {'exit':>4} {'findings':>8} {'new':>6} "
+             f"{'recur':>6} {'resolved':>8} {'acked':>6}  scope"]
+    for r in records:
+        lines.append(f"{r['run']:>5}  {r['command']:<11} {_when(r['started_at']):<19}  {r['exit_status']:>4} "
+                     f"{_n(r['findings']):>8} {_n(r['new']):>6} {_n(r['recurring']):>6} {_n(r['resolved']):>8} "
+                     f"{_n(r['acknowledged']):>6}  {r['scope']}")
+    _write("\n".join(lines) + "\n")
+
+
+def _n(value) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _finding_line(record: dict[str, Any]) -> str:
+    event = record["event"]
+    who = " ".join(str(x) for x in (record["plan_id"], record["employee_id"], record["year"]) if x is not None)
+    mark = " (acknowledged)" if record["acknowledged"] else ""
+    figures = f" excess {event['excess']}" if event.get("excess") is not None else ""
+    return (f"  {record['status']:<9} {record['fingerprint'][:12]}  {record['severity']:<7} {record['rule']}  "
+            f"{who}{figures}  first seen in run {record['first_seen']}{mark}")
+
+
+@runs_app.command("show")
+def runs_show(run: Annotated[int, typer.Argument(help="Run number")], db: DbOption = None,
+              output_format: FormatOption = ListFormat.text) -> None:
+    """One run: its inputs and counts, each finding with its status, and what it resolved."""
+    try:
+        store = _store(db)
+        record = store.run(run)
+        previous = (record.get("counts") or {}).get("previous_run")
+        resolved = store.resolved(previous, run) if previous else []
+        found = list(store.findings(run))
+    except InputError as exc:
+        _fail(exc)
+    if output_format is ListFormat.jsonl:
+        _jsonl([_run_record(record)])
+        _jsonl(f["event"] for f in found)
+        _jsonl({"event": "resolved", "fingerprint": fp, "run": run, "previous_run": previous} for fp in resolved)
+        return
+    head = _run_record(record)
+    lines = [f"Run {run}: {head['command']}, {head['scope']}",
+             f"  started {_when(head['started_at'])}, ended {_when(head['ended_at'])}, exit status {head['exit_status']}",
+             f"  ruleset revision {head['ruleset_revision']}"]
+    lines += [f"  input {i['file']} sha256 {i['sha256']}" for i in head["inputs"]]
+    lines.append(f"  findings {_n(head['findings'])}: new {_n(head['new'])}, recurring {_n(head['recurring'])}, "
+                 f"resolved {_n(head['resolved'])}, acknowledged {_n(head['acknowledged'])}")
+    lines += [_finding_line(f) for f in found]
+    lines += [f"  resolved  {fp[:12]}  (in run {previous}, not in this one)" for fp in resolved]
+    _write("\n".join(lines) + "\n")
+
+
+@runs_app.command("diff")
+def runs_diff(first: Annotated[int, typer.Argument(help="Earlier run")],
+              second: Annotated[int, typer.Argument(help="Later run")], db: DbOption = None,
+              output_format: FormatOption = ListFormat.text) -> None:
+    """What changed from one run to another: findings added, removed, and whose figures changed."""
+    try:
+        store = _store(db)
+        store.run(first), store.run(second)
+        before = {f["fingerprint"]: f for f in store.findings(first)}
+        after = {f["fingerprint"]: f for f in store.findings(second)}
+    except InputError as exc:
+        _fail(exc)
+    changes = ([("added", after[fp]) for fp in after if fp not in before]
+               + [("removed", before[fp]) for fp in before if fp not in after]
+               + [("changed", after[fp]) for fp in after if fp in before and after[fp]["figures"] != before[fp]["figures"]])
+    unchanged = sum(1 for fp in after if fp in before and after[fp]["figures"] == before[fp]["figures"])
+    if output_format is ListFormat.jsonl:
+        for change, f in changes:
+            event = f["event"]
+            record = {"event": "finding_" + change, "fingerprint": f["fingerprint"], "rule": f["rule"],
+                      "plan_id": f["plan_id"], "employee_id": f["employee_id"], "year": f["year"],
+                      "amount": event.get("amount"), "excess": event.get("excess")}
+            if change == "changed":
+                previous = before[f["fingerprint"]]["event"]
+                record |= {"previous_amount": previous.get("amount"), "previous_excess": previous.get("excess")}
+            _jsonl([record])
+        _jsonl([{"event": "runs_diff", "from_run": first, "to_run": second,
+                 "added": sum(c == "added" for c, _ in changes), "removed": sum(c == "removed" for c, _ in changes),
+                 "changed": sum(c == "changed" for c, _ in changes), "unchanged": unchanged}])
+        return
+    lines = [f"Runs {first} -> {second}: {sum(c == 'added' for c, _ in changes)} added, "
+             f"{sum(c == 'removed' for c, _ in changes)} removed, {sum(c == 'changed' for c, _ in changes)} changed, "
+             f"{unchanged} unchanged"]
+    for change, f in changes:
+        lines.append(f"  {change:<8} {f['fingerprint'][:12]}  {f['rule']}  "
+                     f"{' '.join(str(x) for x in (f['plan_id'], f['employee_id'], f['year']) if x is not None)}")
+    _write("\n".join(lines) + "\n")
+
+
+@app.command()
+def ack(fingerprint: Annotated[str, typer.Argument(help="The finding's fingerprint (or its first 8+ characters)")],
+        reason: Annotated[str, typer.Option("--reason", help="Why the finding is accepted")],
+        until: Annotated[Optional[str], typer.Option("--until", help="Last day the acknowledgement holds (YYYY-MM-DD)")] = None,
+        db: DbOption = None) -> None:
+    """Acknowledge a finding: it stays in the history but no longer makes the exit status 1,
+    until the acknowledgement expires or the finding's figures change."""
+    try:
+        if not reason.strip():
+            raise InputError(Problem("--reason", "", "give a reason"))
+        last_day = None
+        if until is not None:
+            try:
+                last_day = dt.date.fromisoformat(until)
+            except ValueError:
+                raise InputError(Problem("--until", "", "expected a date YYYY-MM-DD", got=repr(until))) from None
+        record = _store(db).acknowledge(fingerprint, reason.strip(), last_day)
+    except InputError as exc:
+        _fail(exc)
+    _jsonl([{"event": "acknowledged", **{k: record[k] for k in (
+        "id", "fingerprint", "rule", "plan_id", "employee_id", "year", "reason", "until", "acknowledged_by",
+        "acknowledged_at")}}])
+
+
+@app.command()
+def report(run: Annotated[int, typer.Argument(help="Run number (see `plancheck runs`)")],
+           html: Annotated[Optional[Path], typer.Option("--html", help="Self-contained HTML report")] = None,
+           xlsx: Annotated[Optional[Path], typer.Option("--xlsx", help="Excel workbook: a summary sheet, a sheet per rule")] = None,
+           db: DbOption = None) -> None:
+    """Write the report of a recorded run: HTML for reading and forwarding, Excel for auditors."""
+    from plancheck.cli import write_reports
+    from plancheck.sinks.files import check_outputs
+    try:
+        if html is None and xlsx is None:
+            raise InputError(Problem("report", "", "give --html FILE, --xlsx FILE or both"))
+        check_outputs({"--html": html, "--xlsx": xlsx}, [])
+        store = _store(db)
+        store.run(run)
+        write_reports(store, run, html, xlsx)
+    except InputError as exc:
+        _fail(exc)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create the history database, or migrate one made by an older plancheck to this version's schema."""
+    from plancheck.history.store import Store
+    try:
+        before, after = Store(db).upgrade()
+    except InputError as exc:
+        _fail(exc)
+    _write(f"history database at schema revision {after}" + (f" (was {before})" if before != after else "") + "\n")

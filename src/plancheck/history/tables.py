@@ -1,0 +1,66 @@
+"""The run-history tables, as SQLAlchemy Core metadata (the migrations build the same tables).
+
+* `runs`: one row per recorded run: the command, its scope (the plans and year the run covered,
+  which decides the run it is compared with), inputs with their content hashes, the ruleset
+  revision, start and end, the summary counts and the exit status. A run whose `ended_at` is
+  null did not complete (it failed or was interrupted) and is never compared against.
+* `findings`: one row per finding of a run: the fingerprint (see `fingerprint.py`), the hash of
+  its figures, where it is (rule, severity, plan, employee, year), its status in that run (`new`
+  or `recurring`), the run it was first seen in, whether an acknowledgement covered it, and the
+  full event as JSON.
+* `acks`: acknowledgements: a fingerprint known and accepted, with the figures it was accepted
+  at, the reason, an optional last day, who made it and when.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
+                        Text)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("command", String(32), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("scope_label", Text, nullable=False),
+    Column("run_key", String(64)),
+    Column("inputs", JSON, nullable=False),
+    Column("ruleset_revision", String(64)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("counts", JSON),
+    Column("exit_status", Integer),
+    Index("ix_runs_scope", "scope", "id"),
+)
+
+findings = Table(
+    "findings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("figures", String(64), nullable=False),
+    Column("rule", String(128), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("plan_id", String(256)),
+    Column("employee_id", String(256)),
+    Column("year", Integer),
+    Column("status", String(16), nullable=False),
+    Column("first_seen", Integer, nullable=False),
+    Column("acknowledged", Boolean, nullable=False, default=False),
+    Column("event", Text, nullable=False),
+    Index("ix_findings_run", "run_id"),
+)
+
+acks = Table(
+    "acks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("figures", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("until", Date),
+    Column("acknowledged_by", String(256), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=False),
+    Index("ix_acks_fingerprint", "fingerprint"),
+)

@@ -1,0 +1,88 @@
+"""The findings of a recorded run as an Excel workbook: a summary sheet, then one sheet per rule.
+
+XlsxWriter in `constant_memory` mode writes each row as it comes, so a run of any size streams
+through: the findings are read from the history in rule order and each sheet is written top to
+bottom. Money is written as numbers with a currency format, so sponsors can add them up.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+COLUMNS = [("status", 11), ("first seen (run)", 9), ("acknowledged", 8), ("severity", 9), ("plan", 24),
+           ("employee", 14), ("year", 6), ("date", 11), ("amount", 13), ("limit", 13), ("excess", 13),
+           ("citation", 40), ("message", 80), ("fingerprint", 20)]
+
+
+def _number(value: Any) -> float | None:
+    return None if value in (None, "") else float(Decimal(str(value)))
+
+
+def _sheet_name(rule: str, taken: set[str]) -> str:
+    base = re.sub(r"[\[\]:*?/\\]", "-", rule)[:31]
+    name, n = base, 2
+    while name.lower() in taken or name.lower() == "summary":
+        suffix = f"~{n}"
+        name, n = base[:31 - len(suffix)] + suffix, n + 1
+    taken.add(name.lower())
+    return name
+
+
+def write_xlsx(store, run_id: int, path) -> None:
+    """Write the workbook of run `run_id` to `path` (a file name or a binary stream)."""
+    import xlsxwriter
+
+    from plancheck.sinks.report_data import run_report
+
+    report = run_report(store, run_id, table_limit=0)
+    book = xlsxwriter.Workbook(path, {"constant_memory": True, "in_memory": False})
+    bold = book.add_format({"bold": True})
+    money = book.add_format({"num_format": "#,##0.00"})
+    wrap = book.add_format({"text_wrap": True, "valign": "top"})
+    summary = book.add_worksheet("Summary")
+    run = report.run
+    summary.set_column(0, 0, 22)
+    summary.set_column(1, 1, 70)
+    rows: list[tuple[str, Any]] = [
+        ("run", run["id"]), ("command", run["command"]), ("scope", run["scope_label"]),
+        ("started (UTC)", str(run["started_at"])), ("ended (UTC)", str(run["ended_at"])),
+        ("exit status", run["exit_status"]), ("ruleset revision", run["ruleset_revision"]),
+        *((name, report.counts[name]) for name in ("findings", "new", "recurring", "resolved", "acknowledged")),
+        *((f"input {i['file']}", f"sha256 {i['sha256']}") for i in run["inputs"]),
+    ]
+    for r, (key, value) in enumerate(rows):
+        summary.write(r, 0, key, bold)
+        summary.write(r, 1, value)
+    r = len(rows) + 1
+    summary.write_row(r, 0, ["rule", "findings", "new", "recurring"], bold)
+    totals: dict[str, dict[str, int]] = {}
+    for item in report.by_rule:
+        totals.setdefault(item["rule"], {"new": 0, "recurring": 0})[item["status"]] += item["count"]
+    for r, (rule, t) in enumerate(sorted(totals.items()), start=r + 1):
+        summary.write_row(r, 0, [rule, t["new"] + t["recurring"], t["new"], t["recurring"]])
+
+    sheet, taken, row = None, set(), 0
+    current = None
+    for record in store.findings(run_id, by_rule=True):
+        if record["rule"] != current:
+            current = record["rule"]
+            sheet = book.add_worksheet(_sheet_name(current, taken))
+            for c, (title, width) in enumerate(COLUMNS):
+                sheet.set_column(c, c, width, wrap if title in ("citation", "message") else None)
+            sheet.write_row(0, 0, [c for c, _ in COLUMNS], bold)
+            sheet.freeze_panes(1, 0)
+            row = 0
+        row += 1
+        event = record["event"]
+        values = [record["status"], record["first_seen"], "yes" if record["acknowledged"] else "",
+                  record["severity"], record["plan_id"] or event.get("file") or "", record["employee_id"] or "",
+                  record["year"], event.get("pay_date") or event.get("request_date") or ""]
+        sheet.write_row(row, 0, values)
+        for c, key in ((8, "amount"), (9, "limit"), (10, "excess")):
+            number = _number(event.get(key))
+            if number is not None:
+                sheet.write_number(row, c, number, money)
+        sheet.write_row(row, 11, [event.get("citation") or "", event.get("message") or "", record["fingerprint"]])
+    book.close()
