@@ -18,8 +18,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from plancheck import cli_history
+from plancheck.cli_history import DbOption, write_reports
 from plancheck.engine import Engine
-from plancheck.errors import InputError, Problem
+from plancheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, Problem
 from plancheck.findings import has_errors, severity_counts
 from plancheck.sinks import events
 from plancheck.sinks import text as report
@@ -30,8 +32,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules directory (default: the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
-DbOption = Annotated[Optional[str], typer.Option(
-    "--db", help="Record the run in this history database: an SQLite file or URL (postgresql://...)")]
 HtmlOption = Annotated[Optional[Path], typer.Option(
     "--html", help="Write the run's report as one self-contained HTML file (records the run)")]
 XlsxOption = Annotated[Optional[Path], typer.Option(
@@ -65,7 +65,6 @@ class SchemaKind(str, Enum):
     limit = "limit"
 
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
 PLAN_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -118,27 +117,9 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
     """
     if db is None and not record and not (env_opts_in and os.environ.get("PLANCHECK_DB")):
         return None
-    from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
     from plancheck.history.recording import HistoryRun, file_inputs, scope_of
+    from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
     return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), file_inputs(inputs))
-
-
-def write_reports(store, run_id: int, html: Path | None, xlsx: Path | None) -> None:
-    """The HTML report and the Excel workbook of a recorded run, each replaced only when complete."""
-    if html is not None:
-        from plancheck.sinks.report_data import run_report
-        from plancheck.sinks.report_html import write_html
-        report_of_run = run_report(store, run_id)
-        with replacing(html) as stream:
-            write_html(report_of_run, stream)
-    if xlsx is not None:
-        import io
-
-        from plancheck.sinks.report_xlsx import write_xlsx
-        buffer = io.BytesIO()
-        write_xlsx(store, run_id, buffer)
-        with replacing(xlsx) as stream:
-            stream.write(buffer.getvalue())
 
 
 def _reports(history, html: Path | None, xlsx: Path | None) -> None:
@@ -642,4 +623,8 @@ def main() -> None:
     sys.exit(run(sys.argv[1:]))
 
 
-from plancheck import cli_history  # noqa: E402,F401 - registers runs, ack, report and db on `app`
+# The history commands live in cli_history.py (which imports nothing from here): mount them.
+app.add_typer(cli_history.runs_app, name="runs")
+app.add_typer(cli_history.db_app, name="db")
+app.command()(cli_history.ack)
+app.command()(cli_history.report)

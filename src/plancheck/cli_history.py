@@ -14,9 +14,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from plancheck.cli import EXIT_INPUT, DbOption, app
-from plancheck.errors import InputError, Problem
-from plancheck.sinks.files import stdout
+from plancheck.errors import EXIT_INPUT, InputError, Problem
+from plancheck.sinks.files import replacing, stdout
 
 
 class ListFormat(str, Enum):
@@ -28,10 +27,12 @@ class ListFormat(str, Enum):
 
 FormatOption = Annotated[ListFormat, typer.Option("--format", help="text or jsonl")]
 
+#: `--db` on every command that records or reads the history.
+DbOption = Annotated[Optional[str], typer.Option(
+    "--db", help="Record the run in this history database: an SQLite file or URL (postgresql://...)")]
+
 runs_app = typer.Typer(help="Recorded runs: list them, show one, compare two.", no_args_is_help=False)
 db_app = typer.Typer(help="The history database.", no_args_is_help=True)
-app.add_typer(runs_app, name="runs")
-app.add_typer(db_app, name="db")
 
 
 def _store(db: str | None):
@@ -178,7 +179,6 @@ def runs_diff(first: Annotated[int, typer.Argument(help="Earlier run")],
     _write("\n".join(lines) + "\n")
 
 
-@app.command()
 def ack(fingerprint: Annotated[str, typer.Argument(help="The finding's fingerprint (or its first 8+ characters)")],
         reason: Annotated[str, typer.Option("--reason", help="Why the finding is accepted")],
         until: Annotated[Optional[str], typer.Option("--until", help="Last day the acknowledgement holds (YYYY-MM-DD)")] = None,
@@ -202,13 +202,11 @@ def ack(fingerprint: Annotated[str, typer.Argument(help="The finding's fingerpri
         "acknowledged_at")}}])
 
 
-@app.command()
 def report(run: Annotated[int, typer.Argument(help="Run number (see `plancheck runs`)")],
            html: Annotated[Optional[Path], typer.Option("--html", help="Self-contained HTML report")] = None,
            xlsx: Annotated[Optional[Path], typer.Option("--xlsx", help="Excel workbook: a summary sheet, a sheet per rule")] = None,
            db: DbOption = None) -> None:
     """Write the report of a recorded run: HTML for reading and forwarding, Excel for auditors."""
-    from plancheck.cli import write_reports
     from plancheck.sinks.files import check_outputs
     try:
         if html is None and xlsx is None:
@@ -230,3 +228,21 @@ def db_upgrade(db: DbOption = None) -> None:
     except InputError as exc:
         _fail(exc)
     _write(f"history database at schema revision {after}" + (f" (was {before})" if before != after else "") + "\n")
+
+
+def write_reports(store, run_id: int, html: Path | None, xlsx: Path | None) -> None:
+    """The HTML report and the Excel workbook of a recorded run, each replaced only when complete."""
+    if html is not None:
+        from plancheck.sinks.report_data import run_report
+        from plancheck.sinks.report_html import write_html
+        report_of_run = run_report(store, run_id)
+        with replacing(html) as stream:
+            write_html(report_of_run, stream)
+    if xlsx is not None:
+        import io
+
+        from plancheck.sinks.report_xlsx import write_xlsx
+        buffer = io.BytesIO()
+        write_xlsx(store, run_id, buffer)
+        with replacing(xlsx) as stream:
+            stream.write(buffer.getvalue())

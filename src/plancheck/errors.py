@@ -55,3 +55,7 @@ class InputError(Exception):
 
 class LimitYearMissing(InputError):
     """A check asked for a year that rules/limits does not cover."""
+
+
+#: Exit statuses of every command (README "Exit status"): no error finding, error findings, bad input.
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
