@@ -8,6 +8,7 @@ checked before any work, and replaced only when the command completes.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -429,9 +430,9 @@ def yearend(
                                                 "rules/limits)")] = None,
     feed: Annotated[Optional[Path], typer.Option("--feed", help="Take the contribution totals from this payroll "
                                                  "feed (CSV or Parquet) instead of the census")] = None,
-    preview: Annotated[Optional[str], typer.Option("--preview", help="Mid-year preview: the census (or feed) is year "
-                                                   "to date as of this date (YYYY-MM-DD); give each HCE the most "
-                                                   "they can still defer and contribute after tax")] = None,
+    preview: Annotated[Optional[dt.datetime], typer.Option(
+        "--preview", formats=["%Y-%m-%d"], help="Mid-year preview: the census (or feed) is year to date as of this "
+        "date (YYYY-MM-DD); give each HCE the most they can still defer and contribute after tax")] = None,
     output_format: Annotated[ReportFormat, typer.Option("--format", help="jsonl or text")] = ReportFormat.jsonl,
     rejects: Annotated[Optional[Path], typer.Option(
         "--rejects", help="Where rejected census rows go (default: CENSUS's name + .rejects.csv in the current "
@@ -444,7 +445,6 @@ def yearend(
     xlsx: XlsxOption = None,
 ) -> None:
     """Year-end tests: HCEs, ADP and ACP with their corrections and deadlines, top-heavy; or a mid-year preview."""
-    import datetime as dt
     import time
 
     from plancheck.checks.yearend import check_plans, check_yearend, run_summary
@@ -462,13 +462,8 @@ def yearend(
         rulebook, limits = _rules(rules)
         year = year or limits.last_year
         limits.for_year(year, field="--year")
-        as_of = None
-        if preview is not None:
-            try:
-                as_of = dt.date.fromisoformat(preview)
-            except ValueError:
-                from plancheck.errors import Problem
-                raise InputError(Problem("--preview", "", "expected a date YYYY-MM-DD", got=repr(preview))) from None
+        as_of = preview.date() if preview is not None else None
+        if as_of is not None:
             year = as_of.year
         loaded = load_plans(plans_dir)
         plan_ids = sorted(loaded)

@@ -181,20 +181,15 @@ def runs_diff(first: Annotated[int, typer.Argument(help="Earlier run")],
 
 def ack(fingerprint: Annotated[str, typer.Argument(help="The finding's fingerprint (or its first 8+ characters)")],
         reason: Annotated[str, typer.Option("--reason", help="Why the finding is accepted")],
-        until: Annotated[Optional[str], typer.Option("--until", help="Last day the acknowledgement holds (YYYY-MM-DD)")] = None,
+        until: Annotated[Optional[dt.datetime], typer.Option(
+            "--until", formats=["%Y-%m-%d"], help="Last day the acknowledgement holds (YYYY-MM-DD)")] = None,
         db: DbOption = None) -> None:
     """Acknowledge a finding: it stays in the history but no longer makes the exit status 1,
     until the acknowledgement expires or the finding's figures change."""
     try:
         if not reason.strip():
             raise InputError(Problem("--reason", "", "give a reason"))
-        last_day = None
-        if until is not None:
-            try:
-                last_day = dt.date.fromisoformat(until)
-            except ValueError:
-                raise InputError(Problem("--until", "", "expected a date YYYY-MM-DD", got=repr(until))) from None
-        record = _store(db).acknowledge(fingerprint, reason.strip(), last_day)
+        record = _store(db).acknowledge(fingerprint, reason.strip(), until.date() if until else None)
     except InputError as exc:
         _fail(exc)
     _jsonl([{"event": "acknowledged", **{k: record[k] for k in (
