@@ -158,7 +158,8 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
     roth_in_force = roth_threshold >= 0
     roth_catch_up_applies = roth_in_force & fica_known & (prior_fica > roth_threshold)
     available = eligible & (plans.catch_up_offered[p] == 1) & ~(roth_catch_up_applies & (plans.allows_roth[p] == 0))
-    usable = np.where(available, catch_up_limit, 0)[gid]
+    usable_limit = np.where(available, catch_up_limit, 0)  # (G,) the catch-up this plan lets the participant use
+    usable = usable_limit[gid]
 
     amounts = {k: rows.amounts[k].astype(I64) for k in ("compensation", "pretax", "roth", "after_tax")}
     comp, pretax, roth, after_tax = (amounts[k] for k in ("compensation", "pretax", "roth", "after_tax"))
@@ -189,7 +190,7 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
     above_402g = employer_deferrals - limit_402g[gid]
     match_catch_up = catch_up(usable, employer_deferrals, above_402g, above_cap)
     deferrals_before = before("pretax") + before("roth") + (other("pretax") + other("roth"))[g.starts] if n else g.zero
-    start_catch_up = catch_up(np.where(available, catch_up_limit, 0), deferrals_before, deferrals_before - limit_402g)
+    start_catch_up = catch_up(usable_limit, deferrals_before, deferrals_before - limit_402g)
     catch_up_step = np.clip(match_catch_up - g.previous(match_catch_up, start_catch_up), 0, deferrals)
 
     # Employer match: the plan formula on plan compensation, per period and on year-to-date totals.
@@ -253,7 +254,7 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         "plan_match_annual_basis": plans.match_annual_basis[p],
         "limit_402g": limit_402g,
         "catch_up_limit": catch_up_limit.astype(I64),
-        "deferral_limit": limit_402g + np.where(available, catch_up_limit, 0),
+        "deferral_limit": limit_402g + usable_limit,
         "individual_catch_up_limit": individual_catch_up.astype(I64),
         "individual_deferral_limit": limit_402g + individual_catch_up,
         "limit_415c": limit_415c,

@@ -21,6 +21,7 @@ from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem
 from plancheck.facts.leveling import WHOLE, allocate_by_amount, average, excess_by_ratio, ratios, test_limits
+from plancheck.facts.period import catch_up as catch_up_of
 from plancheck.money import apply_rate
 
 EPOCH = dt.date(1970, 1, 1)
@@ -299,30 +300,28 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     # Catch-up and 402(g): the part of deferrals above the first applicable limit (1.414(v)-1(b)(1)).
     age = year - census.birth.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) - 1970
     offered = _per_plan(census, plans, lambda p: p.catch_up.offered, bool)
-    band = _per_plan(census, plans, lambda p: p.catch_up.age_60_63, bool) & (figures.catch_up_60_63 is not None)
-    in_band = band & (age >= figures.band_first) & (age <= figures.band_last)
-    catch_up_limit = np.where(offered & (age >= figures.catch_up_age),
-                              np.where(in_band, figures.catch_up_60_63 or 0, figures.catch_up), 0)
+    catch_up_age = age >= figures.catch_up_age
+    band_age = (figures.catch_up_60_63 is not None) & (age >= figures.band_first) & (age <= figures.band_last)
+
+    def by_age(in_band: np.ndarray) -> np.ndarray:
+        return np.where(catch_up_age, np.where(in_band, figures.catch_up_60_63 or 0, figures.catch_up), 0)
+
+    plan_60_63 = _per_plan(census, plans, lambda p: p.catch_up.age_60_63, bool)
+    catch_up_limit = np.where(offered, by_age(band_age & plan_60_63), 0)
     deferrals = money["pretax"] + money["roth"]
     employer = money["employer_match"] + money["employer_nonelective"]
     limit_415 = np.minimum(figures.annual_additions_415c, plan_pay)
     max_deferral = _per_plan(census, plans, lambda p: -1 if p.contributions.max_deferral_percent is None
                              else p.contributions.max_deferral_percent)
     above_plan_cap = np.where(max_deferral >= 0, deferrals - apply_rate(plan_pay, np.maximum(max_deferral, 0)), 0)
-    above = np.maximum.reduce([np.zeros(n, np.int64), deferrals - figures.deferral_402g,
-                               deferrals + employer - limit_415, above_plan_cap]) if n else deferrals
-    catch_up = np.minimum.reduce([catch_up_limit, deferrals, above]) if n else deferrals
+    catch_up = catch_up_of(catch_up_limit, deferrals, deferrals - figures.deferral_402g,
+                           deferrals + employer - limit_415, above_plan_cap)
     # 402(g): the plan-level excess (401(a)(30), this employer's deferrals and the catch-up the plan permits), or
     # the individual's (402(g)(1): other employers' deferrals too, and the age-based catch-up whatever the plan
     # offers), whichever is larger; what this plan can give back is at most what was deferred in it.
-    individual_catch_up = np.where(age >= figures.catch_up_age,
-                                   np.where((figures.catch_up_60_63 is not None) & (age >= figures.band_first)
-                                            & (age <= figures.band_last), figures.catch_up_60_63 or 0,
-                                            figures.catch_up), 0)
-    individual_excess = deferrals + money["other_plan_deferrals"] - figures.deferral_402g - individual_catch_up
-    excess_deferral = np.minimum(np.maximum.reduce([np.zeros(n, np.int64), deferrals - figures.deferral_402g
-                                                    - catch_up_limit, individual_excess]), deferrals) if n \
-        else deferrals
+    individual_excess = deferrals + money["other_plan_deferrals"] - figures.deferral_402g - by_age(band_age)
+    excess_deferral = np.clip(np.maximum(deferrals - figures.deferral_402g - catch_up_limit, individual_excess),
+                              0, deferrals)
     # Catch-up is left out of the ADP; an NHCE's distributed excess deferrals too (Treas. Reg. 1.401(k)-2(a)(4)).
     adp_amount = deferrals - catch_up - np.where(hce, 0, excess_deferral)
     adr = ratios(adp_amount, plan_pay)
