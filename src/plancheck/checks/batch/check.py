@@ -93,12 +93,12 @@ class PartitionResult:
 PHASES = ("load", "parse", "conflicts", "facts", "prescreen", "engine", "findings", "write")
 
 
-class _Clock:
-    """Seconds per phase: `clock.lap("parse")` charges the time since the last lap to that phase."""
+class PhaseClock:
+    """Seconds per phase: `clock.lap("parse")` charges the time since the last lap (or `since`) to that phase."""
 
-    def __init__(self) -> None:
-        self.seconds = dict.fromkeys(PHASES, 0.0)
-        self._last = time.perf_counter()
+    def __init__(self, phases: tuple[str, ...] = PHASES, since: float | None = None) -> None:
+        self.seconds = dict.fromkeys(phases, 0.0)
+        self._last = time.perf_counter() if since is None else since
 
     def lap(self, phase: str) -> None:
         now = time.perf_counter()
@@ -259,9 +259,9 @@ def _first_in_group(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def confirmed_firings(checker: Checker, facts: dict[str, np.ndarray], starts: np.ndarray,
-                      clock: _Clock | None = None) -> list[tuple[int, int, str]]:
+                      clock: PhaseClock | None = None) -> list[tuple[int, int, str]]:
     """(group, row, rule id) of the first row per employee-year on which the engine fires each rule."""
-    clock = clock or _Clock()
+    clock = clock or PhaseClock()
     masks = {r.id: evaluate_columns(r.condition, facts) for r in checker.rules}
     candidates = {rule_id: _first_in_group(mask, starts) for rule_id, mask in masks.items()}
     clock.lap("prescreen")
@@ -318,7 +318,7 @@ def _iso(day: int) -> str:
 
 def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: str) -> PartitionResult:
     """Check one partition (its spill pieces); write its sorted findings and rejects to out_dir."""
-    clock = _Clock()
+    clock = PhaseClock()
     table = pa.concat_tables([ipc.open_file(piece).read_all() for piece in pieces])
     clock.lap("load")
     parsed, rejects = parse_partition(table, checker.plan_index, checker.limits)

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import orjson
 import pyarrow as pa
 
-from plancheck.checks.batch.check import PHASES, Checker, PartitionResult, check_partition
+from plancheck.checks.batch.check import PHASES, Checker, PartitionResult, PhaseClock, check_partition
 from plancheck.checks.batch.partition import partition_count, spill
 from plancheck.checks.ruleset import load_rules
 from plancheck.documents.feed.reader import COLUMNS, FeedRange, open_feed
@@ -132,18 +132,19 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
     try:
         with _executor(workers, rules_dir, plans) as pool:
             employers = {p.plan_id: p.employer_id for p in plans if p.employer_id != p.plan_id}
-            wall = {"start": time.perf_counter() - started}
+            clock = PhaseClock(RUN_PHASES, since=started)
+            clock.lap("start")
             pieces, rows_read, bad_rows = _spill_phase(feed, pool, run_dir, partitions, on_read, employers)
-            wall["read_and_spill"] = time.perf_counter() - started - sum(wall.values())
+            clock.lap("read_and_spill")
             if on_start:
                 on_start(len(pieces))
             results = _check_phase(pieces, pool, run_dir, rules_dir, plans, on_partition)
-            wall["check"] = time.perf_counter() - started - sum(wall.values())
+            clock.lap("check")
             for _key, event in heapq.merge(*(_lines(r.findings_path) for r in results), key=lambda item: item[0]):
                 sink.event(event)
             rows_read += len(bad_rows)
             rejected = sink.rejects(rejects_header(), _reject_rows(results, sorted(bad_rows, key=lambda bad: bad.line)))
-            wall["merge_and_write"] = time.perf_counter() - started - sum(wall.values())
+            clock.lap("merge_and_write")
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     by_rule: Counter[str] = Counter()
@@ -171,10 +172,14 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
         "peak_memory_mb": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                            "largest_worker": max((r.peak_memory_mb for r in results), default=0)},
         "seconds": round(seconds, 3),
-        "phases": _profile(wall, results),
+        "phases": _profile(clock.seconds, results),
         "rows_per_second": int(rows_read / seconds) if seconds > 0 else 0,
     }
     return BatchOutcome(summary=summary, errors=by_severity["error"])
+
+
+#: The phases of a whole run (the batch summary's `phases.wall`).
+RUN_PHASES = ("start", "read_and_spill", "check", "merge_and_write")
 
 
 def _profile(wall: dict[str, float], results: list[PartitionResult]) -> dict[str, Any]:
