@@ -38,48 +38,54 @@ def partition_count(feed: Feed) -> int:
 _PRIME = np.uint64(1_099_511_628_211)  # FNV-1 64-bit prime
 
 
-def employer_column(plan_ids: pa.Array, employers: dict[str, str] | None) -> pa.Array:
-    """Each row's employer: the plan's `employer` where the plans map it, else the plan_id as written."""
-    if not employers:
-        return plan_ids
-    known = pa.array(list(employers), type=pa.string())
-    mapped = pc.take(pa.array(list(employers.values()), type=pa.string()), pc.index_in(plan_ids, value_set=known))
-    return pc.coalesce(mapped, plan_ids)
-
-
 def stable_hash(batch: pa.RecordBatch, employers: dict[str, str] | None = None) -> np.ndarray:
-    """A hash of 'employer<0x1f>employee_id' per row, the same in every batch, process and run.
+    """A hash of (employer, employee_id) per row, the same in every batch, process, run and machine.
 
-    Horner's rule over the key's UTF-8 bytes (mod 2**64), computed column by column over the
-    keys left-padded with zero bytes to one width (leading zeros leave Horner's sum unchanged,
-    so the width of a batch does not matter), then a murmur-style finaliser so that the low
-    bits spread well for `% partitions`.
+    The employee_id's UTF-8 bytes, left-padded with zero bytes to a multiple of eight, are read as
+    little-endian 64-bit words and folded with Horner's rule (mod 2**64); leading zero words leave
+    the sum unchanged, so the width of a batch does not matter. The employer's own hash (one per
+    distinct plan_id of the batch) is folded in last, then a murmur-style finaliser spreads the low
+    bits for `% partitions`. Word-wise folding is eight times fewer passes than byte-wise.
     """
-    keys = pc.binary_join_element_wise(employer_column(batch.column("plan_id"), employers),
-                                       batch.column("employee_id"), "\x1f")
-    n = len(keys)
+    n = batch.num_rows
     if not n:
         return np.zeros(0, dtype=np.uint64)
-    lengths = pc.binary_length(keys)
-    width = pc.max(lengths).as_py()
-    if pc.min(pc.equal(lengths, pc.utf8_length(keys))).as_py():  # all ASCII: one byte per character
-        padded = pc.utf8_lpad(keys, width=width, padding="\x00")
-        _validity, offsets, data = padded.buffers()
-        start = int(np.frombuffer(offsets, dtype=np.int32, count=1, offset=padded.offset * 4)[0])
-        matrix = np.frombuffer(data, dtype=np.uint8)[start:start + n * width].reshape(n, width)
-        h = np.zeros(n, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for column in range(width):
-                h = h * _PRIME + matrix[:, column]
-    else:
-        h = np.array([_horner(k.encode()) for k in keys.to_pylist()], dtype=np.uint64)
+    words = _key_words(batch.column("employee_id"))
+    h = np.zeros(n, dtype=np.uint64)
+    plans = pc.dictionary_encode(batch.column("plan_id"))
+    employer = employers or {}  # a plan's `employer` where the plans map it, else its plan_id as written
+    employer_hash = np.array([_horner(employer.get(p, p).encode()) for p in plans.dictionary.to_pylist()],
+                             dtype=np.uint64)
     with np.errstate(over="ignore"):
+        for column in range(words.shape[1]):
+            h = h * _PRIME + words[:, column]
+        h = h * _PRIME + employer_hash[plans.indices.to_numpy(zero_copy_only=False)]
         h ^= h >> np.uint64(33)
         h *= np.uint64(0xFF51AFD7ED558CCD)
         h ^= h >> np.uint64(33)
         h *= np.uint64(0xC4CEB9FE1A85EC53)
         h ^= h >> np.uint64(33)
     return h
+
+
+def _key_words(keys: pa.Array) -> np.ndarray:
+    """Each key's UTF-8 bytes right-aligned in a row of little-endian uint64 words (zero bytes in front)."""
+    n = len(keys)
+    lengths = pc.binary_length(keys).to_numpy(zero_copy_only=False).astype(np.int64)
+    width = max(8, -(-int(lengths.max()) // 8) * 8)
+    if pc.min(pc.equal(pc.binary_length(keys), pc.utf8_length(keys))).as_py():  # ASCII: a character is a byte
+        padded = pc.utf8_lpad(keys, width=width, padding="\x00")
+        _validity, offsets, data = padded.buffers()
+        start = int(np.frombuffer(offsets, dtype=np.int32, count=1, offset=padded.offset * 4)[0])
+        matrix = np.frombuffer(data, dtype=np.uint8)[start:start + n * width]
+    else:  # place each key's bytes at the end of its row
+        _validity, offsets, data = keys.buffers()
+        bounds = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=keys.offset * 4).astype(np.int64)
+        row = np.repeat(np.arange(n), lengths)
+        source = np.arange(bounds[0], bounds[-1])
+        matrix = np.zeros(n * width, dtype=np.uint8)
+        matrix[source - bounds[:-1][row] + row * width + (width - lengths)[row]] = np.frombuffer(data, np.uint8)[source]
+    return matrix.view("<u8").reshape(n, width // 8)
 
 
 def _horner(data: bytes) -> int:
