@@ -111,24 +111,46 @@ def _run_starts(continues: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(~continues, np.arange(len(continues)), 0))
 
 
-def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> np.ndarray:
-    """Rows to keep after refusing duplicate pay dates and conflicting birth dates of one employee."""
+def _by_person_and_day(parsed: Parsed) -> np.ndarray:
+    """Rows in (plan, employee, pay date, line) order: one stable sort of a packed key where it fits in int64."""
+    n = len(parsed.line)
+    by_line = np.arange(n) if n < 2 or bool(np.all(np.diff(parsed.line) > 0)) else np.argsort(parsed.line, kind="stable")
+    if not n:
+        return by_line
+    first_day = int(parsed.pay_day.min())
+    days = int(parsed.pay_day.max()) - first_day + 1
+    people = (int(parsed.plan_index.max()) + 1) * (len(parsed.employee_ids) + 1)
+    if people * days >= 1 << 62:  # cannot happen with real dates; keep the general sort for safety
+        return np.lexsort((parsed.line, parsed.pay_day, parsed.employee, parsed.plan_index))
+    key = (parsed.plan_index * (len(parsed.employee_ids) + 1) + parsed.employee) * days + (parsed.pay_day - first_day)
+    return by_line[np.argsort(key[by_line], kind="stable")]
+
+
+def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse duplicate pay dates and conflicting birth dates of one employee in one plan.
+
+    Returns which rows are kept, and the kept rows in (plan, employee, pay date) order.
+    A birth date is compared with the employee's row of the earliest line; a pay date's
+    first line is kept and its later lines refused.
+    """
     n = len(parsed.line)
     keep = np.ones(n, dtype=bool)
+    order = _by_person_and_day(parsed)
     if not n:
-        return keep
-    by_line = np.lexsort((parsed.line, parsed.employee, parsed.plan_index))
+        return keep, order
+    plan, employee = parsed.plan_index[order], parsed.employee[order]
     same_person = np.zeros(n, dtype=bool)
-    same_person[1:] = (np.diff(parsed.plan_index[by_line]) == 0) & (np.diff(parsed.employee[by_line]) == 0)
-    first_row = by_line[_run_starts(same_person)]
-    conflict = parsed.birth_day[by_line] != parsed.birth_day[first_row]
-    for pos in np.flatnonzero(conflict).tolist():
-        row, first = int(by_line[pos]), int(first_row[pos])
+    same_person[1:] = (np.diff(plan) == 0) & (np.diff(employee) == 0)
+    starts = np.flatnonzero(~same_person)
+    # Each person's row of the earliest line: lines are distinct, so (line, row) packs into one int64.
+    earliest = np.minimum.reduceat(parsed.line[order] * n + order, starts) % n
+    first_row = np.repeat(earliest, np.diff(np.append(starts, n)))
+    for pos in np.flatnonzero(parsed.birth_day[order] != parsed.birth_day[first_row]).tolist():
+        row, first = int(order[pos]), int(first_row[pos])
         keep[row] = False
         rejects.append(Reject(int(parsed.line[row]),
                               f"birth_date: differs from line {int(parsed.line[first])} for the same plan_id and "
                               f"employee_id", parsed.raw(int(parsed.source_row[row]))))
-    order = np.lexsort((parsed.line, parsed.pay_day, parsed.employee, parsed.plan_index))
     order = order[keep[order]]
     dup = np.zeros(len(order), dtype=bool)
     dup[1:] = ((np.diff(parsed.plan_index[order]) == 0) & (np.diff(parsed.employee[order]) == 0)
@@ -140,7 +162,7 @@ def _drop_conflicts(parsed: Parsed, rejects: list[Reject]) -> np.ndarray:
         rejects.append(Reject(int(parsed.line[row]),
                               f"duplicate of line {int(parsed.line[first])}: same plan_id, employee_id and pay_date",
                               parsed.raw(int(parsed.source_row[row]))))
-    return keep
+    return keep, order[~dup]
 
 
 @dataclass
@@ -160,7 +182,12 @@ class Entries:
 
     @classmethod
     def of(cls, parsed: Parsed, accepted: np.ndarray) -> "Entries":
+        """`accepted`: the kept rows in (plan, employee, pay date) order, which is already employee-year
+        order unless some row's employer money moves to the year before."""
         moved = parsed.limitation_year[accepted] != parsed.year[accepted]
+        if not moved.any():
+            every = np.ones(len(accepted), dtype=bool)
+            return cls(row=accepted, year=parsed.year[accepted], employee_money=every, employer_money=every)
         own = sum(parsed.money[k][accepted] for k in ("compensation", "pretax", "roth", "after_tax"))
         stays = ~moved | (own > 0)
         main, extra = accepted[stays], accepted[moved]
@@ -323,8 +350,7 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
     clock.lap("load")
     parsed, rejects = parse_partition(table, checker.plan_index, checker.limits)
     clock.lap("parse")
-    keep = _drop_conflicts(parsed, rejects)
-    accepted = np.flatnonzero(keep)
+    keep, accepted = _drop_conflicts(parsed, rejects)
     clock.lap("conflicts")
     events: list[tuple[list[Any], dict[str, Any]]] = []
     counter: Counter[str] = Counter()
@@ -361,9 +387,10 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
     rejects_path.write_bytes(b"".join(orjson.dumps(r.as_json()) + b"\n" for r in rejects))
     clock.lap("write")
     checked = int(keep.sum())
-    people = np.unique(parsed.plan_index[accepted] * (len(parsed.employee_ids) + 1) + parsed.employee[accepted])
+    people = len(accepted) and 1 + int(np.count_nonzero((np.diff(parsed.plan_index[accepted]) != 0)
+                                                        | (np.diff(parsed.employee[accepted]) != 0)))
     return PartitionResult(
-        rows_read=table.num_rows, rows_checked=checked, rows_rejected=len(rejects), employees=len(people),
+        rows_read=table.num_rows, rows_checked=checked, rows_rejected=len(rejects), employees=people,
         plans=sorted({checker.plans[int(i)].plan_id for i in np.unique(parsed.plan_index[accepted])}),
         findings_by_rule=dict(counter), findings_path=str(findings_path), rejects_path=str(rejects_path),
         peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, phases=clock.seconds,
