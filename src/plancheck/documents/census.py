@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from plancheck.documents.feed.parse import parse_dates, parse_money
+from plancheck.documents.feed.parse import EMPTY_TEXT, ZERO_TEXT, parse_dates, parse_money
 from plancheck.documents.feed.reader import LINE, Layout, open_feed
 from plancheck.documents.feed.records import RAW_CHARS, Reject
 from plancheck.errors import shown
@@ -102,9 +102,9 @@ def _days(day: dt.date) -> int:
 def parse_percent(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(millionths of one, ok, empty) for a text column of percentages 0-100 with up to four decimals."""
     text = pc.utf8_trim_whitespace(column)
-    empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    empty = pc.equal(text, EMPTY_TEXT).to_numpy(zero_copy_only=False)
     shaped = pc.match_substring_regex(text, _PERCENT_RE)
-    clean = pc.if_else(shaped, text, "0")
+    clean = pc.if_else(shaped, text, ZERO_TEXT)
     dot = pc.find_substring(clean, ".").to_numpy(zero_copy_only=False)
     length = pc.binary_length(clean).to_numpy(zero_copy_only=False)
     digits = pc.cast(pc.replace_substring(clean, ".", ""), pa.int64()).to_numpy()
@@ -151,12 +151,12 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     flag(plan < 0, lambda r: f"plan_id: unknown plan {shown(value('plan_id', r))} (no such plan in the plans directory)")
     employee = pc.utf8_trim_whitespace(text["employee_id"])
     employee_np = np.asarray(employee.to_numpy(zero_copy_only=False), dtype=object)
-    flag(pc.equal(employee, "").to_numpy(zero_copy_only=False), lambda r: "employee_id: required, got an empty value")
+    flag(pc.equal(employee, EMPTY_TEXT).to_numpy(zero_copy_only=False), lambda r: "employee_id: required, got an empty value")
 
     dates, date_ok = {}, {}
     for column in ("birth_date", "hire_date", "termination_date"):
-        dates[column], ok = parse_dates(text[column])
-        blank = pc.equal(text[column], "").to_numpy(zero_copy_only=False)
+        dates[column], ok, _year = parse_dates(text[column])
+        blank = pc.equal(text[column], EMPTY_TEXT).to_numpy(zero_copy_only=False)
         if column == "termination_date":
             ok = ok | blank
             dates[column] = np.where(blank, NO_DATE, dates[column])
@@ -250,7 +250,7 @@ def _first_rows_and_relations(plan: np.ndarray, employee: pa.Array,
     group_first = order[np.maximum.accumulate(np.where(starts, np.arange(n), 0))] if n else order
     first = np.empty(n, dtype=np.int64)
     first[order] = group_first
-    given = pc.not_equal(related_to, "").to_numpy(zero_copy_only=False)
+    given = pc.not_equal(related_to, EMPTY_TEXT).to_numpy(zero_copy_only=False)
     code = pc.fill_null(pc.index_in(related_to, value_set=encoded.dictionary), -1).to_numpy(zero_copy_only=False)
     wanted = np.maximum(plan, 0) * width + code
     position = np.clip(np.searchsorted(sorted_key, wanted), 0, max(n - 1, 0))

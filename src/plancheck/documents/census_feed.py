@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from plancheck.documents.census import CONTRIBUTIONS, Census
-from plancheck.documents.feed.parse import parse_dates, parse_money, years_of
+from plancheck.documents.feed.parse import parse_dates, parse_money
 from plancheck.documents.feed.reader import COLUMNS, LINE, open_feed
 from plancheck.documents.feed.records import RAW_CHARS
 from plancheck.errors import shorten, shown
@@ -62,7 +62,7 @@ def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, 
         index = index.to_numpy(zero_copy_only=False).astype(np.int64)
         flag(index < 0, lambda r: f"no census row for plan {shown(value('plan_id', r))} and employee "
                                   f"{shown(value('employee_id', r))}")
-        days, ok = parse_dates(column["pay_date"])
+        days, ok, year = parse_dates(column["pay_date"])
         flag(~ok, lambda r: f"pay_date: expected a date YYYY-MM-DD, got {shown(value('pay_date', r))}")
         cents = {}
         for name in CONTRIBUTIONS:
@@ -77,7 +77,7 @@ def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, 
                                 f"{shown(value('other_plan_deferrals', r))}")
         bad = np.zeros(n, dtype=bool)
         bad[list(problems)] = True
-        in_year = years_of(days) == census.year
+        in_year = year == census.year
         use = ~bad & in_year
         rows_outside += int((~bad & ~in_year).sum())
         for name in CONTRIBUTIONS:
