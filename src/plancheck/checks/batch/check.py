@@ -9,6 +9,8 @@ candidate of that employee-year and rule is tried, until the engine confirms or 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
 import time
 from collections import Counter
@@ -42,6 +44,26 @@ YTD_FIELDS = (("compensation", "ytd_compensation"), ("deferrals", "ytd_deferrals
               ("after_tax", "ytd_after_tax"), ("employer_match", "ytd_employer_match"),
               ("match_expected", "ytd_match_expected"), ("employer_nonelective", "ytd_employer_nonelective"),
               ("annual_additions", "ytd_annual_additions"))
+
+
+def keep_freed_memory() -> None:
+    """Let the C library keep freed memory for reuse instead of handing it back to the kernel.
+
+    Checking a partition allocates some sixty int64 columns of about a megabyte each. glibc
+    returns such blocks to the kernel when they are freed, so the next partition faults them in
+    again, a zeroed page at a time: about a fifth of the facts phase. With the trim and mmap
+    thresholds raised (mallopt M_TRIM_THRESHOLD, M_MMAP_THRESHOLD) the blocks are reused; peak
+    memory is unchanged, since a worker already held them at its peak. Nothing happens where the
+    C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_mmap_threshold, 1 << 30)
 
 
 @dataclass
@@ -211,7 +233,11 @@ def _period_rows(parsed: Parsed, entries: Entries) -> PeriodRows:
     counts = np.diff(np.append(starts, n))
     birth_year = years_of(parsed.birth_day[rows][starts])
     mine, employer = entries.employee_money, entries.employer_money
-    money = {k: np.where(employer if k.startswith("employer_") else mine, v[rows], 0) for k, v in parsed.money.items()}
+    if mine.all() and employer.all():  # no employer money moved to the year before: every entry carries it all
+        money = {k: v[rows] for k, v in parsed.money.items()}
+    else:
+        money = {k: np.where(employer if k.startswith("employer_") else mine, v[rows], 0)
+                 for k, v in parsed.money.items()}
 
     def per_group(values: np.ndarray, reduce=np.maximum) -> np.ndarray:
         return reduce.reduceat(values, starts) if n else starts

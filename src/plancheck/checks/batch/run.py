@@ -33,7 +33,14 @@ from typing import Any, Protocol
 import orjson
 import pyarrow as pa
 
-from plancheck.checks.batch.check import PHASES, Checker, PartitionResult, PhaseClock, check_partition
+from plancheck.checks.batch.check import (
+    PHASES,
+    Checker,
+    PartitionResult,
+    PhaseClock,
+    check_partition,
+    keep_freed_memory,
+)
 from plancheck.checks.batch.partition import partition_count, spill
 from plancheck.checks.ruleset import load_rules
 from plancheck.documents.feed.reader import COLUMNS, FeedRange, open_feed
@@ -60,6 +67,7 @@ class BatchSink(Protocol):
 def _build_checker(rules_dir: str, plans: list[Plan]) -> None:
     """Build the rules, plans and engine once per process."""
     global _CHECKER
+    keep_freed_memory()
     rulebook, limits = load_rules(Path(rules_dir))
     _CHECKER = Checker(rulebook, limits, plans)
 
