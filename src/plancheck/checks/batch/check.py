@@ -365,8 +365,33 @@ def _one_per_scope(checker: Checker, parsed: Parsed, entries: Entries,
     return kept
 
 
-def _iso(day: int) -> str:
-    return str(np.datetime64(int(day), "D"))
+def _finding_events(checker: Checker, parsed: Parsed, entries: Entries, facts: dict[str, np.ndarray],
+                    firings: list[tuple[int, str]]) -> list[tuple[list[Any], dict[str, Any]]]:
+    """Each firing as (sort key, finding event). The figures of every firing row are gathered per fact
+    in one numpy step, then the findings are built from plain Python values."""
+    if not firings:
+        return []
+    types = checker.rulebook.fact_types("period")
+    rank = {r.id: i for i, r in enumerate(checker.rules)}
+    by_id = {r.id: r for r in checker.rules}
+    at = np.array([row for row, _rule in firings], dtype=np.int64)
+    source = entries.row[at]
+    names = {"year", "period"} | {fact for _key, fact in YTD_FIELDS} | {n for _r, rule in firings for n in checker.needed[rule]}
+    value = {name: facts[name][at].tolist() for name in names}
+    plan_ids = [checker.plans[i].plan_id for i in parsed.plan_index[source].tolist()]
+    employee_ids = [parsed.employee_ids[i] for i in parsed.employee[source].tolist()]
+    pay_dates = parsed.pay_day[source].astype("datetime64[D]").astype(str).tolist()
+    lines = parsed.line[source].tolist()
+    events = []
+    for i, (_row, rule_id) in enumerate(firings):
+        year = value["year"][i]
+        context = {"plan_id": plan_ids[i], "employee_id": employee_ids[i], "year": year, "period": value["period"][i],
+                   "pay_date": pay_dates[i], "line": lines[i]}
+        extra = {"ytd": {key: format_cents(value[fact][i]) for key, fact in YTD_FIELDS}}
+        finding = build_finding(by_id[rule_id], {name: value[name][i] for name in checker.needed[rule_id]}, types,
+                                context, extra)
+        events.append(([plan_ids[i], employee_ids[i], year, pay_dates[i], rank[rule_id]], finding.as_event()))
+    return events
 
 
 def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: str) -> PartitionResult:
@@ -386,24 +411,9 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
         _add_employer_totals(checker, parsed, entries, rows)
         facts = build_period_facts(rows, checker.arrays, checker.limits)
         clock.lap("facts")
-        types = checker.rulebook.fact_types("period")
-        rank = {r.id: i for i, r in enumerate(checker.rules)}
-        by_id = {r.id: r for r in checker.rules}
-        firings = confirmed_firings(checker, facts, rows.group_start, clock)
-        for row, rule_id in _one_per_scope(checker, parsed, entries, firings):
-            rule = by_id[rule_id]
-            source = int(entries.row[row])
-            plan_id = checker.plans[int(parsed.plan_index[source])].plan_id
-            employee_id = parsed.employee_ids[int(parsed.employee[source])]
-            pay_date = _iso(parsed.pay_day[source])
-            year = int(facts["year"][row])
-            at_row = {name: int(facts[name][row]) for name in checker.needed[rule_id]}
-            context = {"plan_id": plan_id, "employee_id": employee_id, "year": year,
-                       "period": int(facts["period"][row]), "pay_date": pay_date, "line": int(parsed.line[source])}
-            extra = {"ytd": {key: format_cents(int(facts[fact][row])) for key, fact in YTD_FIELDS}}
-            finding = build_finding(rule, at_row, types, context, extra)
-            events.append(([plan_id, employee_id, year, pay_date, rank[rule_id]], finding.as_event()))
-            counter[rule_id] += 1
+        firings = _one_per_scope(checker, parsed, entries, confirmed_firings(checker, facts, rows.group_start, clock))
+        events = _finding_events(checker, parsed, entries, facts, firings)
+        counter.update(rule_id for _row, rule_id in firings)
     events.sort(key=lambda item: item[0])
     rejects.sort(key=lambda r: r.line)
     clock.lap("findings")
