@@ -92,6 +92,10 @@ def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: in
     return paths, rows, feed.bad_rows
 
 
+def _ready() -> None:
+    """A task that does nothing: submitting it starts a worker, which builds its checker."""
+
+
 def _check(pieces: list[str], out_dir: str, name: str) -> PartitionResult:
     """Phase 2 task: check one partition."""
     assert _CHECKER is not None, "worker not initialised"
@@ -257,6 +261,8 @@ def _executor(workers: int, rules_dir: Path, plans: list[Plan]) -> Iterator[Proc
     context = multiprocessing.get_context("forkserver")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                initargs=(str(rules_dir), plans))
+    for _ in range(workers):  # start every worker now: they build their engines while the feed is cut into ranges
+        pool.submit(_ready)
     try:
         yield pool
     except BaseException:
