@@ -231,7 +231,7 @@ def batch(
                 on_start=progress.start_checking if progress else None,
                 on_partition=progress.checked if progress else None)
         if history:
-            outcome.summary.update(history.close())
+            outcome.summary.update(history.close(years=outcome.summary["years"]))
         events.emit(outcome.summary)
     status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
     if history:
@@ -310,7 +310,7 @@ def withdrawals(
                 events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
                              "reason": reject.reason})
             if history:
-                summary.update(history.close())
+                summary.update(history.close(years=outcome.years))
             events.emit(summary)
         report.withdrawals_summary(outcome, summary)
         status = _status(history, outcome.findings)

@@ -19,7 +19,7 @@ class RunReport:
     trend: list[dict[str, Any]]
     findings: list[dict[str, Any]] = field(default_factory=list)
     findings_total: int = 0
-    resolved: list[str] = field(default_factory=list)
+    resolved: int = 0
     resolved_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -56,17 +56,13 @@ def run_report(store, run_id: int, table_limit: int | None = TABLE_LIMIT) -> Run
             counts_by["acknowledged"] += 1
         if table_limit is None or len(rows) < table_limit:
             rows.append(_row(record))
-    summary = run.get("counts") or {}
-    previous = summary.get("previous_run")
-    resolved = store.resolved(previous, run_id) if previous else []
-    resolved_rows = []
-    if resolved and table_limit != 0:
-        wanted = set(resolved)
-        for record in store.findings(previous):
-            if record["fingerprint"] in wanted and (table_limit is None or len(resolved_rows) < table_limit):
-                resolved_rows.append(_row(record))
+    resolved, resolved_rows = 0, []
+    for record in store.resolved(run_id):
+        resolved += 1
+        if table_limit is None or len(resolved_rows) < table_limit:
+            resolved_rows.append(_row(record) | {"previous_run": record["previous_run"]})
     counts = {"findings": total, "new": counts_by["new"], "recurring": counts_by["recurring"],
-              "resolved": len(resolved), "acknowledged": counts_by["acknowledged"]}
+              "resolved": resolved, "acknowledged": counts_by["acknowledged"]}
     trend = []
     for past in reversed(store.runs(limit=30, scope=run["scope"], up_to=run_id)):
         c = past.get("counts") or {}
