@@ -538,3 +538,38 @@ def test_a_database_error_while_findings_stream_is_exit_2_and_removes_the_run(tm
         connection.execute(sa.text("ALTER TABLE gone RENAME TO findings"))
     run.abort()
     assert store.runs(completed=False) == []
+
+
+def _fingerprint_as_first_recorded(event: dict) -> str:
+    """The fingerprint as plancheck's first history wrote it (databases keep it: it must never change)."""
+    import hashlib
+
+    def text(value):
+        return "" if value is None else str(value)
+    year = event.get("year")
+    if year is None and event.get("request_date"):
+        year = str(event["request_date"])[:4]
+    plan = event.get("plan_id") or event.get("file")
+    parts = [text(plan), text(event.get("employee_id")), text(year), text(event.get("rule"))]
+    subject = event.get("request_id") or (event.get("field") if event.get("rule") == "plan-document-invalid" else None)
+    if subject is not None:
+        parts.append(text(subject))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def test_fingerprints_and_figures_are_those_recorded_by_earlier_versions(baseline):
+    import hashlib
+
+    from plancheck.history.fingerprint import figures, finding_year, fingerprint
+
+    odd = [{"rule": "plan-document-invalid", "file": "plans/x.yaml", "field": "match.tiers", "year": None},
+           {"rule": "hardship-not-permitted", "plan_id": "p", "employee_id": "E1", "request_id": "R-7",
+            "request_date": "2025-12-31"},
+           {"rule": "r", "plan_id": "", "file": None, "employee_id": None, "year": "2026", "amount": None},
+           {"rule": "r", "plan_id": "p", "employee_id": 12, "year": 2026, "request_id": 0, "limit": "1.00"}]
+    for event in baseline + odd:
+        assert fingerprint(event) == _fingerprint_as_first_recorded(event), event
+        get = event.get
+        expected = "|".join("" if get(k) is None else str(get(k)) for k in ("amount", "limit", "excess"))
+        assert figures(event) == hashlib.sha256(expected.encode()).hexdigest()
+    assert [finding_year(e) for e in odd] == [None, 2025, 2026, 2026]
