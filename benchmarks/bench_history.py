@@ -1,8 +1,9 @@
 """Benchmark the run history: recording 100,000 findings into SQLite, and what recording adds to a batch.
 
-1. Record N synthetic findings (default 100,000) into a fresh SQLite file through the same
-   `HistoryRun` the command line uses (classification, chunked executemany, resolved count),
-   twice: the first night (all new) and the second (all recurring, compared with the first).
+1. Record N synthetic findings (default 100,000) into a fresh SQLite file (or, with
+   `--postgresql URL`, into that empty PostgreSQL database too) through the same `HistoryRun`
+   the command line uses (classification year by year, the writer thread, resolutions), three
+   nights: the first (all new), the second (all recurring), the third (a tenth resolved).
 2. Run a batch over a generated feed (benchmarks/generate_feed.py, about one finding per
    employee) in a fresh process, without and with recording (the batch's `RecordingBatchSink`
    around `BatchFiles`, two nights), and print the time spent in the history itself (opening it,
@@ -39,14 +40,15 @@ def finding(i):
             "citation": "IRC 402(g)(1)(A); IRC 401(a)(30)", "message": "Deferrals of $25,000.00 exceed ...",
             "ytd": {"compensation": "150000.00", "deferrals": "25000.00", "annual_additions": "30000.00"}}
 nights = []
-for night in range(2):
+for night in range(3):
     start = time.perf_counter()
     run = HistoryRun(store, "batch", scope, []).start("bench")
-    for i in range(n):
+    for i in range(n - n // 10 if night == 2 else n):
         run.finding(finding(i))
-    counts = run.close()
+    counts = run.close([2026])
     run.finish({"event": "batch_summary", **counts}, 1)
-    nights.append({"seconds": time.perf_counter() - start, "new": counts["new"], "recurring": counts["recurring"]})
+    nights.append({"seconds": time.perf_counter() - start, "new": counts["new"], "recurring": counts["recurring"],
+                   "resolved": counts["resolved"]})
 print(json.dumps({"nights": nights, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -85,7 +87,7 @@ with open("/dev/null", "wb") as rejects:
     outcome = run_batch(feed, root / "plans", root / "rules", 1, sink, "/dev/null")
     if db:
         t = time.perf_counter()
-        outcome.summary.update(history.close())
+        outcome.summary.update(history.close(outcome.summary["years"]))
         history.finish(outcome.summary, 1)
         recording += time.perf_counter() - t
 print(json.dumps({"wall": time.perf_counter() - start, "findings": outcome.summary["findings"], "recording": recording,
@@ -109,15 +111,24 @@ def main() -> None:
     parser.add_argument("--employees", type=int, default=100_000, help="employees of the batch feed (26 rows each)")
     parser.add_argument("--violations", type=float, default=1.0,
                         help="share of the feed's employees given a problem (1.0: about one finding per employee)")
+    parser.add_argument("--postgresql", metavar="URL", help="also record the synthetic findings into this empty "
+                        "PostgreSQL database")
+    parser.add_argument("--skip-batch", action="store_true", help="only the synthetic findings")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, "-c", _RECORD, str(Path(tmp) / "h.sqlite"), str(args.findings)],
-                             check=True, capture_output=True, text=True)
-        result = json.loads(out.stdout.splitlines()[-1])
-        for night, figures in enumerate(result["nights"], start=1):
-            print(f"record {args.findings:,} findings into SQLite, night {night} ({figures['new']:,} new, "
-                  f"{figures['recurring']:,} recurring): {figures['seconds']:.2f} s")
-        print(f"  peak memory {result['peak_mb']:.0f} MB")
+        for name, url in (("SQLite", str(Path(tmp) / "h.sqlite")), ("PostgreSQL", args.postgresql)):
+            if not url:
+                continue
+            out = subprocess.run([sys.executable, "-c", _RECORD, url, str(args.findings)],
+                                 check=True, capture_output=True, text=True)
+            result = json.loads(out.stdout.splitlines()[-1])
+            for night, figures in enumerate(result["nights"], start=1):
+                print(f"record {args.findings:,} findings into {name}, night {night} ({figures['new']:,} new, "
+                      f"{figures['recurring']:,} recurring, {figures['resolved']:,} resolved): "
+                      f"{figures['seconds']:.2f} s")
+            print(f"  peak memory {result['peak_mb']:.0f} MB")
+        if args.skip_batch:
+            return
 
         feed = _feed(args.employees, args.violations)
         db = str(Path(tmp) / "batch.sqlite")

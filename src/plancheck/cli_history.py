@@ -240,11 +240,9 @@ def db_upgrade(db: DbOption = None) -> None:
 def write_reports(store, run_id: int, html: Path | None, xlsx: Path | None) -> None:
     """The HTML report and the Excel workbook of a recorded run, each replaced only when complete."""
     if html is not None:
-        from plancheck.sinks.report_data import run_report
         from plancheck.sinks.report_html import write_html
-        report_of_run = run_report(store, run_id)
         with replacing(html) as stream:
-            write_html(report_of_run, stream)
+            write_html(store, run_id, stream)
     if xlsx is not None:
         import io
 

@@ -99,7 +99,7 @@ class _Writer:
     is raised by the next `put` or by `join`.
     """
 
-    DEPTH = 2
+    DEPTH = 1
 
     def __init__(self, store: Store, statement: str):
         self._store = store
