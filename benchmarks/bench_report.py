@@ -33,7 +33,8 @@ def finding(i: int) -> dict:
     return {"event": event, "rule": rule, "severity": severity, "title": f"The title of {rule}",
             "plan_id": PLANS[i % len(PLANS)], "employee_id": f"E{i:07d}", "year": 2026, "period": 20,
             "pay_date": "2026-10-16", "line": i + 2, "limit": "24500.00", "amount": f"{cents // 100}.{cents % 100:02d}",
-            "excess": f"{(cents - 2_450_000) // 100}.{cents % 100:02d}", "citation": f"IRC 402(g)(1)(A); the citation of {rule}",
+            "excess": f"{(cents - 2_450_000) // 100}.{cents % 100:02d}",
+            "citation": f"IRC 402(g)(1)(A); the citation of {rule}",
             "message": f"Deferrals of ${cents // 100:,}.{cents % 100:02d} this year in the plans of this employer exceed "
                        f"the 2026 402(g) limit of $24,500.00 as the plan must apply it (employee {i}).",
             "ytd": {name: f"{(i * 13 + n * 1000) % 150_000}.{n:02d}" for n, name in enumerate(YTD)}}

@@ -233,6 +233,12 @@ def test_older_database_upgrades_in_place(db, tmp_path):
     assert plancheck("runs", "--db", db).returncode == 0
 
 
+def test_the_schema_revision_named_in_the_code_is_the_newest_migration():
+    from plancheck.history.store import HEAD, head_revision
+
+    assert HEAD == head_revision()
+
+
 def test_sqlite_is_in_wal_mode(tmp_path):
     import sqlalchemy as sa
 

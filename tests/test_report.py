@@ -107,7 +107,8 @@ def test_report_in_chromium(recorded, browser):
     # What got fixed is listed.
     page.select_option("select[data-filter=status]", "resolved")
     assert page.locator("#findings tbody tr").count() == summary["resolved"] == int(page.locator("#shown").inner_text())
-    assert page.locator("#findings tbody tr", has_text=f"last seen in run {summary['previous_run']}").count() == summary["resolved"]
+    last_seen = page.locator("#findings tbody tr", has_text=f"last seen in run {summary['previous_run']}")
+    assert last_seen.count() == summary["resolved"]
     page.select_option("select[data-filter=status]", "")
 
     # Each finding's citation and year-to-date figures are on the page.
@@ -210,7 +211,8 @@ def large(tmp_path_factory):
     store = Store(str(tmp / "history.sqlite")).ready()
     nights = []
     for numbers in (range(12_500), range(500, 12_800)):
-        run = HistoryRun(store, "batch", scope_of("batch", ["acme-mega-backdoor", "bayside-safe-harbor"]), []).start("t")
+        scope = scope_of("batch", ["acme-mega-backdoor", "bayside-safe-harbor"])
+        run = HistoryRun(store, "batch", scope, []).start("t")
         events = [run.finding(_synthetic(i)) for i in numbers]
         summary = {"event": "batch_summary", "findings": len(events), **run.close([2026])}
         run.finish(summary, 1)
@@ -230,7 +232,8 @@ def test_large_report_is_compressed_and_reasonable(large):
 def test_every_finding_of_a_large_report_is_reachable(large, browser):
     """A finding far beyond row 5,000 is found by the search, by filters and by paging; the counts match."""
     summary, events = large["summary"], large["events"]
-    assert (summary["findings"], summary["new"], summary["recurring"], summary["resolved"]) == (12_300, 300, 12_000, 500)
+    counts = (summary["findings"], summary["new"], summary["recurring"], summary["resolved"])
+    assert counts == (12_300, 300, 12_000, 500)
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     problems: list[str] = []
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
@@ -249,9 +252,11 @@ def test_every_finding_of_a_large_report_is_reachable(large, browser):
     page.wait_for_function("document.getElementById('shown').textContent === '1'")
     assert rows.count() == 1
     row = rows.first
-    assert row.get_attribute("data-employee") == "E0011234" and row.locator("td.num").nth(2).inner_text() == target["excess"]
+    assert row.get_attribute("data-employee") == "E0011234"
+    assert row.locator("td.num").nth(2).inner_text() == target["excess"]
     assert row.locator("details code").text_content() == target["fingerprint"][:16]
-    assert row.locator("details p").text_content() == "Finding 11234 <b>not bold</b> & escaped", "data is text, never markup"
+    message = row.locator("details p").text_content()
+    assert message == "Finding 11234 <b>not bold</b> & escaped", "data is text, never markup"
     for typed in (target["fingerprint"][:12], target["fingerprint"]):
         page.fill("input[data-filter=search]", "")
         page.fill("input[data-filter=search]", typed)
@@ -268,7 +273,8 @@ def test_every_finding_of_a_large_report_is_reachable(large, browser):
     page.select_option("select[data-filter=status]", "new")
     expected = [e for e in events if e["rule"] == rule and e["plan_id"] == plan and e["status"] == "new"]
     assert shown() == len(expected) == rows.count() > 0
-    assert [rows.nth(i).get_attribute("data-employee") for i in range(rows.count())] == [e["employee_id"] for e in expected]
+    listed = [rows.nth(i).get_attribute("data-employee") for i in range(rows.count())]
+    assert listed == [e["employee_id"] for e in expected]
     page.select_option("select[data-filter=rule]", "")
     page.select_option("select[data-filter=plan]", "")
     page.select_option("select[data-filter=status]", "resolved")

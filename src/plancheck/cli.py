@@ -118,9 +118,9 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
     """
     if db is None and not record and not (env_opts_in and os.environ.get("PLANCHECK_DB")):
         return None
-    from plancheck.history.recording import HistoryRun, file_inputs, scope_of
+    from plancheck.history.recording import HistoryRun, InputHashes, scope_of
     from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
-    return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), file_inputs(inputs))
+    return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), InputHashes(inputs))
 
 
 def _reports(history, html: Path | None, xlsx: Path | None) -> None:

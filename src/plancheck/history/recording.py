@@ -41,6 +41,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from plancheck.errors import InputError, Problem
 from plancheck.history import store as store_module
 from plancheck.history.fingerprint import FINDING_EVENTS, figures, finding_year, fingerprint
 from plancheck.history.store import Store
@@ -72,6 +73,35 @@ def file_inputs(paths: Iterable[Path | None]) -> list[dict[str, Any]]:
                 size += len(block)
         result.append({"file": str(path), "sha256": digest.hexdigest(), "bytes": size})
     return result
+
+
+class InputHashes:
+    """`file_inputs(paths)` worked out on a thread of its own while the run reads the same files.
+
+    Hashing a 258 MB feed takes a few tenths of a second; file reads and hashlib release the GIL,
+    so it overlaps with the run. `result()` waits for it (a file that cannot be read is an input error).
+    """
+
+    def __init__(self, paths: Iterable[Path | None]):
+        self._paths = list(paths)
+        self._result: list[dict[str, Any]] | None = None
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="plancheck-input-hashes", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = file_inputs(self._paths)
+        except OSError as exc:
+            self._error = exc
+
+    def result(self) -> list[dict[str, Any]]:
+        self._thread.join()
+        if self._error is not None:
+            raise InputError(Problem(str(self._error.filename or ""), "", f"cannot read it to hash it: "
+                                     f"{self._error.strerror or self._error}"))
+        assert self._result is not None
+        return self._result
 
 
 #: The columns of `findings` a run writes, in the order of the rows `HistoryRun` buffers.
@@ -159,8 +189,8 @@ _WHOLE = "whole run"
 class HistoryRun:
     """One run being recorded. `finding(event)` for each finding, then `close(years)`, then `finish(...)`."""
 
-    def __init__(self, store: Store, command: str, scope: tuple[str, str], inputs: list[dict[str, Any]],
-                 ruleset_revision: str | None = None):
+    def __init__(self, store: Store, command: str, scope: tuple[str, str],
+                 inputs: list[dict[str, Any]] | InputHashes, ruleset_revision: str | None = None):
         self.store = store
         self.command = command
         self.dated = command in DATED_COMMANDS
@@ -190,7 +220,7 @@ class HistoryRun:
             with self.store.engine.begin() as connection:
                 self.id = connection.execute(runs.insert().values(
                     command=self.command, scope=self.scope, scope_label=self.scope_label, run_key=run_key,
-                    inputs=self.inputs, ruleset_revision=self.ruleset_revision,
+                    inputs=self.inputs if isinstance(self.inputs, list) else [], ruleset_revision=self.ruleset_revision,
                     started_at=store_module.now())).inserted_primary_key[0]
             self._acks = self.store.active_acks(store_module.today())
         except sa.exc.SQLAlchemyError as exc:
@@ -312,10 +342,12 @@ class HistoryRun:
         if self._writer is not None:
             self._writer.join()
         counts = {k: v for k, v in summary.items() if k != "event"}
+        if isinstance(self.inputs, InputHashes):
+            self.inputs = self.inputs.result()
         try:
             with self.store.engine.begin() as connection:
                 connection.execute(runs.update().where(runs.c.id == self.id).values(
-                    ended_at=store_module.now(), counts=counts, exit_status=exit_status,
+                    ended_at=store_module.now(), counts=counts, exit_status=exit_status, inputs=self.inputs,
                     ruleset_revision=self.ruleset_revision))
         except sa.exc.SQLAlchemyError as exc:
             raise self.store._problem(exc) from None  # noqa: SLF001
