@@ -6,9 +6,11 @@
    nights: the first (all new), the second (all recurring), the third (a tenth resolved).
 2. Run a batch over a generated feed (benchmarks/generate_feed.py, about one finding per
    employee) in a fresh process, without and with recording (the batch's `RecordingBatchSink`
-   around `BatchFiles`, two nights), and print the time spent in the history itself (opening it,
-   classifying and writing the findings, and waiting for the feed's hash where it was not done
-   yet): whole-batch times on this shared machine vary by more than that from one run to the next.
+   around `BatchFiles`, two nights), and print the time spent in the history on the run's thread
+   (opening it, classifying and queueing the findings, waiting for the writer thread and the feed's
+   hash at the end), and how much longer the phase that merges and writes the findings took than
+   without history (the writer thread shares the GIL with it): whole-batch times on this shared
+   machine vary by more than either from one run to the next.
 Peak memory is the process's maximum resident set. Not a test: it prints figures.
 
     python benchmarks/bench_history.py
@@ -91,6 +93,7 @@ with open("/dev/null", "wb") as rejects:
         history.finish(outcome.summary, 1)
         recording += time.perf_counter() - t
 print(json.dumps({"wall": time.perf_counter() - start, "findings": outcome.summary["findings"], "recording": recording,
+                  "merge": outcome.summary["phases"]["wall"]["merge_and_write"],
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -132,12 +135,19 @@ def main() -> None:
 
         feed = _feed(args.employees, args.violations)
         db = str(Path(tmp) / "batch.sqlite")
+        merge = None
         for label, url in (("without history", ""), ("with --db (SQLite), night 1", db),
                            ("with --db (SQLite), night 2", db)):
             out = subprocess.run([sys.executable, "-c", _BATCH, str(HERE.parent), str(feed), url],
                                  check=True, capture_output=True, text=True)
             r = json.loads(out.stdout.splitlines()[-1])
-            spent = f", of which recording {r['recording']:.2f} s" if url else ""
+            if not url:
+                merge = r["merge"]
+            # The findings are recorded while the batch merges them: what the history adds to that phase
+            # (its writer thread's share of the GIL included), with its own time before and after it.
+            spent = (f", of which recording {r['recording']:.2f} s on the run's thread; merging and writing the "
+                     f"findings {r['merge']:.2f} s ({r['merge'] - merge:+.2f} s)" if url else
+                     f", of which merging and writing the findings {r['merge']:.2f} s")
             print(f"batch {feed.name} {label}: {r['wall']:.2f} s{spent}, {r['findings']:,} findings, "
                   f"peak {r['peak_mb']:.0f} MB")
 
