@@ -2,15 +2,14 @@
 
 1. Record N synthetic findings (default 100,000) into a fresh SQLite file (or, with
    `--postgresql URL`, into that empty PostgreSQL database too) through the same `HistoryRun`
-   the command line uses (classification year by year, the writer thread, resolutions), three
+   the command line uses (classification year by year, chunked executemany, resolutions), three
    nights: the first (all new), the second (all recurring), the third (a tenth resolved).
 2. Run a batch over a generated feed (benchmarks/generate_feed.py, about one finding per
    employee) in a fresh process, without and with recording (the batch's `RecordingBatchSink`
-   around `BatchFiles`, two nights), and print the time spent in the history on the run's thread
-   (opening it, classifying and queueing the findings, waiting for the writer thread and the feed's
-   hash at the end), and how much longer the phase that merges and writes the findings took than
-   without history (the writer thread shares the GIL with it): whole-batch times on this shared
-   machine vary by more than either from one run to the next.
+   around `BatchFiles`, two nights), and print the time spent in the history itself (opening it,
+   classifying and writing the findings, waiting for the feed's hash at the end), and, as a check,
+   how much longer the phase that merges and writes the findings took than without history:
+   whole-batch times on this shared machine vary by more than either from one run to the next.
 Peak memory is the process's maximum resident set. Not a test: it prints figures.
 
     python benchmarks/bench_history.py
@@ -144,8 +143,8 @@ def main() -> None:
             if not url:
                 merge = r["merge"]
             # The findings are recorded while the batch merges them: what the history adds to that phase
-            # (its writer thread's share of the GIL included), with its own time before and after it.
-            spent = (f", of which recording {r['recording']:.2f} s on the run's thread; merging and writing the "
+            # (its larger events included) checks the time measured in the history itself.
+            spent = (f", of which recording {r['recording']:.2f} s; merging and writing the "
                      f"findings {r['merge']:.2f} s ({r['merge'] - merge:+.2f} s)" if url else
                      f", of which merging and writing the findings {r['merge']:.2f} s")
             print(f"batch {feed.name} {label}: {r['wall']:.2f} s{spent}, {r['findings']:,} findings, "

@@ -537,7 +537,7 @@ def test_a_database_error_while_findings_stream_is_exit_2_and_removes_the_run(tm
     with store.engine.begin() as connection:
         connection.execute(sa.text("ALTER TABLE findings RENAME TO gone"))
     with pytest.raises(InputError, match="history database"):
-        for n in range(recording.CHUNK * (recording._Writer.DEPTH + 2)):
+        for n in range(recording.CHUNK * 4):
             run.finding(_finding(f"E{n}", 2026))
         run.close([2026])
     with store.engine.begin() as connection:
@@ -579,3 +579,15 @@ def test_fingerprints_and_figures_are_those_recorded_by_earlier_versions(baselin
         expected = "|".join("" if get(k) is None else str(get(k)) for k in ("amount", "limit", "excess"))
         assert figures(event) == hashlib.sha256(expected.encode()).hexdigest()
     assert [finding_year(e) for e in odd] == [None, 2025, 2026, 2026]
+
+
+def test_a_run_of_many_chunks_is_written_whole_and_in_order(db, monkeypatch):
+    from plancheck.history import recording
+    from plancheck.history.store import Store
+
+    monkeypatch.setattr(recording, "CHUNK", 50)
+    store = Store(db).ready()
+    first = _record(store, [_finding(f"E{n:05d}", 2026) for n in range(1_001)], [2026])
+    assert [f["employee_id"] for f in store.findings(first["history_run"])] == [f"E{n:05d}" for n in range(1_001)]
+    again = _record(store, [_finding("E00000", 2026)], [2026])
+    assert _counts(again) == (0, 1, 1_000)

@@ -22,17 +22,16 @@ figures; acknowledged findings never make the exit status 1. The years a dated r
 run each was compared with and what it resolved are stored (`run_years`, `resolutions`), so
 reading the history later shows exactly what was counted.
 
-Findings go to the database in chunks of `CHUNK` rows, written by one thread of the run's own
-(`_Writer`: one executemany of plain tuples per chunk, straight to the driver), so the database's
-work overlaps the run's; at most `_Writer.DEPTH` chunks wait, so memory holds a few chunks plus
-the fingerprints of the previous run of each year met, never the run's findings. A run that fails
-or is interrupted is removed from the history.
+Findings go to the database in chunks of `CHUNK` rows, one executemany each of plain tuples
+straight to the driver, so memory holds one chunk plus the fingerprints of the previous run of
+each year met, never the run's findings. (Writing on a thread, or in a process of its own, was
+tried and measured: on two shared cores either took as long in all, see README "Cost".) A run that
+fails or is interrupted is removed from the history.
 """
 
 from __future__ import annotations
 
 import hashlib
-import queue
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -121,54 +120,6 @@ def _insert_statement(store: Store) -> str:
             f"VALUES ({', '.join(marker for _ in _COLUMNS)})")
 
 
-class _Writer:
-    """Writes chunks of findings on a thread of its own, so that the database works while the run goes on.
-
-    sqlite3 and psycopg release the GIL while the database works, so this overlaps with the
-    run's Python. At most `DEPTH` chunks wait (`put` blocks beyond that); the first database error
-    is raised by the next `put` or by `join`.
-    """
-
-    DEPTH = 1
-
-    def __init__(self, store: Store, statement: str):
-        self._store = store
-        self._statement = statement
-        self._queue: queue.Queue[list[tuple] | None] = queue.Queue(maxsize=self.DEPTH)
-        self._error: Exception | None = None
-        self._thread = threading.Thread(target=self._run, name="plancheck-history-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # drain: the run has failed and will be removed
-            try:
-                with self._store.engine.begin() as connection:
-                    connection.exec_driver_sql(self._statement, chunk)
-            except Exception as exc:  # noqa: BLE001 - handed to the run's thread, which raises it
-                self._error = exc
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            if isinstance(error, sa.exc.SQLAlchemyError):
-                raise self._store._problem(error) from None  # noqa: SLF001
-            raise error
-
-    def put(self, chunk: list[tuple]) -> None:
-        self._raise()
-        self._queue.put(chunk)
-
-    def join(self, raise_errors: bool = True) -> None:
-        """Every chunk written (or, after an error, dropped); the thread ended."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if raise_errors:
-            self._raise()
-
-
 class _Comparison:
     """What one year's findings (or, for a run not over dated data, all of them) are compared with."""
 
@@ -202,7 +153,6 @@ class HistoryRun:
         self._acks: dict[str, set[str]] = {}
         self._buffer: list[tuple] = []
         self._insert = _insert_statement(store)
-        self._writer: _Writer | None = None
         self.counts = {"new": 0, "recurring": 0, "resolved": 0, "acknowledged": 0}
         self.unacknowledged_errors = 0
 
@@ -225,7 +175,6 @@ class HistoryRun:
             self._acks = self.store.active_acks(store_module.today())
         except sa.exc.SQLAlchemyError as exc:
             raise self.store._problem(exc) from None  # noqa: SLF001
-        self._writer = _Writer(self.store, self._insert)
         return self
 
     def _comparison(self, key: Any, load: bool = True) -> _Comparison:
@@ -277,10 +226,14 @@ class HistoryRun:
         return event
 
     def _flush(self) -> None:
-        if self._buffer:
-            assert self._writer is not None, "start() the run first"
-            self._writer.put(self._buffer)
-            self._buffer = []
+        if not self._buffer:
+            return
+        try:
+            with self.store.engine.begin() as connection:
+                connection.exec_driver_sql(self._insert, self._buffer)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.store._problem(exc) from None  # noqa: SLF001
+        self._buffer.clear()
 
     def close(self, years: Iterable[int] | None = None) -> dict[str, Any]:
         """Every finding written; work out and store what the run resolved. The fields the summary gains.
@@ -289,8 +242,6 @@ class HistoryRun:
         findings); only those years resolve findings of earlier runs. Ignored for other runs.
         """
         self._flush()
-        if self._writer is not None:
-            self._writer.join()
         covered = sorted(set(years) if years is not None else {y for y in self._compared if y is not None}) \
             if self.dated else [_WHOLE]
         by_year = []
@@ -339,8 +290,6 @@ class HistoryRun:
     def finish(self, summary: dict[str, Any], exit_status: int) -> None:
         """The run completed: store its end, summary and exit status. It is now what the next run compares with."""
         self._flush()
-        if self._writer is not None:
-            self._writer.join()
         counts = {k: v for k, v in summary.items() if k != "event"}
         if isinstance(self.inputs, InputHashes):
             self.inputs = self.inputs.result()
@@ -354,8 +303,6 @@ class HistoryRun:
 
     def abort(self) -> None:
         """The run did not complete: remove it, its findings and what it resolved."""
-        if self._writer is not None:
-            self._writer.join(raise_errors=False)
         if self.id is None:
             return
         try:
