@@ -55,6 +55,7 @@ def test_report_file_is_self_contained(recorded):
     html = (recorded["tmp"] / "report.html").read_text()
     assert "<script src" not in html and "https://cdn" not in html and "<link " not in html
     assert "vegaEmbed" in html
+    assert 'data-encoding="json"' in html, "a small run's findings are embedded as plain JSON"
 
 
 def test_report_in_chromium(recorded, browser):
@@ -67,6 +68,7 @@ def test_report_in_chromium(recorded, browser):
     page.on("request", lambda request: requests.append(request.url))
     page.goto((recorded["tmp"] / "report.html").as_uri())
     assert page.evaluate("window.chartsRendered.then(function (ok) { return ok; })") is True
+    assert page.evaluate("window.findingsReady") == summary["findings"] + summary["resolved"]
     assert problems == []
     assert all(url.startswith("file:") for url in requests), requests
 
@@ -84,7 +86,7 @@ def test_report_in_chromium(recorded, browser):
 
     # The filters work.
     rows = page.locator("#findings tbody tr")
-    assert rows.count() == summary["findings"]
+    assert rows.count() == min(summary["findings"], 100) and int(page.locator("#shown").inner_text()) == summary["findings"]
     rule = "match-formula-mismatch"
     page.select_option("select[data-filter=rule]", rule)
     visible = page.locator("#findings tbody tr:visible")
@@ -103,7 +105,11 @@ def test_report_in_chromium(recorded, browser):
     page.select_option("select[data-filter=plan]", "")
 
     # What got fixed is listed.
-    assert page.locator("#resolved tbody tr").count() == summary["resolved"]
+    page.select_option("select[data-filter=status]", "resolved")
+    assert page.locator("#findings tbody tr").count() == summary["resolved"] == int(page.locator("#shown").inner_text())
+    last_seen = page.locator("#findings tbody tr", has_text=f"last seen in run {summary['previous_run']}")
+    assert last_seen.count() == summary["resolved"]
+    page.select_option("select[data-filter=status]", "")
 
     # Each finding's citation and year-to-date figures are on the page.
     first = recorded["findings"][0]
@@ -176,3 +182,121 @@ def test_report_output_that_is_an_input_is_refused(tmp_path):
     result = plancheck("audit", "--db", str(tmp_path / "h.sqlite"), "--html", ROOT / "plans" / "acme-mega-backdoor.yaml")
     assert result.returncode == 2
     assert (ROOT / "plans" / "acme-mega-backdoor.yaml").read_text().startswith(("#", "plan_id", "---"))
+
+
+RULES = (("402g-deferral-limit", "error", "violation"), ("match-formula-mismatch", "error", "violation"),
+         ("after-tax-acp-risk", "warning", "warning"))
+
+
+def _synthetic(i: int) -> dict:
+    """Finding number i: employee E{i:07d}, one of three rules, one of two plans, figures in exact dollars."""
+    rule, severity, event = RULES[i % 3]
+    return {"event": event, "rule": rule, "severity": severity, "title": f"title of {rule}",
+            "plan_id": ("acme-mega-backdoor", "bayside-safe-harbor")[i % 2], "employee_id": f"E{i:07d}",
+            "year": 2026, "period": 20, "pay_date": "2026-10-16", "line": i + 2, "limit": "24500.00",
+            "amount": f"{24500 + i // 100}.{i % 100:02d}", "excess": f"{i // 100}.{i % 100:02d}",
+            "citation": f"citation of {rule}", "message": f"Finding {i} <b>not bold</b> & escaped",
+            "ytd": {"compensation": "150000.00", "deferrals": "24600.00", "annual_additions": f"{30000 + i}.00"}}
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    """Two recorded nights of synthetic findings: 12,500, then 12,000 of them (the first 500 resolved) and 300
+    new ones; the second night's HTML report, well past the 5,000 rows the table once stopped at."""
+    from plancheck.cli_history import write_reports
+    from plancheck.history.recording import HistoryRun, scope_of
+    from plancheck.history.store import Store
+
+    tmp = tmp_path_factory.mktemp("large")
+    store = Store(str(tmp / "history.sqlite")).ready()
+    nights = []
+    for numbers in (range(12_500), range(500, 12_800)):
+        scope = scope_of("batch", ["acme-mega-backdoor", "bayside-safe-harbor"])
+        run = HistoryRun(store, "batch", scope, []).start("t")
+        events = [run.finding(_synthetic(i)) for i in numbers]
+        summary = {"event": "batch_summary", "findings": len(events), **run.close([2026])}
+        run.finish(summary, 1)
+        nights.append((summary, events))
+    (summary, events) = nights[1]
+    write_reports(store, summary["history_run"], tmp / "large.html", None)
+    return {"path": tmp / "large.html", "summary": summary, "events": events, "first_run": nights[0][0]["history_run"]}
+
+
+def test_large_report_is_compressed_and_reasonable(large):
+    html = large["path"].read_text()
+    assert 'data-encoding="gzip+base64"' in html
+    assert "<b>not bold</b>" not in html, "texts of the data cannot open tags in the page"
+    assert large["path"].stat().st_size < 3_000_000, "12,800 rows stay a file that can be mailed"
+
+
+def test_every_finding_of_a_large_report_is_reachable(large, browser):
+    """A finding far beyond row 5,000 is found by the search, by filters and by paging; the counts match."""
+    summary, events = large["summary"], large["events"]
+    counts = (summary["findings"], summary["new"], summary["recurring"], summary["resolved"])
+    assert counts == (12_300, 300, 12_000, 500)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(large["path"].as_uri())
+    assert page.evaluate("window.findingsReady") == 12_300 + 500
+    shown = lambda: int(page.locator("#shown").inner_text())  # noqa: E731
+    rows = page.locator("#findings tbody tr")
+    assert shown() == 12_300 and rows.count() == 100
+    assert page.locator("#range").inner_text().startswith("findings 1\u2013100 of 12,300 (page 1 of 123)")
+
+    # The search finds finding 11,234 (row 10,735 of the run): exactly one row, with its figures and fingerprint.
+    target = next(e for e in events if e["employee_id"] == "E0011234")
+    assert events.index(target) > 5_000
+    page.fill("input[data-filter=search]", "e0011234")
+    page.wait_for_function("document.getElementById('shown').textContent === '1'")
+    assert rows.count() == 1
+    row = rows.first
+    assert row.get_attribute("data-employee") == "E0011234"
+    assert row.locator("td.num").nth(2).inner_text() == target["excess"]
+    assert row.locator("details code").text_content() == target["fingerprint"][:16]
+    message = row.locator("details p").text_content()
+    assert message == "Finding 11234 <b>not bold</b> & escaped", "data is text, never markup"
+    for typed in (target["fingerprint"][:12], target["fingerprint"]):
+        page.fill("input[data-filter=search]", "")
+        page.fill("input[data-filter=search]", typed)
+        page.wait_for_function("document.getElementById('shown').textContent === '1'")
+        assert rows.first.get_attribute("data-employee") == "E0011234"
+    page.fill("input[data-filter=search]", "")
+    page.wait_for_function("document.getElementById('shown').textContent === '12300'")
+
+    # Filters count over every finding, not over a page.
+    rule, plan = RULES[1][0], "bayside-safe-harbor"
+    page.select_option("select[data-filter=rule]", rule)
+    assert shown() == sum(1 for e in events if e["rule"] == rule)
+    page.select_option("select[data-filter=plan]", plan)
+    page.select_option("select[data-filter=status]", "new")
+    expected = [e for e in events if e["rule"] == rule and e["plan_id"] == plan and e["status"] == "new"]
+    assert shown() == len(expected) == rows.count() > 0
+    listed = [rows.nth(i).get_attribute("data-employee") for i in range(rows.count())]
+    assert listed == [e["employee_id"] for e in expected]
+    page.select_option("select[data-filter=rule]", "")
+    page.select_option("select[data-filter=plan]", "")
+    page.select_option("select[data-filter=status]", "resolved")
+    assert shown() == 500 and rows.first.get_attribute("data-employee") == "E0000000"
+    assert f"last seen in run {large['first_run']}" in rows.first.inner_text()
+    page.select_option("select[data-filter=status]", "")
+
+    # Paging reaches the last row, in the order the findings were recorded.
+    page.click("[data-page=next]")
+    assert page.locator("#findings").get_attribute("data-page") == "2"
+    assert rows.first.get_attribute("data-employee") == events[100]["employee_id"]
+    page.click("[data-page=last]")
+    assert rows.count() == 100 and rows.last.get_attribute("data-employee") == events[-1]["employee_id"]
+    assert page.locator("[data-page=next]").is_disabled()
+    page.select_option("#page-size", "500")
+    assert rows.count() == 500 and page.locator("#findings").get_attribute("data-page") == "1"
+
+    # A headline tile filters the table; printed, the page on screen and what it shows are printed.
+    page.click("[data-status-filter=new]")
+    assert shown() == summary["new"] == 300
+    page.emulate_media(media="print")
+    assert page.locator(".filters").is_hidden() and page.locator("[data-page=next]").is_hidden()
+    assert page.locator("#range").is_visible() and "status new" in page.locator("#range").inner_text()
+    assert problems == []
+    page.close()

@@ -118,9 +118,9 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
     """
     if db is None and not record and not (env_opts_in and os.environ.get("PLANCHECK_DB")):
         return None
-    from plancheck.history.recording import HistoryRun, file_inputs, scope_of
+    from plancheck.history.recording import HistoryRun, InputHashes, scope_of
     from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
-    return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), file_inputs(inputs))
+    return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), InputHashes(inputs))
 
 
 def _reports(history, html: Path | None, xlsx: Path | None) -> None:
@@ -231,7 +231,7 @@ def batch(
                 on_start=progress.start_checking if progress else None,
                 on_partition=progress.checked if progress else None)
         if history:
-            outcome.summary.update(history.close())
+            outcome.summary.update(history.close(years=outcome.summary["years"]))
         events.emit(outcome.summary)
     status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
     if history:
@@ -310,7 +310,7 @@ def withdrawals(
                 events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
                              "reason": reject.reason})
             if history:
-                summary.update(history.close())
+                summary.update(history.close(years=outcome.years))
             events.emit(summary)
         report.withdrawals_summary(outcome, summary)
         status = _status(history, outcome.findings)

@@ -69,7 +69,7 @@ def _run_record(run: dict[str, Any]) -> dict[str, Any]:
             "ruleset_revision": run["ruleset_revision"], "inputs": run["inputs"],
             "findings": counts.get("findings"), "new": counts.get("new"), "recurring": counts.get("recurring"),
             "resolved": counts.get("resolved"), "acknowledged": counts.get("acknowledged"),
-            "previous_run": counts.get("previous_run")}
+            "previous_run": counts.get("previous_run"), "by_year": counts.get("by_year") or []}
 
 
 def _when(value) -> str:
@@ -94,8 +94,14 @@ def runs(ctx: typer.Context, db: DbOption = None, limit: Annotated[int, typer.Op
     for r in records:
         lines.append(f"{r['run']:>5}  {r['command']:<11} {_when(r['started_at']):<19}  {r['exit_status']:>4} "
                      f"{_n(r['findings']):>8} {_n(r['new']):>6} {_n(r['recurring']):>6} {_n(r['resolved']):>8} "
-                     f"{_n(r['acknowledged']):>6}  {r['scope']}")
+                     f"{_n(r['acknowledged']):>6}  {_scope_text(r)}")
     _write("\n".join(lines) + "\n")
+
+
+def _scope_text(record: dict[str, Any]) -> str:
+    """The scope, with the years a run over dated data covered."""
+    years = [str(y["year"]) for y in record["by_year"] if y.get("covered")]
+    return record["scope"] + (f" covering {','.join(years)}" if years else "")
 
 
 def _n(value) -> str:
@@ -118,25 +124,31 @@ def runs_show(run: Annotated[int, typer.Argument(help="Run number")], db: DbOpti
     try:
         store = _store(db)
         record = store.run(run)
-        previous = (record.get("counts") or {}).get("previous_run")
-        resolved = store.resolved(previous, run) if previous else []
+        resolved = list(store.resolved(run))
         found = list(store.findings(run))
     except InputError as exc:
         _fail(exc)
     if output_format is ListFormat.jsonl:
         _jsonl([_run_record(record)])
         _jsonl(f["event"] for f in found)
-        _jsonl({"event": "resolved", "fingerprint": fp, "run": run, "previous_run": previous} for fp in resolved)
+        _jsonl({"event": "resolved", "fingerprint": r["fingerprint"], "run": run, "previous_run": r["previous_run"],
+                "rule": r["rule"], "plan_id": r["plan_id"], "employee_id": r["employee_id"], "year": r["year"]}
+               for r in resolved)
         return
     head = _run_record(record)
-    lines = [f"Run {run}: {head['command']}, {head['scope']}",
+    lines = [f"Run {run}: {head['command']}, {_scope_text(head)}",
              f"  started {_when(head['started_at'])}, ended {_when(head['ended_at'])}, exit status {head['exit_status']}",
              f"  ruleset revision {head['ruleset_revision']}"]
     lines += [f"  input {i['file']} sha256 {i['sha256']}" for i in head["inputs"]]
     lines.append(f"  findings {_n(head['findings'])}: new {_n(head['new'])}, recurring {_n(head['recurring'])}, "
                  f"resolved {_n(head['resolved'])}, acknowledged {_n(head['acknowledged'])}")
+    lines += [f"  year {y['year']}: " + (f"compared with run {y['previous_run']}" if y["previous_run"] else "first run")
+              + ("" if y.get("covered", True) else " (not covered by the input: nothing resolved)")
+              + f", new {y['new']}, recurring {y['recurring']}, resolved {y['resolved']}" for y in head["by_year"]]
     lines += [_finding_line(f) for f in found]
-    lines += [f"  resolved  {fp[:12]}  (in run {previous}, not in this one)" for fp in resolved]
+    lines += [f"  resolved  {r['fingerprint'][:12]}  {r['severity']:<7} {r['rule']}  "
+              f"{' '.join(str(x) for x in (r['plan_id'], r['employee_id'], r['year']) if x is not None)}"
+              f"  (in run {r['previous_run']}, not in this one)" for r in resolved]
     _write("\n".join(lines) + "\n")
 
 
@@ -228,11 +240,9 @@ def db_upgrade(db: DbOption = None) -> None:
 def write_reports(store, run_id: int, html: Path | None, xlsx: Path | None) -> None:
     """The HTML report and the Excel workbook of a recorded run, each replaced only when complete."""
     if html is not None:
-        from plancheck.sinks.report_data import run_report
         from plancheck.sinks.report_html import write_html
-        report_of_run = run_report(store, run_id)
         with replacing(html) as stream:
-            write_html(report_of_run, stream)
+            write_html(store, run_id, stream)
     if xlsx is not None:
         import io
 

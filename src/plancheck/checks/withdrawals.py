@@ -4,7 +4,7 @@ are rejected, the others fire the withdrawal rules."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ class WithdrawalOutcome:
     findings: list[Finding]
     rejected: list[RejectedRequest]
     checked: int
+    #: The years of the requests checked (what the run history compares year by year).
+    years: list[int] = field(default_factory=list)
 
     def summary(self, file: Path) -> dict[str, Any]:
         """The `withdrawals_summary` event: counts that reconcile (read = checked + rejected), findings by rule."""
@@ -79,4 +81,5 @@ def check_accepted(accepted: list[tuple[int | None, WithdrawalRequest]], rejecte
             if "additional_tax_72t" in rule.placeholders else None
         findings.append(build_finding(rule, this, types, context, extra))
     rejected.sort(key=lambda r: (r.line or 0, r.where))
-    return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable))
+    return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable),
+                             years=sorted({request.request_date.year for _, request, _ in checkable}))

@@ -14,32 +14,50 @@ while its figures are those it was acknowledged at: if the excess grows, the fin
 
 from __future__ import annotations
 
-import hashlib
+from hashlib import sha256
 from typing import Any
 
 #: `event` names of findings (findings.EVENT_BY_SEVERITY's values).
 FINDING_EVENTS = frozenset({"violation", "warning", "notice"})
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+def finding_year(event: dict[str, Any]) -> int | None:
+    """The year a finding belongs to: its `year`, else its `request_date`'s; None when it names neither."""
+    year = event.get("year")
+    if year is None:
+        request_date = event.get("request_date")
+        year = str(request_date)[:4] if request_date else None
+    try:
+        return None if year is None else int(year)
+    except (TypeError, ValueError):
+        return None
 
 
 def fingerprint(event: dict[str, Any]) -> str:
-    """The finding's identity across runs (see the module docstring)."""
-    year = event.get("year")
-    if year is None and event.get("request_date"):
-        year = str(event["request_date"])[:4]
-    plan = event.get("plan_id") or event.get("file")
-    parts = [_text(plan), _text(event.get("employee_id")), _text(year), _text(event.get("rule"))]
-    subject = event.get("request_id") or (event.get("field") if event.get("rule") == "plan-document-invalid" else None)
+    """The finding's identity across runs (see the module docstring).
+
+    Written out inline rather than through a helper per part: it runs once per finding of a
+    100,000-finding night.
+    """
+    get = event.get
+    year = get("year")
+    if year is None:
+        request_date = get("request_date")
+        year = str(request_date)[:4] if request_date else ""
+    plan = get("plan_id") or get("file")
+    employee = get("employee_id")
+    rule = get("rule")
+    key = (f"{'' if plan is None else plan}|{'' if employee is None else employee}|{year}|"
+           f"{'' if rule is None else rule}")
+    subject = get("request_id") or (get("field") if rule == "plan-document-invalid" else None)
     if subject is not None:
-        parts.append(_text(subject))
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+        key = f"{key}|{subject}"
+    return sha256(key.encode()).hexdigest()
 
 
 def figures(event: dict[str, Any]) -> str:
     """The hash of the finding's figures (amount, limit, excess)."""
     get = event.get
-    key = f"{_text(get('amount'))}|{_text(get('limit'))}|{_text(get('excess'))}"
-    return hashlib.sha256(key.encode()).hexdigest()
+    amount, limit, excess = get("amount"), get("limit"), get("excess")
+    key = f"{'' if amount is None else amount}|{'' if limit is None else limit}|{'' if excess is None else excess}"
+    return sha256(key.encode()).hexdigest()

@@ -1,21 +1,26 @@
 """The run-history tables, as SQLAlchemy Core metadata (the migrations build the same tables).
 
-* `runs`: one row per recorded run: the command, its scope (the plans and year the run covered,
-  which decides the run it is compared with), inputs with their content hashes, the ruleset
+* `runs`: one row per recorded run: the command, its scope (the command, the plans and, where the
+  command takes one, the year: which runs it may be compared with; a run over dated data adds
+  the years its input covered, in `run_years`), inputs with their content hashes, the ruleset
   revision, start and end, the summary counts and the exit status. A run whose `ended_at` is
   null did not complete (it failed or was interrupted) and is never compared against.
 * `findings`: one row per finding of a run: the fingerprint (see `fingerprint.py`), the hash of
-  its figures, where it is (rule, severity, plan, employee, year), its status in that run (`new`
-  or `recurring`), the run it was first seen in, whether an acknowledgement covered it, and the
-  full event as JSON.
+  its figures, where it is (rule, severity, plan, employee, and year: the finding's, else its
+  request date's), its status in that run (`new` or `recurring`), the run it was first seen in,
+  whether an acknowledgement covered it, and the full event as JSON.
 * `acks`: acknowledgements: a fingerprint known and accepted, with the figures it was accepted
   at, the reason, an optional last day, who made it and when.
+* `run_years`: for a run over dated data (`batch`, `withdrawals`), each year its input covered,
+  the run that year was compared with, and how many of that run's findings of the year it
+  resolved. A later run of the same scope covering the year is compared with it.
+* `resolutions`: each finding a run resolved: the run, and the previous occurrence (a row of
+  `findings` of the run it was compared with), so what got fixed reads back exactly as counted.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
-                        Text)
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -63,4 +68,22 @@ acks = Table(
     Column("acknowledged_by", String(256), nullable=False),
     Column("acknowledged_at", DateTime(timezone=True), nullable=False),
     Index("ix_acks_fingerprint", "fingerprint"),
+)
+
+run_years = Table(
+    "run_years", metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("previous_run", Integer),
+    Column("resolved", Integer, nullable=False, default=0),
+    Index("ix_run_years_year", "year", "run_id"),
+)
+
+resolutions = Table(
+    "resolutions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("finding_id", Integer, ForeignKey("findings.id", ondelete="CASCADE"), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Index("ix_resolutions_run", "run_id"),
 )

@@ -1,13 +1,16 @@
-"""What a report shows of one recorded run, read from the history (shared by the HTML and Excel reports)."""
+"""What a report shows of one recorded run, read from the history (shared by the HTML and Excel reports).
+
+One pass over the run's findings (and those it resolved) gives the counts and breakdowns; each
+finding, as a row, is also handed to the caller's `each_row` on the way (the HTML report encodes
+them all for its table), so no report holds a run's findings in memory.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-#: The HTML table lists at most this many findings (the charts and counts cover them all).
-TABLE_LIMIT = 5_000
 
 
 @dataclass
@@ -17,10 +20,8 @@ class RunReport:
     by_rule: list[dict[str, Any]]
     by_plan: list[dict[str, Any]]
     trend: list[dict[str, Any]]
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    findings_total: int = 0
-    resolved: list[str] = field(default_factory=list)
-    resolved_rows: list[dict[str, Any]] = field(default_factory=list)
+    #: The runs the resolved findings were last seen in (several for a run compared year by year).
+    resolved_from: list[int]
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -33,18 +34,21 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "pay_date": event.get("pay_date") or event.get("request_date") or "", "period": event.get("period"),
         "amount": event.get("amount"), "limit": event.get("limit"), "excess": event.get("excess"),
         "citation": event.get("citation") or "", "message": event.get("message") or "",
-        "ytd": event.get("ytd") or {}, "test": event.get("test") or {},
+        "ytd": event.get("ytd") or {}, "test": event.get("test") or {}, "last_seen": None,
     }
 
 
-def run_report(store, run_id: int, table_limit: int | None = TABLE_LIMIT) -> RunReport:
-    """Counts, breakdowns, the trend of the last 30 runs of the same scope, and the findings (up to `table_limit`)."""
+def run_report(store, run_id: int, each_row: Callable[[dict[str, Any]], None] | None = None) -> RunReport:
+    """Counts, breakdowns and the trend of the last 30 runs of the same scope.
+
+    With `each_row`, every finding of the run is handed to it as a row, in the order recorded, then
+    every finding the run resolved (as last seen: `status` "resolved", `last_seen` its run).
+    """
     run = store.run(run_id)
-    counts_by = Counter()
+    counts_by: Counter = Counter()
     by_rule: Counter = Counter()
     by_plan: Counter = Counter()
     severity_of: dict[str, str] = {}
-    rows = []
     total = 0
     for record in store.findings(run_id):
         total += 1
@@ -54,19 +58,16 @@ def run_report(store, run_id: int, table_limit: int | None = TABLE_LIMIT) -> Run
         counts_by[record["status"]] += 1
         if record["acknowledged"]:
             counts_by["acknowledged"] += 1
-        if table_limit is None or len(rows) < table_limit:
-            rows.append(_row(record))
-    summary = run.get("counts") or {}
-    previous = summary.get("previous_run")
-    resolved = store.resolved(previous, run_id) if previous else []
-    resolved_rows = []
-    if resolved and table_limit != 0:
-        wanted = set(resolved)
-        for record in store.findings(previous):
-            if record["fingerprint"] in wanted and (table_limit is None or len(resolved_rows) < table_limit):
-                resolved_rows.append(_row(record))
+        if each_row is not None:
+            each_row(_row(record))
+    resolved, resolved_from = 0, set()
+    for record in store.resolved(run_id):
+        resolved += 1
+        resolved_from.add(record["previous_run"])
+        if each_row is not None:
+            each_row(_row(record) | {"status": "resolved", "acknowledged": False, "last_seen": record["previous_run"]})
     counts = {"findings": total, "new": counts_by["new"], "recurring": counts_by["recurring"],
-              "resolved": len(resolved), "acknowledged": counts_by["acknowledged"]}
+              "resolved": resolved, "acknowledged": counts_by["acknowledged"]}
     trend = []
     for past in reversed(store.runs(limit=30, scope=run["scope"], up_to=run_id)):
         c = past.get("counts") or {}
@@ -77,4 +78,4 @@ def run_report(store, run_id: int, table_limit: int | None = TABLE_LIMIT) -> Run
         by_rule=[{"rule": rule, "status": status, "count": n, "severity": severity_of[rule]}
                  for (rule, status), n in sorted(by_rule.items())],
         by_plan=[{"plan": plan, "status": status, "count": n} for (plan, status), n in sorted(by_plan.items())],
-        trend=trend, findings=rows, findings_total=total, resolved=resolved, resolved_rows=resolved_rows)
+        trend=trend, resolved_from=sorted(resolved_from))

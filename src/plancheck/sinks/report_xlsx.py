@@ -36,7 +36,7 @@ def write_xlsx(store, run_id: int, path) -> None:
 
     from plancheck.sinks.report_data import run_report
 
-    report = run_report(store, run_id, table_limit=0)
+    report = run_report(store, run_id)
     book = xlsxwriter.Workbook(path, {"constant_memory": True, "in_memory": False})
     bold = book.add_format({"bold": True})
     money = book.add_format({"num_format": "#,##0.00"})

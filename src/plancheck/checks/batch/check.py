@@ -109,6 +109,8 @@ class PartitionResult:
     peak_memory_mb: int = 0
     #: Seconds spent in each phase of the partition's check (PHASES), for the batch's profile.
     phases: dict[str, float] = field(default_factory=dict)
+    #: The years of the pay dates of the rows checked (what the run history compares year by year).
+    years: list[int] = field(default_factory=list)
 
 
 #: The phases of checking one partition, in order (the batch summary's `phases.partition`).
@@ -430,4 +432,5 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
         plans=sorted({checker.plans[int(i)].plan_id for i in np.unique(parsed.plan_index[accepted])}),
         findings_by_rule=dict(counter), findings_path=str(findings_path), rejects_path=str(rejects_path),
         peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, phases=clock.seconds,
+        years=[int(y) for y in np.unique(parsed.year[accepted])],
     )

@@ -175,6 +175,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
         "rows_rejected": rejected,
         "employees": sum(r.employees for r in results),
         "plans": len({p for r in results for p in r.plans}),
+        "years": sorted({y for r in results for y in r.years}),
         "findings": sum(by_rule.values()),
         "findings_by_rule": dict(sorted(by_rule.items())),
         "findings_by_severity": by_severity,
