@@ -135,7 +135,7 @@ def current(request: Request) -> Snapshot:
     return snapshot
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """With a token configured, `Authorization: Bearer <token>`, compared in constant time."""
     token = _holder(request).settings.token
     if token is None:
