@@ -250,6 +250,26 @@ def test_an_election_with_findings_gets_the_nearest_compliant_one(service):
     assert not [f for f in nearest["findings"] if f["severity"] == "error"]
 
 
+def test_a_percent_election_gets_its_nearest_compliant_one_in_percent(service):
+    # Age 40 in 2024, $9,000 a month, 25% pretax: November has $500 of the $23,000 left, 5% in whole percent.
+    election = {"plan_id": "monthly-mega-backdoor",
+                "employee": {"id": "E-10", "birth_date": "1984-03-01", "compensation": {"per_period": 9000}},
+                "election": {"start_date": "2024-01-01", "pretax": {"percent": 25}}}
+    nearest = client_post(service, election)["nearest_compliant"]
+    assert nearest["found"] and nearest["rechecked"] and nearest["percent_increment"] == "1"
+    assert nearest["units"]["pretax"] == "percent"
+    assert [r["election"]["pretax"] for r in nearest["schedule"]] == [{"percent": "25"}, {"percent": "5"},
+                                                                      {"percent": "0"}]
+    assert [r["amounts"]["pretax"] for r in nearest["schedule"]] == ["2250.00", "450.00", "0.00"]
+
+
+def client_post(service, election: dict) -> dict:
+    client, _ = service
+    response = client.post("/v1/elections/check", json=election)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def test_an_unexpected_failure_is_a_500_problem_and_the_worker_goes_on(service, monkeypatch):
     client, log = service
 

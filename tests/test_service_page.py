@@ -190,3 +190,18 @@ def test_without_a_token_file_the_page_asks_for_nothing(open_page_at):
     assert all(c["authorization"] is None for c in calls) and calls
     assert set(hosts) == {urlparse(url).netloc}
     page.close()
+
+
+def test_a_percent_election_gets_its_nearest_compliant_election_in_percent(page_at):
+    url, browser = page_at
+    page, _ = open_page(url, browser)
+    page.select_option("#plan", "monthly-mega-backdoor")
+    page.select_option("#pretax_kind", "percent")
+    fill(page, {"birth_date": "1984-03-01", "annual": "108000", "start_date": "2024-01-01", "pretax_value": "25"})
+    page.click("#check")
+    page.wait_for_selector("#nearest:not([hidden])")
+    rows = [r.split("\t") for r in page.inner_text("#nearest-schedule tbody").splitlines()]
+    assert [r[2] for r in rows] == ["25% ($2,250.00)", "5% ($450.00)", "0%"]
+    assert "in percent of pay for pretax" in page.inner_text("#nearest-text")
+    assert "steps of 1%" in page.inner_text("#nearest-text") and "Re-checked" in page.inner_text("#nearest-text")
+    page.close()
