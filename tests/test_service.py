@@ -141,6 +141,16 @@ def test_lists_plans_rules_and_revision(service):
     assert plan["document"]["plan_id"] == "monthly-mega-backdoor"
 
 
+def test_a_plans_document_is_given_in_its_own_units_and_can_be_audited_back(service):
+    client, _ = service
+    document = client.get("/v1/plans/acme-mega-backdoor").json()["document"]
+    assert document["contributions"]["max_deferral_percent"] == 75  # percent, not parts per million
+    assert document == json.loads(json.dumps(yaml.safe_load((ROOT / "plans" / "acme-mega-backdoor.yaml").read_text()),
+                                             default=str))
+    audited = client.post("/v1/plans/audit", json=document)
+    assert audited.status_code == 200 and audited.json()["summary"]["plan_id"] == "acme-mega-backdoor"
+
+
 def test_withdrawals_are_checked_or_rejected_each(service):
     client, _ = service
     requests = yaml.safe_load((ROOT / "samples" / "withdrawals.yaml").read_text())

@@ -240,7 +240,8 @@ async def list_plans(request: Request) -> dict[str, Any]:
 async def get_plan(plan_id: str, request: Request) -> dict[str, Any]:
     snapshot = current(request)
     plan = _plan(snapshot, plan_id)
-    return {**_plan_summary(plan), "document": plan.model_dump(mode="json", exclude_none=True)}
+    # The document as written (percentages in percent, money in dollars): it can be posted back to /v1/plans/audit.
+    return {**_plan_summary(plan), "document": snapshot.plan_documents[plan_id]}
 
 
 def _plan_summary(plan: Plan) -> dict[str, Any]:
