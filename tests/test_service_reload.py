@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers import ROOT
 from service_server import running
 
