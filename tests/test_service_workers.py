@@ -142,7 +142,10 @@ def test_a_worker_that_dies_is_replaced(tmp_path):
         os.kill(victim, signal.SIGKILL)
         exited = eventually(lambda: service.find("worker_exited"))
         assert exited[0]["worker"] == victim and exited[0]["exitcode"] == -signal.SIGKILL
+        service.process.send_signal(signal.SIGHUP)  # while the new worker starts: held back, not fatal to it
         eventually(lambda: len({e["pid"] for e in service.find("rules_loaded")}) == 3)
+        time.sleep(0.5)
+        assert len(service.find("worker_exited")) == 1
         answers = service.spread(lambda c: c.post("/v1/elections/check", json=SEED), 16)
         assert {r.status_code for r in answers} == {200}
     finally:

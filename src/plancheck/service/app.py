@@ -366,11 +366,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        loop = asyncio.get_running_loop()
+        # The handler before the first load: a SIGHUP from now on reloads after it (the callback waits for
+        # the loop), none falls between the load and the handler.
+        hup = _handle_sighup(loop, holder)
         if not holder.reload("start"):
+            if hup:
+                loop.remove_signal_handler(signal.SIGHUP)
             raise RuntimeError(f"cannot load rules from {settings.rules_dir} and plans from {settings.plans_dir}")
         _warm_up(holder.snapshot)
-        loop = asyncio.get_running_loop()
-        hup = _handle_sighup(loop, holder)
         tasks = [asyncio.create_task(_watch(holder))] if settings.watch_interval else []
         if settings.parent_pid is not None:
             tasks.append(asyncio.create_task(_watch_parent(settings.parent_pid, log)))
@@ -420,8 +424,9 @@ def _warm_up(snapshot: Snapshot | None) -> None:
 
 
 def _handle_sighup(loop: asyncio.AbstractEventLoop, holder: Holder) -> bool:
-    """Reload on SIGHUP, then let SIGHUP through: `serve` holds it back until this handler is in place
-    (run.sighup_blocked), so one sent while the worker started is delivered now, not lost or fatal."""
+    """Reload on SIGHUP, then let SIGHUP through: until this handler is in place `serve` ignores SIGHUP and
+    a worker starts with it blocked (run.sighup_ignored, run.sighup_blocked), so one sent while the worker
+    started is delivered now rather than ending it."""
     if not hasattr(signal, "SIGHUP"):
         return False
     try:
