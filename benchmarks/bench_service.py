@@ -177,7 +177,9 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 def in_process(bodies: list[dict]) -> dict:
     """Milliseconds per election in-process: validation + check_election, the nearest compliant election
-    for those with errors, and the whole request through the app (ASGI, no socket) for comparison."""
+    for those with errors, and the whole request through the app (ASGI, no socket) for comparison.
+
+    CPU time of this thread, not wall time, so that other work on the machine does not count."""
     from plancheck.checks.election import check_election
     from plancheck.checks.nearest import nearest_compliant
     from plancheck.documents.election import ElectionFile
@@ -187,15 +189,15 @@ def in_process(bodies: list[dict]) -> dict:
     snapshot = load_snapshot(ROOT / "rules", ROOT / "plans")
     times, nearest_times = [], []
     for body in bodies:
-        started = time.perf_counter()
+        started = time.thread_time()
         election = ElectionFile.model_validate(body)
         plan = snapshot.plans[election.plan_id]
         result = check_election(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine, "bench")
-        times.append(time.perf_counter() - started)
+        times.append(time.thread_time() - started)
         if has_errors(result.findings):
-            started = time.perf_counter()
+            started = time.thread_time()
             nearest_compliant(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine)
-            nearest_times.append(time.perf_counter() - started)
+            nearest_times.append(time.thread_time() - started)
     app = create_app(Settings(rules_dir=ROOT / "rules", plans_dir=ROOT / "plans", watch_interval=None,
                               log_stream=io.StringIO()))
     app_times = asyncio.run(_through_app(app, [json.dumps(b).encode() for b in bodies]))
@@ -203,7 +205,8 @@ def in_process(bodies: list[dict]) -> dict:
             "mean_ms": 1000 * statistics.fmean(times), "with_errors": len(nearest_times),
             "nearest_median_ms": 1000 * statistics.median(nearest_times) if nearest_times else 0.0,
             "nearest_mean_ms": 1000 * statistics.fmean(nearest_times) if nearest_times else 0.0,
-            "app_median_ms": 1000 * statistics.median(app_times), "app_mean_ms": 1000 * statistics.fmean(app_times)}
+            "app_median_ms": 1000 * statistics.median(app_times), "app_mean_ms": 1000 * statistics.fmean(app_times),
+            "app_ms": [1000 * t for t in app_times]}
 
 
 async def _through_app(app, bodies: list[bytes]) -> list[float]:
@@ -229,10 +232,46 @@ async def _through_app(app, bodies: list[bytes]) -> list[float]:
         for body in bodies[:20]:
             await post(body)
         for body in bodies:
-            started = time.perf_counter()
+            started = time.thread_time()
             await post(body)
-            times.append(time.perf_counter() - started)
+            times.append(time.thread_time() - started)
     return times
+
+
+def closed_loop(app_ms: list[float], outside_ms: float, think_ms: float, split: list[int],
+                requests: int = 20_000) -> tuple[float, float, float]:
+    """(requests a second, p50 ms, p99 ms) of a model: the same requests on free cores, each worker a core of its own.
+
+    Each worker serves its own connections' requests one at a time in order of arrival (as a
+    uvicorn worker runs a CPU-bound check), each costing its measured time through the app
+    in-process plus the measured CPU per request outside the app (HTTP, socket, kernel); each
+    client posts again `think_ms` after its answer (the generator's CPU per request). No other
+    work on the machine, no scheduling delays: what the service would give with the cores to itself.
+    """
+    import heapq
+    owner = [w for w, count in enumerate(split) for _ in range(count)]
+    free_at = [0.0] * len(split)
+    ready = [(0.0, client) for client in range(len(owner))]
+    heapq.heapify(ready)
+    latencies = []
+    for i in range(requests):
+        arrived, client = heapq.heappop(ready)
+        worker = owner[client]
+        done = max(arrived, free_at[worker]) + app_ms[i % len(app_ms)] + outside_ms
+        free_at[worker] = done
+        latencies.append(done - arrived)
+        heapq.heappush(ready, (done + think_ms, client))
+    latencies.sort()
+    return 1000 * requests / max(free_at), _quantile(latencies, 0.5), _quantile(latencies, 0.99)
+
+
+def _splits(clients: int, workers: int) -> list[list[int]]:
+    """Ways `clients` connections may sit on the workers: even, and (for two workers) less even."""
+    if workers == 1:
+        return [[clients]]
+    even = clients // 2
+    return [[clients - k, k] for k in sorted({even, even - max(1, clients // 8), even - max(2, clients // 4)})
+            if 0 <= k <= even]
 
 
 def _family_cpu(pid: int) -> float:
@@ -334,7 +373,7 @@ def main() -> None:
     cores = os.cpu_count()
     print(f"{cores} cores; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} at start")
     figures = in_process(elections(500))
-    print(f"in-process: {figures['elections']} elections; validation + check median {figures['median_ms']:.2f} ms, "
+    print(f"in-process (CPU time): {figures['elections']} elections; validation + check median {figures['median_ms']:.2f} ms, "
           f"mean {figures['mean_ms']:.2f} ms; nearest compliant election for the {figures['with_errors']} with errors "
           f"median {figures['nearest_median_ms']:.2f} ms, mean {figures['nearest_mean_ms']:.2f} ms; the whole "
           f"request through the app (no socket) median {figures['app_median_ms']:.2f} ms, mean "
@@ -371,6 +410,19 @@ def main() -> None:
             return f"{statistics.median(values):.{digits}f} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
         print(f"{workers:>7} {clients:>7} {span('rps', 0):>13} {span('p50_ms', 1):>13} {span('p99_ms', 1):>13} "
               f"{statistics.median(r['server_cpu_ms'] for r in runs):>10.2f}")
+    if not results:
+        return
+    service_ms = statistics.median(r["server_cpu_ms"] for runs in results.values() for r in runs)
+    generator_ms = statistics.median(r["generator_cpu_ms"] for runs in results.values() for r in runs)
+    outside = max(0.0, service_ms - figures["app_mean_ms"])
+    print(f"\nmodel, the same requests with free cores (service {service_ms:.2f} ms of CPU a request measured above: "
+          f"{figures['app_mean_ms']:.2f} in the app + {outside:.2f} outside it; generator {generator_ms:.2f} ms):")
+    print(f"{'workers':>7} {'clients':>7} {'connections per worker':>22} {'req/s':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    for workers in args.workers:
+        for clients in args.clients:
+            for split in _splits(clients, workers):
+                rps, p50, p99 = closed_loop(figures["app_ms"], outside, generator_ms, split)
+                print(f"{workers:>7} {clients:>7} {'/'.join(map(str, split)):>22} {rps:>6.0f} {p50:>7.2f} {p99:>7.2f}")
 
 
 def _fast_loop() -> None:
