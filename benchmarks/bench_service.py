@@ -378,8 +378,10 @@ def main() -> None:
           f"median {figures['nearest_median_ms']:.2f} ms, mean {figures['nearest_mean_ms']:.2f} ms; the whole "
           f"request through the app (no socket) median {figures['app_median_ms']:.2f} ms, mean "
           f"{figures['app_mean_ms']:.2f} ms")
-    print(f"POST {PATH}, load generator: {args.client}, in its own process; CPU in cores used during the level "
-          f"(service / generator / everything else on the machine) and CPU ms per request")
+    print(f"POST {PATH}, load generator: {args.client}, in its own process. p50/p99: as the generator saw them; "
+          f"svc p50/p99: the service's latency_ms events (from the app receiving the request: waiting in the socket "
+          f"while the worker is busy is not in them); cores: CPU used in the level's window by the service / the "
+          f"generator / everything else on the machine; ms/req: CPU per request; worker %: requests per worker")
     header = (f"{'workers':>7} {'clients':>7} {'load1':>5} {'requests':>8} {'err':>4} {'req/s':>6} {'p50 ms':>7} "
               f"{'p99 ms':>7} {'svc p50':>7} {'svc p99':>7} {'cores svc/gen/other':>19} {'ms/req svc':>10} "
               f"{'ms/req gen':>10} {'worker %':>8}")
