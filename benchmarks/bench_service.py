@@ -331,9 +331,23 @@ def _warm(url: str, workers: int) -> None:
             client.post(PATH, json=body)
 
 
+def wait_for_idle(limit: float, busy_below: float = 0.15) -> float:
+    """Wait (at most `limit` seconds) for a second in which the machine is busy less than `busy_below` cores;
+    return the seconds waited. On a shared machine this starts a level when other work pauses; the
+    level's 'other' column still says how much ran beside it."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = _machine_busy()
+        time.sleep(1.0)
+        if _machine_busy() - before < busy_below:
+            break
+    return time.monotonic() - started
+
+
 def measure_level(server: subprocess.Popen, url: str, log_path: str, kind: str, clients: int, requests: int,
-                  seconds: float) -> dict:
+                  seconds: float, idle_wait: float = 0.0) -> dict:
     """One level: the generator in its own process; CPU of service, generator and the rest of the machine."""
+    waited = wait_for_idle(idle_wait) if idle_wait else 0.0
     load1 = os.getloadavg()[0]
     offset = os.path.getsize(log_path)
     generator = subprocess.run([sys.executable, __file__, "--generate", url, "--server-pid", str(server.pid),
@@ -346,7 +360,7 @@ def measure_level(server: subprocess.Popen, url: str, log_path: str, kind: str, 
     per_worker = sorted(Counter(e["pid"] for e in served).values(), reverse=True)
     window, n = figures["seconds"], max(1, figures["requests"])
     other = figures["machine_cpu"] - figures["service_cpu"] - figures["generator_cpu"]
-    return {**figures, "clients": clients, "load1": load1, "split": "/".join(
+    return {**figures, "clients": clients, "load1": load1, "waited": waited, "split": "/".join(
                 f"{100 * c / len(served):.0f}" for c in per_worker) if served else "-", "server_p50": _quantile(side, 0.5),
             "server_p99": _quantile(side, 0.99),
             "server_cpu_ms": 1000 * figures["service_cpu"] / n, "generator_cpu_ms": 1000 * figures["generator_cpu"] / n,
@@ -362,6 +376,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="at most this many requests per level")
     parser.add_argument("--seconds", type=float, default=20.0, help="at most this long per level")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="before each level, wait up to this long for an idle second on the machine")
     parser.add_argument("--generate", metavar="URL", help=argparse.SUPPRESS)  # the generator process
     parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -394,7 +410,8 @@ def main() -> None:
                 print(f"\nservice on {url} with {workers} worker(s)\n{header}")
                 for _run in range(args.repeat):
                     for clients in args.clients:
-                        r = measure_level(server, url, log_path, args.client, clients, args.requests, args.seconds)
+                        r = measure_level(server, url, log_path, args.client, clients, args.requests, args.seconds,
+                                          args.wait_idle)
                         results.setdefault((workers, clients), []).append(r)
                         print(f"{workers:>7} {clients:>7} {r['load1']:>5.2f} {r['requests']:>8} {r['errors']:>4} "
                               f"{r['rps']:>6.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['server_p50']:>7.2f} "
