@@ -12,7 +12,11 @@ average when it started. Two generators are available: `raw` (the default: async
 each request's bytes built beforehand, about a tenth of httpx's CPU per request) and `httpx` (an
 httpx.AsyncClient, what an integrator's Python code would use).
 
+At the end a model replays the measured costs (in the app, outside it, the generator's) as a
+closed loop on free cores: what the service would give with the machine to itself.
+
     python benchmarks/bench_service.py
+    python benchmarks/bench_service.py --wait-idle 120      # on a shared machine: start levels in idle moments
     python benchmarks/bench_service.py --clients 1 8 32 --workers 1 2 --repeat 3 --requests 2000 --seconds 20
     python benchmarks/bench_service.py --client httpx --workers 1 --repeat 1
 """
