@@ -1,12 +1,14 @@
-"""The nearest compliant election, on hand-worked cases (monthly plan, amounts per pay period)."""
+"""The nearest compliant election, on hand-worked cases (monthly plan; dollar and percentage elections)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from helpers import make_election, make_plan
 
+import plancheck.checks.nearest as nearest_module
 from plancheck.checks.election import check_election
 from plancheck.checks.nearest import nearest_compliant
-from helpers import make_election, make_plan
 
 
 @pytest.fixture()
@@ -96,3 +98,122 @@ def test_a_compliant_election_is_its_own_nearest(nearest):
     election = make_election("1979-03-01", "2024-01-01", {"annual": 120000}, {"pretax": {"amount": 1000}})
     asked, answer = nearest(make_plan(), election)
     assert not asked and answer["found"] and answer["repairs"] == [] and answer["changes"] == {}
+
+
+def terms(answer) -> list[tuple[int, int, dict]]:
+    """(from period, to period, the run's terms as an election writes them) of each run of the proposed schedule."""
+    return [(r["from_period"], r["to_period"], r["election"]) for r in answer["schedule"]]
+
+
+def pct(text: str) -> dict:
+    return {"percent": text}
+
+
+def breaks(plan, election, rulebook, limits, engine, **amounts) -> set[str]:
+    """The error rules of `election` with per-period amounts in cents (a varying schedule) put in its place."""
+    result = check_election(election, plan, limits, rulebook, engine, "test",
+                            amounts={k: np.array(v, dtype=np.int64) for k, v in amounts.items()})
+    return {f.rule for f in result.findings if f.severity == "error"}
+
+
+# Age 40 in 2024 (402(g) $23,000, no catch-up), $9,000 a month, 25% pretax = $2,250 a month: $22,500 by
+# October, so November has $500 of room and December none.
+AGE_40_2024 = ("1984-03-01", "2024-01-01", {"per_period": 9000})
+
+
+def test_a_dollar_election_is_cut_to_the_cent_at_the_402g_limit(nearest, rulebook, limits, engine):
+    plan, election = make_plan(), make_election(*AGE_40_2024, {"pretax": {"amount": 2250}})
+    asked, answer = nearest(plan, election)
+    assert "402g-deferral-limit" in asked
+    assert answer["units"] == {"pretax": "amount", "roth": "amount", "after_tax": "amount"}
+    assert runs(answer) == [(1, 10, "2250.00", "0.00", "0.00"), (11, 11, "500.00", "0.00", "0.00"),
+                            (12, 12, "0.00", "0.00", "0.00")]
+    assert answer["rechecked"] is True and "percent_increment" not in answer
+    ten = [225000] * 10
+    assert not breaks(plan, election, rulebook, limits, engine, pretax=ten + [50000, 0])
+    assert "402g-deferral-limit" in breaks(plan, election, rulebook, limits, engine, pretax=ten + [50001, 0])
+
+
+def test_a_percent_election_is_offered_in_whole_percent_at_the_402g_limit(nearest, rulebook, limits, engine):
+    # November: $500 of room is 5.55...% of $9,000; in whole percent 5% ($450) fits and 6% ($540) is $40 over.
+    plan, election = make_plan(), make_election(*AGE_40_2024, {"pretax": {"percent": 25}})
+    asked, answer = nearest(plan, election)
+    assert "402g-deferral-limit" in asked
+    assert answer["found"] and answer["rechecked"] and answer["percent_increment"] == "1"
+    assert answer["units"] == {"pretax": "percent", "roth": "percent", "after_tax": "percent"}
+    none = {"roth": pct("0"), "after_tax": pct("0")}
+    assert terms(answer) == [(1, 10, {"pretax": pct("25"), **none}), (11, 11, {"pretax": pct("5"), **none}),
+                             (12, 12, {"pretax": pct("0"), **none})]
+    assert [r["changed"] for r in answer["schedule"]] == [False, True, True]
+    assert answer["schedule"][1]["amounts"]["pretax"] == "450.00"
+    assert answer["changes"] == {"pretax": {"asked": "27000.00", "proposed": "22950.00"}}
+    ten = [225000] * 10
+    assert not breaks(plan, election, rulebook, limits, engine, pretax=ten + [45000, 0])  # 5%
+    assert "402g-deferral-limit" in breaks(plan, election, rulebook, limits, engine, pretax=ten + [54000, 0])  # 6%
+
+
+def test_a_percent_election_is_offered_in_the_plans_steps_of_a_hundredth(nearest, rulebook, limits, engine):
+    # In steps of 0.01%: 5.55% ($499.50) fits; 5.56% ($500.40) is 40 cents over.
+    plan = make_plan(contributions={"pretax": True, "roth": True, "after_tax": True, "percent_increment": "0.01"})
+    election = make_election(*AGE_40_2024, {"pretax": {"percent": 25}})
+    _, answer = nearest(plan, election)
+    assert answer["percent_increment"] == "0.01"
+    assert [r["election"]["pretax"] for r in answer["schedule"]] == [pct("25"), pct("5.55"), pct("0")]
+    assert answer["changes"]["pretax"]["proposed"] == "22999.50"
+    ten = [225000] * 10
+    assert not breaks(plan, election, rulebook, limits, engine, pretax=ten + [49950, 0])  # 5.55%
+    assert "402g-deferral-limit" in breaks(plan, election, rulebook, limits, engine, pretax=ten + [50040, 0])  # 5.56%
+
+
+def test_catch_up_made_roth_is_offered_in_percent_for_a_percent_election(nearest):
+    # The first test's case elected as 25% of $10,000: October 20% pretax + 5% Roth, then 25% Roth.
+    election = make_election("1970-03-01", "2026-01-01", {"per_period": 10000}, {"pretax": {"percent": 25}},
+                             prior_year_fica_wages=200000)
+    _, answer = nearest(make_plan(), election)
+    assert answer["repairs"] == ["roth-catch-up-required"]
+    assert [(a, b, t["pretax"], t["roth"]) for a, b, t in terms(answer)] == [
+        (1, 9, pct("25"), pct("0")), (10, 10, pct("20"), pct("5")), (11, 12, pct("0"), pct("25"))]
+    assert answer["summary"]["year_end"]["catch_up"] == "5500.00"
+
+
+def test_after_tax_in_percent_beside_pretax_in_dollars_each_keeps_its_unit(nearest):
+    # 2024, age 45, $25,000 a month: $1,500 pretax + 20% after-tax ($5,000) is $9,000 over 415(c)'s $69,000.
+    # After-tax gives way from December back: December 0%, November 4% ($1,000), the rest 20%.
+    election = make_election("1979-03-01", "2024-01-01", {"per_period": 25000},
+                             {"pretax": {"amount": 1500}, "after_tax": {"percent": 20}})
+    _, answer = nearest(make_plan(), election)
+    assert answer["units"] == {"pretax": "amount", "roth": "amount", "after_tax": "percent"}
+    assert [(a, b, t["pretax"], t["after_tax"]) for a, b, t in terms(answer)] == [
+        (1, 10, {"amount": "1500.00"}, pct("20")), (11, 11, {"amount": "1500.00"}, pct("4")),
+        (12, 12, {"amount": "1500.00"}, pct("0"))]
+    assert answer["summary"]["year_end"]["annual_additions"] == "69000.00"
+
+
+def test_should_the_steps_break_a_rule_the_offer_is_in_dollars_and_says_why(nearest, monkeypatch):
+    """Defensive path: if the percent schedule failed its re-check, the dollar schedule is offered instead."""
+    def as_asked(s, election, units, step):  # a 'rounding' that undoes the repair
+        return {"pretax": np.full(len(s.amounts["pretax"]), 250_000)}
+    monkeypatch.setattr(nearest_module, "_in_percent", as_asked)
+    _, answer = nearest(make_plan(), make_election(*AGE_40_2024, {"pretax": {"percent": 25}}))
+    assert answer["found"] and answer["units"]["pretax"] == "amount"
+    assert "402g-deferral-limit" in answer["percent_unavailable"]
+    assert [r["amounts"]["pretax"] for r in answer["schedule"]] == ["2250.00", "500.00", "0.00"]
+
+
+def test_a_move_to_roth_keeps_the_elected_total_percent(nearest, rulebook, limits, engine):
+    # 2026, age 56, prior-year FICA wages $200,000: 30% of $9,000 = $2,700 a month reaches $24,300 by September;
+    # October's $2,700 brings $2,500 of catch-up, to be Roth. $200 of pretax is 2.2%: pretax 2% ($180) and Roth
+    # the rest of the 30%, 28% ($2,520), which covers the $2,500. Roth 27% with pretax 3% would leave $70 of
+    # catch-up made pretax in October.
+    election = make_election("1970-03-01", "2026-01-01", {"per_period": 9000}, {"pretax": {"percent": 30}},
+                             prior_year_fica_wages=200000)
+    plan = make_plan()
+    _, answer = nearest(plan, election)
+    assert [(a, b, t["pretax"], t["roth"]) for a, b, t in terms(answer)] == [
+        (1, 9, pct("30"), pct("0")), (10, 10, pct("2"), pct("28")), (11, 12, pct("0"), pct("30"))]
+    assert answer["changes"]["roth"]["proposed"] == "7920.00"
+    nine = [270000] * 9
+    assert not breaks(plan, election, rulebook, limits, engine, pretax=nine + [18000, 0, 0],
+                      roth=[0] * 9 + [252000, 270000, 270000])
+    assert "roth-catch-up-required" in breaks(plan, election, rulebook, limits, engine, pretax=nine + [27000, 0, 0],
+                                              roth=[0] * 9 + [243000, 270000, 270000])

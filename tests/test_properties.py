@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
+from helpers import make_election, make_plan, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from irs_figures import FIGURES
 
 from plancheck.engine.prescreen import evaluate_columns
-from helpers import make_election, make_plan, run
-from irs_figures import FIGURES
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -69,3 +69,33 @@ def test_prescreen_and_engine_decide_every_rule_alike(data, rulebook, engine):
     for rule in rulebook.rules["period"]:
         mask = evaluate_columns(rule.condition, columns)
         assert {i for i in range(len(rows)) if mask[i]} == {i for i, r in fired if r == rule.id}, rule.id
+
+
+@SETTINGS
+@given(
+    year=st.sampled_from([2024, 2025, 2026]),
+    age=st.integers(min_value=40, max_value=66),
+    monthly_pay=st.integers(min_value=1000, max_value=40000),
+    pretax_pct=st.integers(min_value=0, max_value=80),
+    after_tax=st.integers(min_value=1, max_value=9000),
+    match_pct=st.integers(min_value=0, max_value=6),
+    max_deferral=st.sampled_from([None, 10, 50]),
+    paid_before=st.integers(min_value=0, max_value=30000),
+)
+def test_an_elections_own_unmatched_after_tax_leaves_its_after_tax_room_unchanged(
+        year, age, monthly_pay, pretax_pct, after_tax, match_pct, max_deferral, paid_before, rulebook, limits, engine):
+    """The room is the 415(c) limit less the additions other than after-tax: electing after-tax money the plan does
+    not match (however much, over the limit or not) changes none of them, catch-up included."""
+    contributions = {"pretax": True, "roth": True, "after_tax": True}
+    if max_deferral is not None:
+        contributions["max_deferral_percent"] = max_deferral
+    plan = make_plan(contributions=contributions,
+                     match={"tiers": [{"rate": 100, "up_to_percent": match_pct}]} if match_pct else None)
+    terms = {"start_date": f"{year}-04-01", "pretax": {"percent": pretax_pct}}
+    ytd = {"pretax": paid_before, "after_tax": paid_before // 3}
+    without = make_election(f"{year - age}-07-01", terms["start_date"], {"per_period": monthly_pay},
+                            {"pretax": terms["pretax"]}, year_to_date=ytd)
+    with_after_tax = make_election(f"{year - age}-07-01", terms["start_date"], {"per_period": monthly_pay},
+                                   {"pretax": terms["pretax"], "after_tax": {"amount": after_tax}}, year_to_date=ytd)
+    room = run(plan, without, rulebook, limits, engine)[1]["after_tax_room"]
+    assert run(plan, with_after_tax, rulebook, limits, engine)[1]["after_tax_room"] == room

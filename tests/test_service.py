@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import hmac
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-
 from helpers import ROOT
 from service_server import running
 
@@ -141,6 +140,16 @@ def test_lists_plans_rules_and_revision(service):
     assert plan["document"]["plan_id"] == "monthly-mega-backdoor"
 
 
+def test_a_plans_document_is_given_in_its_own_units_and_can_be_audited_back(service):
+    client, _ = service
+    document = client.get("/v1/plans/acme-mega-backdoor").json()["document"]
+    assert document["contributions"]["max_deferral_percent"] == 75  # percent, not parts per million
+    assert document == json.loads(json.dumps(yaml.safe_load((ROOT / "plans" / "acme-mega-backdoor.yaml").read_text()),
+                                             default=str))
+    audited = client.post("/v1/plans/audit", json=document)
+    assert audited.status_code == 200 and audited.json()["summary"]["plan_id"] == "acme-mega-backdoor"
+
+
 def test_withdrawals_are_checked_or_rejected_each(service):
     client, _ = service
     requests = yaml.safe_load((ROOT / "samples" / "withdrawals.yaml").read_text())
@@ -248,6 +257,26 @@ def test_an_election_with_findings_gets_the_nearest_compliant_one(service):
     assert nearest["found"] and "roth-catch-up-required" in nearest["repairs"]
     assert nearest["changes"]["roth"] == {"asked": "0.00", "proposed": "5500.00"}
     assert not [f for f in nearest["findings"] if f["severity"] == "error"]
+
+
+def test_a_percent_election_gets_its_nearest_compliant_one_in_percent(service):
+    # Age 40 in 2024, $9,000 a month, 25% pretax: November has $500 of the $23,000 left, 5% in whole percent.
+    election = {"plan_id": "monthly-mega-backdoor",
+                "employee": {"id": "E-10", "birth_date": "1984-03-01", "compensation": {"per_period": 9000}},
+                "election": {"start_date": "2024-01-01", "pretax": {"percent": 25}}}
+    nearest = client_post(service, election)["nearest_compliant"]
+    assert nearest["found"] and nearest["rechecked"] and nearest["percent_increment"] == "1"
+    assert nearest["units"]["pretax"] == "percent"
+    assert [r["election"]["pretax"] for r in nearest["schedule"]] == [{"percent": "25"}, {"percent": "5"},
+                                                                      {"percent": "0"}]
+    assert [r["amounts"]["pretax"] for r in nearest["schedule"]] == ["2250.00", "450.00", "0.00"]
+
+
+def client_post(service, election: dict) -> dict:
+    client, _ = service
+    response = client.post("/v1/elections/check", json=election)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def test_an_unexpected_failure_is_a_500_problem_and_the_worker_goes_on(service, monkeypatch):

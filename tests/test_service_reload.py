@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers import ROOT
 from service_server import running
 
@@ -88,6 +87,10 @@ def test_sighup_reloads_and_a_broken_file_keeps_the_old_set(dirs, tmp_path):
          "--port", str(port), "--watch", "0"], stdout=subprocess.DEVNULL, stderr=log, cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
+        events = lambda: [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines()  # noqa: E731
+                          if line.startswith("{")]
+        eventually(lambda: any(e["event"] == "listening" for e in events()), 30)
+        process.send_signal(signal.SIGHUP)  # before the app handles it: ignored, not fatal
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             def up():
                 try:
@@ -103,8 +106,6 @@ def test_sighup_reloads_and_a_broken_file_keeps_the_old_set(dirs, tmp_path):
             eventually(lambda: plan_names(client)["acme-mega-backdoor"] == "After SIGHUP")
             (plans / "acme-mega-backdoor.yaml").write_text("plan_id: [not, a, string]\n")
             process.send_signal(signal.SIGHUP)
-            events = lambda: [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines()
-                              if line.startswith("{")]
             eventually(lambda: any(e["event"] == "reload_failed" for e in events()))
             assert plan_names(client)["acme-mega-backdoor"] == "After SIGHUP"
             assert process.poll() is None

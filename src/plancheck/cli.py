@@ -550,6 +550,9 @@ def serve(
                                           "above)")] = 256 * 1024,
     watch: Annotated[float, typer.Option("--watch", min=0, help="Seconds between looks for changed rule or plan "
                                          "files (0: reload on SIGHUP only)")] = 2.0,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes sharing the socket, "
+                                         "each with its own engine; SIGHUP reaches every one (useful up to the "
+                                         "number of cores)")] = 1,
     rules: RulesOption = None,
 ) -> None:
     """Serve the checks over HTTP (FastAPI on uvicorn): elections, withdrawals, plan audits and a page at /."""
@@ -559,7 +562,7 @@ def serve(
         _fail(InputError(Problem("plancheck serve", "", f"the service needs the 'service' extra "
                                  f"(pip install 'plancheck[service]'): {exc}")))
     try:
-        run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch)
+        run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch, workers)
     except InputError as exc:
         _fail(exc)
 

@@ -45,17 +45,20 @@ def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arra
     """Largest after-tax contribution per year and per period that keeps 415(c) whole.
 
     Worked on the election's one projection: only its after-tax column changes. `facts` are the
-    election's own period facts (their after_tax_cap is the plan's % of pay cap; when the election
-    has no after-tax money they are also the facts without it).
+    election's own period facts (their after_tax_cap is the plan's % of pay cap). They also give
+    the year's figures without the election's after-tax money unless the plan matches after-tax:
+    unmatched, after-tax money adds only itself to annual additions (catch-up never depends on it),
+    and the room below is the limit less the additions other than after-tax.
     """
     after_tax_cap = facts["after_tax_cap"]
     if not plan.contributions.after_tax:
         return {"year": "0.00", "remaining": "0.00", "per_period": "0.00", "periods": 0,
                 "reason": f"plan {plan.plan_id} does not accept after-tax contributions"}
     periods = len(projection.dates)
+    matched = bool(plan.match and "after_tax" in plan.match.sources)
 
     def year_end(per_period: int) -> dict[str, int]:
-        if per_period == 0 and not projection.rows.amounts["after_tax"].any():
+        if per_period == 0 and not (matched and projection.rows.amounts["after_tax"].any()):
             return {k: int(v[-1]) for k, v in facts.items()}
         amounts = {**projection.rows.amounts, "after_tax": np.full(periods, per_period, dtype=np.int64)}
         trial = build_period_facts(replace(projection.rows, amounts=amounts), arrays, limits)
@@ -67,7 +70,7 @@ def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arra
     year_room = max(0, limit - (base["ytd_annual_additions"] - base["ytd_after_tax"]))
     remaining = max(0, year_room - already)
     per_period = remaining // periods
-    if plan.match and "after_tax" in plan.match.sources:
+    if matched:
         # After-tax money is matched: more after-tax brings more match, so search the largest that fits.
         low, high = 0, per_period
         while low < high:

@@ -18,6 +18,13 @@ clears its rule at the first pay period where it breaks:
 Cuts are made from where the limit is reached, so every earlier period keeps what was asked, and
 the total cut is the excess: no smaller change clears the rule. The result is re-checked with
 `check_election` and offered only when it has no error finding. Pure: no I/O, no HTTP.
+
+A source elected as a percentage of pay is offered as a percentage: each changed pay period gets
+the largest percentage in the plan's steps (`contributions.percent_increment`) whose amount is at
+most the repaired one, so no limit the repair met is broken again; periods as asked keep the
+elected percentage. Roth money not elected (catch-up made Roth) takes the pretax election's
+unit. That schedule is re-checked too; should rounding to the steps ever leave an error, the
+offer is made in dollars and says why.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from plancheck.facts.period import build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.facts.projection import project
 from plancheck.findings import has_errors
-from plancheck.money import format_cents
+from plancheck.money import PPM, apply_rate, format_cents, format_ppm
 from plancheck.rulebook.rules import Rulebook
 
 SOURCES = ("pretax", "roth", "after_tax")
@@ -206,13 +213,64 @@ def _after_tax_back(s: _Schedule, limit_rows: int) -> None:
     s.refresh()
 
 
+def _units(election: ElectionFile) -> dict[str, str]:
+    """Each source's unit in the offer: as elected; a source not elected in the pretax election's unit."""
+    terms = election.election
+
+    def unit(contribution) -> str | None:
+        if contribution is None:
+            return None
+        return "percent" if contribution.percent is not None else "amount"
+    fallback = unit(terms.pretax) or "amount"
+    return {k: unit(getattr(terms, k)) or fallback for k in SOURCES}
+
+
+def _largest_step_within(amount: np.ndarray, pay: np.ndarray, step: int) -> np.ndarray:
+    """The largest multiple of `step` (ppm) whose amount on `pay`, rounded half up as elections are, is at most
+    `amount` (cents): apply_rate(pay, r) <= A  <=>  pay*r + PPM/2 < (A+1)*PPM  <=>  r <= ((A+1)*PPM - PPM/2 - 1) // pay."""
+    safe_pay = np.maximum(pay, 1)
+    rate = ((amount + 1) * PPM - PPM // 2 - 1) // safe_pay
+    steps = np.minimum(rate // step, 100 * 10_000 // step)
+    return np.where((amount > 0) & (pay > 0), steps * step, 0)
+
+
+def _in_percent(s: _Schedule, election: ElectionFile, units: dict[str, str], step: int) -> dict[str, np.ndarray]:
+    """Per-period percentages (ppm) of the sources offered in percent: the elected one where the period is as
+    asked, else the largest step whose amount fits in the repaired amount.
+
+    Where a period's deferrals only moved from pretax to Roth (catch-up made Roth, the total as asked),
+    Roth takes the rest of the elected total instead of being rounded down too: the total stays as
+    asked and the Roth share only grows, which 414(v)(7) welcomes."""
+    pay = s.facts["plan_compensation"]
+    elected = {k: getattr(election.election, k).percent if getattr(election.election, k) is not None else 0
+               for k in SOURCES}
+    percents = {}
+    for source in SOURCES:
+        if units[source] != "percent":
+            continue
+        changed = s.amounts[source] != s.asked[source]
+        percents[source] = np.where(changed, _largest_step_within(s.amounts[source], pay, step), elected[source])
+    if units["pretax"] == units["roth"] == "percent":
+        moved = ((s.amounts["pretax"] != s.asked["pretax"])
+                 & (s.amounts["pretax"] + s.amounts["roth"] == s.asked["pretax"] + s.asked["roth"]))
+        total = elected["pretax"] + elected["roth"]
+        percents["roth"] = np.where(moved, total - percents["pretax"], percents["roth"])
+    return percents
+
+
+def _percent_text(ppm: int) -> str:
+    return format_ppm(int(ppm))[:-1]
+
+
 def nearest_compliant(election: ElectionFile, plan: Plan, limits: LimitTable, rulebook: Rulebook,
                       engine: Engine) -> dict[str, Any]:
     """The closest per-period schedule to the election that has no error finding, or why there is none.
 
-    Returns `found`, and when found: `schedule` (runs of pay periods with the same amounts),
-    `changes` (each source's asked and proposed totals), `repairs` (the rules the changes clear)
-    and the re-checked `summary` and non-error `findings`.
+    Returns `found`, and when found: `units` (each source offered in `percent` of pay or as an
+    `amount`), `percent_increment` (the plan's steps, where a source is in percent), `schedule`
+    (runs of pay periods with the same terms), `changes` (each source's asked and proposed year
+    totals in dollars), `repairs` (the rules the changes clear), `rechecked` and the re-checked
+    `summary` and non-error `findings`.
     """
     projection = project(election, plan, limits, "election")
     schedule = _Schedule(projection.rows, PlanArrays.from_plans([plan]), limits)
@@ -228,36 +286,73 @@ def nearest_compliant(election: ElectionFile, plan: Plan, limits: LimitTable, ru
     else:
         return {"found": False, "reason": "the repairs did not settle", "repairs": schedule.repairs}
     _after_tax_back(schedule, periods)
-    result = check_election(election, plan, limits, rulebook, engine, "nearest compliant election",
-                            amounts=schedule.amounts)
-    if has_errors(result.findings):
-        left = sorted({f.rule for f in result.findings if f.severity == "error"})
-        return {"found": False, "repairs": schedule.repairs, "remaining_rules": left,
-                "reason": "no change to this election's pretax, Roth and after-tax amounts clears "
-                          + ", ".join(left) + " (amounts paid before the election or in other plans already "
-                          "break it, or the rule concerns the employer's money)"}
+
+    def recheck(amounts: dict[str, np.ndarray]):
+        return check_election(election, plan, limits, rulebook, engine, "nearest compliant election", amounts=amounts)
+
+    units = _units(election)
+    step = plan.contributions.percent_increment
+    offer: dict[str, Any] = {}
+    if "percent" in units.values():
+        percents = _in_percent(schedule, election, units, step)
+        pay = schedule.facts["plan_compensation"]
+        amounts = {**schedule.amounts, **{k: apply_rate(pay, v) for k, v in percents.items()}}
+        result = recheck(amounts)
+        if not has_errors(result.findings):
+            offer = {"units": units, "percent_increment": _percent_text(step),
+                     "schedule": _runs(amounts, asked, projection, units, percents, _asked_percents(election))}
+        else:
+            left = sorted({f.rule for f in result.findings if f.severity == "error"})
+            offer = {"percent_unavailable": f"in steps of {_percent_text(step)}% the schedule would break "
+                                            f"{', '.join(left)}; it is offered in dollars per pay period"}
+    if "schedule" not in offer:
+        amounts = schedule.amounts
+        result = recheck(amounts)
+        if has_errors(result.findings):
+            left = sorted({f.rule for f in result.findings if f.severity == "error"})
+            return {"found": False, "repairs": schedule.repairs, "remaining_rules": left,
+                    "reason": "no change to this election's pretax, Roth and after-tax amounts clears "
+                              + ", ".join(left) + " (amounts paid before the election or in other plans already "
+                              "break it, or the rule concerns the employer's money)"}
+        offer = {**offer, "units": {k: "amount" for k in SOURCES},
+                 "schedule": _runs(amounts, asked, projection, {k: "amount" for k in SOURCES}, {}, {})}
     return {
         "found": True,
+        "rechecked": True,
         "repairs": schedule.repairs,
-        "schedule": _runs(schedule.amounts, asked, projection),
-        "changes": {k: {"asked": format_cents(int(asked[k].sum())), "proposed": format_cents(int(schedule.amounts[k].sum()))}
-                    for k in SOURCES if not np.array_equal(asked[k], schedule.amounts[k])},
+        **offer,
+        "changes": {k: {"asked": format_cents(int(asked[k].sum())), "proposed": format_cents(int(amounts[k].sum()))}
+                    for k in SOURCES if not np.array_equal(asked[k], amounts[k])},
         "findings": [f.as_event() for f in result.findings],
         "summary": result.summary,
     }
 
 
-def _runs(amounts: dict[str, np.ndarray], asked: dict[str, np.ndarray], projection) -> list[dict[str, Any]]:
-    """Consecutive pay periods with the same proposed amounts, as one entry each."""
+def _asked_percents(election: ElectionFile) -> dict[str, int]:
+    terms = election.election
+    return {k: getattr(terms, k).percent if getattr(terms, k) is not None and getattr(terms, k).percent is not None
+            else 0 for k in SOURCES}
+
+
+def _runs(amounts: dict[str, np.ndarray], asked: dict[str, np.ndarray], projection, units: dict[str, str],
+          percents: dict[str, np.ndarray], asked_percents: dict[str, int]) -> list[dict[str, Any]]:
+    """Consecutive pay periods with the same proposed terms, as one entry each: `election` gives each source's
+    terms as an election document writes them ({"percent": "6"} or {"amount": "250.00"}); `amounts` the
+    dollars per pay period, or null for a percentage whose dollars vary within the run (with pay)."""
     runs: list[dict[str, Any]] = []
     periods = projection.rows.period
     for row, pay_date in enumerate(projection.dates):
+        terms = {k: {"percent": _percent_text(percents[k][row])} if units[k] == "percent"
+                 else {"amount": format_cents(int(amounts[k][row]))} for k in SOURCES}
         values = {k: format_cents(int(amounts[k][row])) for k in SOURCES}
-        differs = any(amounts[k][row] != asked[k][row] for k in SOURCES)
-        if runs and runs[-1]["amounts"] == values and runs[-1]["changed"] == differs:
-            runs[-1].update(to_period=int(periods[row]), to_pay_date=pay_date.isoformat())
+        differs = any((percents[k][row] != asked_percents[k]) if units[k] == "percent" else
+                      (amounts[k][row] != asked[k][row]) for k in SOURCES)
+        if runs and runs[-1]["election"] == terms and runs[-1]["changed"] == differs:
+            last = runs[-1]
+            last.update(to_period=int(periods[row]), to_pay_date=pay_date.isoformat())
+            last["amounts"] = {k: v if v == values[k] else None for k, v in last["amounts"].items()}
             continue
         runs.append({"from_period": int(periods[row]), "from_pay_date": pay_date.isoformat(),
                      "to_period": int(periods[row]), "to_pay_date": pay_date.isoformat(),
-                     "amounts": values, "changed": differs})
+                     "election": terms, "amounts": values, "changed": differs})
     return runs

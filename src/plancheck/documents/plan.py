@@ -67,6 +67,17 @@ class Contributions(Strict):
         default=None, description="Plan cap on pretax + Roth deferrals, % of pay per pay period")
     max_after_tax_percent: Ppm | None = Field(
         default=None, description="Plan cap on after-tax contributions, % of pay per pay period")
+    percent_increment: Ppm = Field(
+        default=1, validate_default=True,
+        description="Steps in which payroll accepts a percentage election (1: whole percent, 0.5, 0.01: hundredths); "
+        "the nearest compliant election to a percentage election is offered in these steps")
+
+    @field_validator("percent_increment")
+    @classmethod
+    def _a_step(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("expected a step above zero, like 1 or 0.01")
+        return value
 
 
 class CatchUp(Strict):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import os
 import re
 import signal
 import sys
@@ -60,6 +61,8 @@ class Settings:
     watch_interval: float | None = 2.0
     #: Where the structured events go (JSON lines); default stderr.
     log_stream: TextIO | None = None
+    #: A worker of `serve --workers N`: the supervisor's pid. The worker stops if that process goes away.
+    parent_pid: int | None = None
 
 
 class Unauthorized(Exception):
@@ -93,28 +96,32 @@ class Holder:
             fresh = load_snapshot(self.settings.rules_dir, self.settings.plans_dir)
         except InputError as exc:
             self.log.warning("reload_failed", trigger=why, kept_revision=self.snapshot.revision if self.snapshot else None,
-                             problems=[str(p) for p in exc.problems[:20]])
+                             problems=[str(p) for p in exc.problems[:20]], pid=os.getpid())
             return False
         except Exception as exc:  # noqa: BLE001 - a reload must never take the worker down
             self.log.error("reload_failed", trigger=why, kept_revision=self.snapshot.revision if self.snapshot else None,
-                           problems=[f"{type(exc).__name__}: {shown(str(exc), 200)}"])
+                           problems=[f"{type(exc).__name__}: {shown(str(exc), 200)}"], pid=os.getpid())
             return False
         old, self.snapshot = self.snapshot, fresh
         if old is not None:
             old.engine.close()  # safe: checks run on this thread, so none is using it now
         self.log.info("rules_loaded", trigger=why, ruleset_revision=fresh.revision,
                       plans_revision=fresh.plans_revision, plans=len(fresh.plans),
-                      seconds=round(time.perf_counter() - started, 3))
+                      seconds=round(time.perf_counter() - started, 3), pid=os.getpid())
         return True
 
 
-def _logger(stream: TextIO | None) -> Any:
-    """A structlog logger writing one JSON object per line, `event` first, with a UTC timestamp."""
+def event_logger(stream: TextIO | None) -> Any:
+    """A structlog logger writing one JSON object per line, `event` first, with a UTC timestamp.
+
+    Each event is one write of one line, so the lines of several worker processes sharing stderr
+    never interleave.
+    """
     def event_first(_logger: Any, _method: str, event_dict: dict) -> dict:
         return {"event": event_dict.pop("event"), **event_dict}
 
     return structlog.wrap_logger(
-        structlog.PrintLogger(stream or sys.stderr),
+        structlog.WriteLogger(stream or sys.stderr),
         processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
                     event_first, structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o).decode())],
     )
@@ -135,7 +142,7 @@ def current(request: Request) -> Snapshot:
     return snapshot
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """With a token configured, `Authorization: Bearer <token>`, compared in constant time."""
     token = _holder(request).settings.token
     if token is None:
@@ -233,7 +240,8 @@ async def list_plans(request: Request) -> dict[str, Any]:
 async def get_plan(plan_id: str, request: Request) -> dict[str, Any]:
     snapshot = current(request)
     plan = _plan(snapshot, plan_id)
-    return {**_plan_summary(plan), "document": plan.model_dump(mode="json", exclude_none=True)}
+    # The document as written (percentages in percent, money in dollars): it can be posted back to /v1/plans/audit.
+    return {**_plan_summary(plan), "document": snapshot.plan_documents[plan_id]}
 
 
 def _plan_summary(plan: Plan) -> dict[str, Any]:
@@ -353,24 +361,31 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def create_app(settings: Settings) -> FastAPI:
     """The service app; rules and plans load in its lifespan (per worker process)."""
-    log = _logger(settings.log_stream)
+    log = event_logger(settings.log_stream)
     holder = Holder(settings, log)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        if not holder.reload("start"):
-            raise RuntimeError(f"cannot load rules from {settings.rules_dir} and plans from {settings.plans_dir}")
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
-            loop.add_signal_handler(signal.SIGHUP, holder.reload, "SIGHUP")
-        watcher = asyncio.create_task(_watch(holder)) if settings.watch_interval else None
+        # The handler before the first load: a SIGHUP from now on reloads after it (the callback waits for
+        # the loop), none falls between the load and the handler.
+        hup = _handle_sighup(loop, holder)
+        if not holder.reload("start"):
+            if hup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            raise RuntimeError(f"cannot load rules from {settings.rules_dir} and plans from {settings.plans_dir}")
+        _warm_up(holder.snapshot)
+        tasks = [asyncio.create_task(_watch(holder))] if settings.watch_interval else []
+        if settings.parent_pid is not None:
+            tasks.append(asyncio.create_task(_watch_parent(settings.parent_pid, log)))
         try:
             yield
         finally:
-            if watcher:
-                watcher.cancel()
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            for task in tasks:
+                task.cancel()
+            if hup:
                 loop.remove_signal_handler(signal.SIGHUP)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # shutting down: a late SIGHUP must not kill it
 
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. The document itself is below.
     app = FastAPI(title="plancheck", version="1", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
@@ -387,6 +402,49 @@ def create_app(settings: Settings) -> FastAPI:
     _install_errors(app)
     app.add_middleware(RequestEvents, holder=holder)
     return app
+
+
+def _warm_up(snapshot: Snapshot | None) -> None:
+    """Decide one election that breaks a rule, with its nearest compliant one, before taking requests: the first
+    request would otherwise pay for the checks' imports and first use (about 50 ms instead of a few)."""
+    from plancheck.checks.election import check_election
+    from plancheck.checks.nearest import nearest_compliant
+    if snapshot is None:
+        return
+    for plan in list(snapshot.plans.values())[:1]:
+        try:
+            election = ElectionFile.model_validate({
+                "employee": {"id": "warm-up", "birth_date": f"{snapshot.limits.last_year - 56}-03-01",
+                             "compensation": {"annual": 240000}, "prior_year_fica_wages": 200000},
+                "election": {"start_date": f"{snapshot.limits.last_year}-01-01", "pretax": {"percent": 50}}})
+            check_election(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine, "warm-up")
+            nearest_compliant(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine)
+        except Exception:  # noqa: BLE001 - a warm-up is an optimisation; the service starts regardless
+            pass
+
+
+def _handle_sighup(loop: asyncio.AbstractEventLoop, holder: Holder) -> bool:
+    """Reload on SIGHUP, then let SIGHUP through: until this handler is in place `serve` ignores SIGHUP and
+    a worker starts with it blocked (run.sighup_ignored, run.sighup_blocked), so one sent while the worker
+    started is delivered now rather than ending it."""
+    if not hasattr(signal, "SIGHUP"):
+        return False
+    try:
+        loop.add_signal_handler(signal.SIGHUP, holder.reload, "SIGHUP")
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (the tests' in-thread server)
+        return False
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    return True
+
+
+async def _watch_parent(parent_pid: int, log: Any) -> None:
+    """A worker whose supervisor has gone (killed with SIGKILL) stops, rather than serve on unsupervised."""
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent_pid:
+            log.warning("supervisor_gone", parent_pid=parent_pid, pid=os.getpid())
+            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own graceful shutdown
+            return
 
 
 async def _watch(holder: Holder) -> None:
@@ -446,6 +504,7 @@ class RequestEvents:
 
     def __init__(self, app: Any, holder: Holder):
         self.app, self.holder = app, holder
+        self.pid = os.getpid()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -465,7 +524,7 @@ class RequestEvents:
             logged = True
             route = scope.get("route")
             snapshot = self.holder.snapshot
-            fields = {"request_id": request_id, "method": scope["method"],
+            fields = {"request_id": request_id, "pid": self.pid, "method": scope["method"],
                       "route": getattr(route, "path", None) or shown(scope["path"], 100), "status": status,
                       "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                       "ruleset_revision": state.get("revision") or (snapshot.revision if snapshot else None)}

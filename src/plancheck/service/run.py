@@ -1,11 +1,25 @@
-"""Starting the service: check where it may listen, read the token, load once, run uvicorn."""
+"""Starting the service: check where it may listen, read the token, load once, bind, run uvicorn.
+
+One worker runs uvicorn in this process. With `workers` > 1 this process binds the socket and
+supervises that many worker processes (`service/workers.py`) which share it; each builds its own
+engine in the app's lifespan. The token and the loopback rule are settled here, before anything
+binds, and every worker gets the same settings.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
+import signal
+import socket
 from pathlib import Path
+from typing import Iterator
 
 from plancheck.errors import InputError, Problem
+
+#: uvicorn settings of every worker: no access log of its own (the app logs one event per request).
+UVICORN = {"log_level": "warning", "access_log": False, "lifespan": "on", "server_header": False}
 
 
 def is_loopback(host: str) -> bool:
@@ -30,19 +44,89 @@ def read_token(path: Path) -> bytes:
     return token
 
 
-def serve(plans_dir: Path, rules_dir: Path, host: str, port: int, token_file: Path | None, max_body: int,
-          watch: float) -> None:
-    """Run the service until SIGINT or SIGTERM. Refuses a non-loopback address without a token."""
-    import uvicorn
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (not yet listening; uvicorn listens on it in each worker)."""
+    name = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in name else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((name, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(Problem("plancheck serve", "--port", f"cannot listen on {host}:{port}: "
+                                 f"{exc.strerror or exc}")) from None
+    sock.set_inheritable(True)
+    return sock
 
-    from plancheck.service.app import Settings, create_app
-    from plancheck.service.state import load_snapshot
+
+@contextlib.contextmanager
+def sighup_ignored() -> Iterator[None]:
+    """SIGHUP ignored in this process until a handler takes over (the app's lifespan or the supervisor).
+
+    A SIGHUP asks for a reload, and a service that has not loaded yet reads the files afresh
+    anyway; without this the default action would end it. (A disposition is process-wide, so
+    this holds for every thread, numpy's included.)
+    """
+    if not hasattr(signal, "SIGHUP"):
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+@contextlib.contextmanager
+def sighup_blocked() -> Iterator[None]:
+    """SIGHUP held back (not lost) in this thread, and in any process started meanwhile.
+
+    A process inherits the blocked signal mask across fork and exec (and its threads inherit it
+    from the thread that starts them), so a worker started inside this block cannot be killed by
+    a SIGHUP before its app handles it: the app unblocks SIGHUP once its handler is in place
+    (app.py), and a SIGHUP sent meanwhile is delivered then.
+    """
+    if not hasattr(signal, "SIGHUP"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def serve(plans_dir: Path, rules_dir: Path, host: str, port: int, token_file: Path | None, max_body: int,
+          watch: float, workers: int = 1) -> None:
+    """Run the service until SIGINT or SIGTERM. Refuses a non-loopback address without a token."""
+    from plancheck.service.app import Settings
     token = read_token(token_file) if token_file is not None else None
     if token is None and not is_loopback(host):
         raise InputError(Problem("plancheck serve", "--host", f"refusing to listen on {host} without --token-file: an "
                                  "open service binds to loopback only (127.0.0.1, ::1, localhost)"))
-    load_snapshot(rules_dir, plans_dir).engine.close()  # a broken rule or plan is exit 2 before binding
     settings = Settings(rules_dir=rules_dir, plans_dir=plans_dir, token=token, max_body=max_body,
-                        watch_interval=watch or None)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on", server_header=False)
+                        watch_interval=watch or None, parent_pid=os.getpid() if workers > 1 else None)
+    with sighup_ignored():  # until the app's lifespan, or the supervisor, handles it
+        _serve(settings, host, port, workers)
+
+
+def _serve(settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from plancheck.service.app import create_app, event_logger
+    from plancheck.service.state import load_snapshot
+    load_snapshot(settings.rules_dir, settings.plans_dir).engine.close()  # a broken file is exit 2 before binding
+    sock = bind(host, port)
+    try:
+        event_logger(None).info("listening", host=host, port=sock.getsockname()[1], workers=workers,
+                                token_required=settings.token is not None, pid=os.getpid())
+        if workers > 1:
+            from plancheck.service.workers import Supervisor
+            Supervisor(settings, sock, workers, event_logger(None)).run()
+            return
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), **UVICORN))
+        server.run(sockets=[sock])
+        if not server.started:
+            raise InputError(Problem("plancheck serve", "", "the service did not start (see the events above)"))
+    finally:
+        sock.close()

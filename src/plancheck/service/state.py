@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from types import MappingProxyType
 
 from plancheck.documents.limits import LimitTable, load_limits
 from plancheck.documents.plan import Plan, load_plans
+from plancheck.documents.yamlio import read_document
 from plancheck.engine import Engine
 from plancheck.rulebook.rules import Rulebook, check_built_facts, load_rulebook
 
@@ -30,6 +32,8 @@ class Snapshot:
     limits: LimitTable
     plans: Mapping[str, Plan]
     plan_files: Mapping[str, Path]
+    #: Each plan document as its file gives it (JSON types: dates as ISO text), in the document's own units.
+    plan_documents: Mapping[str, dict]
     engine: Engine
     #: Hash of every file under the rules directory (the events' `ruleset_revision`).
     revision: str
@@ -69,5 +73,7 @@ def load_snapshot(rules_dir: Path, plans_dir: Path) -> Snapshot:
         rulebook=rulebook, limits=limits,
         plans=MappingProxyType({pid: plan for pid, (plan, _) in loaded.items()}),
         plan_files=MappingProxyType({pid: path for pid, (_, path) in loaded.items()}),
+        plan_documents=MappingProxyType({pid: json.loads(json.dumps(read_document(path), default=str))
+                                         for pid, (_, path) in loaded.items()}),
         engine=Engine(rulebook), revision=rulebook.revision, plans_revision=digest.hexdigest()[:12],
         loaded_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), fingerprint=seen)
