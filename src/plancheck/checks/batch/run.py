@@ -334,7 +334,8 @@ def _spill_phase(feed, tasks: Executor, partitions: int, on_read: Callable[[int]
     if len(spans) <= 1 and not tasks.remote:
         paths, rows_read = spill(feed.batches(), Path(tasks.run_dir.path), partitions, "0000", on_read, employers)
         return {k: [str(p)] for k, p in paths.items()}, rows_read, feed.bad_rows
-    jobs = [(tasks.run_dir, str(feed.path), span, partitions, f"{i:04d}", employers) for i, span in enumerate(spans)]
+    feed_path = str(feed.path.resolve())  # a worker's current directory may not be ours
+    jobs = [(tasks.run_dir, feed_path, span, partitions, f"{i:04d}", employers) for i, span in enumerate(spans)]
     done: dict[int, tuple[dict[int, str], int, list[Reject]]] = {}
     for index, (paths, rows, bad) in tasks.map(_spill_task, jobs):
         done[index] = paths, rows, bad
