@@ -83,11 +83,9 @@ def build_parquet(blocks: int) -> Path:
     if not target.exists():
         source = feed_path(blocks)
         columns = pacsv.open_csv(source).schema.names
-        reader = pacsv.open_csv(source, convert_options=pacsv.ConvertOptions(
+        table = pacsv.read_csv(source, convert_options=pacsv.ConvertOptions(
             column_types={c: "string" for c in columns}, strings_can_be_null=False))
-        with pq.ParquetWriter(str(target) + ".partial", reader.schema) as writer:
-            for batch in reader:
-                writer.write_batch(batch, row_group_size=PARQUET_ROW_GROUP)
+        pq.write_table(table, str(target) + ".partial", row_group_size=PARQUET_ROW_GROUP)
         Path(str(target) + ".partial").replace(target)
     return target
 

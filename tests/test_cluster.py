@@ -27,8 +27,17 @@ RUN_FIELDS = {"seconds", "rows_per_second", "phases", "peak_memory_mb", "workers
 
 @pytest.fixture(scope="module")
 def scheduler():
-    """One 2-worker LocalCluster (processes, one thread each) for the whole module: it costs about a second."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    """One 2-worker LocalCluster (processes, one thread each) for the whole module: it costs about a second.
+
+    Configured as `local:N` configures its own (cluster.LOCAL_CONFIG), which also keeps the nanny from
+    setting MALLOC_TRIM_THRESHOLD_ in this process's environment, where later local pools would inherit it.
+    """
+    import dask
+
+    from plancheck.checks.batch.cluster import LOCAL_CONFIG
+
+    with dask.config.set(LOCAL_CONFIG), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                                  dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
