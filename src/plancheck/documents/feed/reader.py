@@ -43,6 +43,8 @@ MAX_VALUE_CHARS = 256
 _QUOTE, _CR, _NEWLINE = ord('"'), ord("\r"), ord("\n")
 #: Smallest stretch Feed.ranges scans at a time (tests lower it to cut small feeds).
 MIN_RANGE_CHUNK = 1 << 16
+#: Rows of one Parquet read batch: about a CSV block's (16 MB), so a spill task holds as much either way.
+PARQUET_BATCH_ROWS = 131_072
 
 
 @dataclass(frozen=True)
@@ -315,7 +317,7 @@ class Feed:
         groups = list(range(span.start, span.stop)) if span else None
         try:
             parquet = pq.ParquetFile(self.path)
-            for batch in parquet.iter_batches(batch_size=500_000, columns=self.present, row_groups=groups,
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=self.present, row_groups=groups,
                                               use_threads=self.threads):
                 strings = pa.RecordBatch.from_arrays([_as_text(batch.column(c)) for c in self.present],
                                                      names=self.present)
