@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,7 +44,11 @@ ALLOWED_FAILURES = 3
 #: mmap/munmap and the partition check runs about twice as slow (facts 1.1 s -> 2.4 s over 2.6 M rows).
 #: Unset it (None) for our workers; README says how to do the same for `dask worker`.
 LOCAL_CONFIG = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                # The workers' own log lines (a task cancelled at Ctrl-C, say) stay off stderr unless
+                # they are errors: the command line says what happened. Read by distributed as it is
+                # imported in the worker process, hence an environment variable set before the spawn.
+                "distributed.nanny.pre-spawn-environ.DASK_LOGGING__DISTRIBUTED": "error"}
 INSTALL_HINT = "--cluster needs the 'dask' extra: pip install 'plancheck[dask]'"
 
 
@@ -262,11 +267,12 @@ def cluster_executor(address: str, work_dir: str | None = None, shared: tuple[Pa
         from plancheck.checks.ruleset import load_rules
 
         revision = load_rules(rules_dir)[0].revision
-        with _connect(distributed, where, local_workers) as client:
-            names = list(client.scheduler_info(n_workers=-1)["workers"])
-            token = f"plancheck-{uuid.uuid4().hex[:12]}"
-            run_dir = _new_run_dir(work_dir)
-            try:
+        run_dir: run.RunDir | None = None
+        try:
+            with _connect(distributed, where, local_workers) as client:
+                names = list(client.scheduler_info(n_workers=-1)["workers"])
+                token = f"plancheck-{uuid.uuid4().hex[:12]}"
+                run_dir = _new_run_dir(work_dir)
                 _check_paths(client, run_dir, shared, where)
                 plugin = _plugin_class()(token, _rules_files(rules_dir), plans, revision)
                 try:
@@ -285,8 +291,11 @@ def cluster_executor(address: str, work_dir: str | None = None, shared: tuple[Pa
                         client.unregister_worker_plugin(token)
                     except Exception:  # noqa: BLE001 - best effort: the workers drop it when they go
                         pass
-            finally:
-                run_dir.remove()
+        finally:
+            # After the client (and a LocalCluster's workers) are gone: a task still running when
+            # the run stopped may write into the run directory until then.
+            if run_dir is not None:
+                _remove(run_dir)
 
     return make
 
@@ -297,14 +306,18 @@ def _connect(distributed, where: str, local_workers: int | None):
     import dask
 
     if local_workers is not None:
-        with dask.config.set(LOCAL_CONFIG):
-            cluster = distributed.LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0")
+        scratch = tempfile.mkdtemp(prefix="plancheck-dask-")  # the workers' own files, removed with them
         try:
-            with distributed.Client(cluster) as client:
-                yield client
+            with dask.config.set({**LOCAL_CONFIG, "temporary-directory": scratch}):
+                cluster = distributed.LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=":0", local_directory=scratch)
+            try:
+                with distributed.Client(cluster) as client:
+                    yield client
+            finally:
+                cluster.close()
         finally:
-            cluster.close()
+            shutil.rmtree(scratch, ignore_errors=True)
         return
     try:
         client = distributed.Client(where, timeout=f"{CONNECT_TIMEOUT}s")
@@ -319,6 +332,24 @@ def _connect(distributed, where: str, local_workers: int | None):
         yield client
     finally:
         client.close()
+
+
+def _remove(run_dir: run.RunDir, attempts: int = 4, pause: float = 0.5) -> None:
+    """Remove the run directory; again a moment later if a remote task that was still running wrote into it."""
+    for _ in range(attempts):
+        run_dir.remove()
+        if not _exists(run_dir):
+            return
+        time.sleep(pause)
+
+
+def _exists(run_dir: run.RunDir) -> bool:
+    if isinstance(run_dir, FsspecRunDir):
+        try:
+            return run_dir._fs().exists(run_dir.path)  # noqa: SLF001
+        except OSError:
+            return False
+    return os.path.exists(run_dir.path)
 
 
 def _check_paths(client, run_dir: run.RunDir, shared: tuple[Path, ...], where: str) -> None:
