@@ -250,3 +250,20 @@ def test_parquet_row_groups_are_read_in_parallel_with_the_rows_numbered_as_one_r
     with (tmp_path / "r2.csv").open() as handle:
         for reject in csv.DictReader(handle):  # `line` is the 1-based row, whichever range read it
             assert table.column("pay_date")[int(reject["line"]) - 1].as_py() == reject["pay_date"]
+
+
+def test_the_open_files_limit_is_raised_for_a_partition_per_file():
+    """A spill task and the merge hold a file per partition: a soft limit below that is raised (never past the hard)."""
+    import resource
+
+    from plancheck.checks.batch.run import allow_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        allow_open_files(1088)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(1088, hard)
+        allow_open_files(100)  # never lowered
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(1088, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -72,6 +72,7 @@ class FsspecRunDir(run.RunDir):
     it keeps; reads download into one. The client reads the outputs through fsspec."""
 
     per_attempt: bool = True
+    _client_copies: str | None = field(default=None, repr=False)
 
     def _fs(self):
         import fsspec
@@ -101,9 +102,17 @@ class FsspecRunDir(run.RunDir):
             yield copies
 
     def open(self, path: str) -> BinaryIO:
-        return self._fs().open(path, "rb")
+        """A partition's output, downloaded first: the client merges up to 1,024 of them at once, and an open
+        object-store file holds a read buffer of megabytes."""
+        if self._client_copies is None:
+            self._client_copies = tempfile.mkdtemp(prefix="plancheck-merge-")
+        local = str(Path(self._client_copies) / path.rsplit("/", 1)[-1])
+        self._fs().get_file(path, local)
+        return open(local, "rb")
 
     def remove(self) -> None:
+        if self._client_copies is not None:
+            shutil.rmtree(self._client_copies, ignore_errors=True)
         try:
             self._fs().rm(self.path, recursive=True)
         except (OSError, FileNotFoundError):
@@ -183,9 +192,12 @@ def _plugin_class():
             import pyarrow as pa
 
             from plancheck.checks.batch import cluster
+            from plancheck.checks.batch.partition import MAX_PARTITIONS
+            from plancheck.checks.batch.run import allow_open_files
             from plancheck.checks.ruleset import load_rules
 
             pa.set_cpu_count(1)  # the workers already use every core
+            allow_open_files(MAX_PARTITIONS + 64)  # a spill task writes a piece per partition
             self._dir = tempfile.mkdtemp(prefix="plancheck-rules-")
             for name, data in self.rules.items():
                 path = Path(self._dir) / name

@@ -261,6 +261,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
     if feed.extra_columns:
         sink.event({"event": "feed_columns_ignored", "feed": str(feed_path), "columns": feed.extra_columns})
     partitions = partition_count(feed)
+    allow_open_files(partitions + 64)  # before any worker starts: they inherit it
     with (executor or local_executor(workers))(rules_dir, plans, partitions) as tasks:
         if tasks.info:
             sink.event({"event": "batch_cluster", **tasks.info})
@@ -311,6 +312,15 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
         "rows_per_second": int(rows_read / seconds) if seconds > 0 else 0,
     }
     return BatchOutcome(summary=summary, errors=by_severity["error"])
+
+
+def allow_open_files(count: int) -> None:
+    """A spill task holds a file open per partition, and so does the merge (up to MAX_PARTITIONS, 1,024): raise
+    the soft limit on open files toward the hard one where it is lower (1,024 is a common default)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 #: The phases of a whole run (the batch summary's `phases.wall`).
