@@ -174,3 +174,22 @@ def test_cluster_options_are_checked_before_any_work(args, message, tmp_path):
     result = plancheck("batch", str(ROOT / "samples" / "payroll-2026.csv"), *args, "--out", str(tmp_path / "o.jsonl"),
                        "--rejects", str(tmp_path / "r.csv"))
     assert result.returncode == 2 and message in result.stderr and not (tmp_path / "o.jsonl").exists()
+
+
+def test_workers_that_load_other_rules_stop_the_run_before_any_work(scheduler, tmp_path, monkeypatch):
+    """The rules a worker loads hash to another revision than the client's (another plancheck, a changed file):
+    exit 2 saying the workers could not build the checker."""
+    from plancheck.checks.batch import cluster
+
+    files = cluster._rules_files
+
+    def changed(rules_dir):
+        rules = files(rules_dir)
+        name = next(n for n in sorted(rules) if n.startswith("checks/"))
+        return {**rules, name: rules[name] + b"\n# changed on the worker\n"}
+
+    monkeypatch.setattr(cluster, "_rules_files", changed)
+    result = plancheck("batch", str(ROOT / "samples" / "payroll-2026.csv"), "--cluster", scheduler, "--out",
+                       str(tmp_path / "o.jsonl"), "--rejects", str(tmp_path / "r.csv"))
+    assert result.returncode == 2 and "the workers could not build the checker" in result.stderr
+    assert "rules revision" in result.stderr and "Traceback" not in result.stderr

@@ -183,7 +183,6 @@ def _plugin_class():
         def __init__(self, name: str, rules: dict[str, bytes], plans: list[Plan], revision: str):
             self.name = name
             self.rules, self.plans, self.revision = rules, plans, revision
-            self._dir: str | None = None
 
         # This class is made at run time, so it is pickled by value: it reaches the module's own
         # _CHECKERS through an import on the worker, never through its globals (a copy there).
@@ -198,12 +197,17 @@ def _plugin_class():
 
             pa.set_cpu_count(1)  # the workers already use every core
             allow_open_files(MAX_PARTITIONS + 64)  # a spill task writes a piece per partition
-            self._dir = tempfile.mkdtemp(prefix="plancheck-rules-")
-            for name, data in self.rules.items():
-                path = Path(self._dir) / name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-            rulebook, limits = load_rules(Path(self._dir))
+            # The rules are loaded from a copy of the client's files, removed at once: a worker that is
+            # killed never runs teardown, and nothing reads the files after loading.
+            folder = tempfile.mkdtemp(prefix="plancheck-rules-")
+            try:
+                for name, data in self.rules.items():
+                    path = Path(folder) / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+                rulebook, limits = load_rules(Path(folder))
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
             if rulebook.revision != self.revision:
                 raise RuntimeError(f"rules revision {rulebook.revision} on the worker, {self.revision} on the client")
             cluster._CHECKERS[self.name] = Checker(rulebook, limits, self.plans)
@@ -212,8 +216,6 @@ def _plugin_class():
             from plancheck.checks.batch import cluster
 
             cluster._CHECKERS.pop(self.name, None)
-            if self._dir:
-                shutil.rmtree(self._dir, ignore_errors=True)
 
     return CheckerPlugin
 
