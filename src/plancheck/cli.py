@@ -203,7 +203,7 @@ def batch(
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
     cluster: Annotated[Optional[str], typer.Option(
         "--cluster", help="Run on a Dask cluster: its scheduler (tcp://scheduler:8786), or local:N for a LocalCluster "
-        "of N worker processes (needs plancheck[dask])")] = None,
+        "of N worker processes (needs the 'dask' extra)")] = None,
     work_dir: Annotated[Optional[str], typer.Option(
         "--work-dir", help="With --cluster: where the run's spill and partition files go, a path every worker sees "
         "or an fsspec URL (default: a temporary directory, fine for local:N)")] = None,
