@@ -83,3 +83,35 @@ def random_feed(path: Path, plans: dict[str, Plan], seed: int, employees: int = 
         writer.writeheader()
         writer.writerows(rows)
     return rows
+
+
+def feed_with_bad_rows(path: Path, plans: dict[str, Plan], seed: int, employees: int = 120,
+                       parquet_row_group: int | None = None) -> Path:
+    """A random feed with bad rows spread through it, as CSV, or as Parquet of `parquet_row_group` rows a group.
+
+    The bad rows: a date that does not exist, an unknown plan, a duplicate pay date, a value
+    over 256 characters, a birth date that conflicts with the employee's first row; the CSV
+    also gets a record with too few fields (Parquet cannot hold one).
+    """
+    rows = random_feed(path.with_suffix(".tmp.csv"), plans, seed, employees=employees)
+    path.with_suffix(".tmp.csv").unlink()
+    rng = random.Random(seed)
+    bad = [{**rows[0], "pay_date": "2024-02-30"}, {**rows[1], "plan_id": "no-such-plan"}, dict(rows[2]),
+           {**rows[3], "employee_id": "X" * 300}, {**rows[4], "birth_date": "1950-01-01"}]
+    for row in bad:
+        rows.insert(rng.randrange(len(rows) + 1), row)
+    if parquet_row_group is not None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in COLUMNS})
+        pq.write_table(table, path, row_group_size=parquet_row_group)
+        return path
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for i, row in enumerate(rows):
+            writer.writerow(row)
+            if i == len(rows) // 2:
+                handle.write("acme-mega-backdoor,E9,1980-01-01\n")
+    return path

@@ -17,7 +17,7 @@ from helpers import ROOT, plancheck, run_batch_files
 from plancheck.sinks import events
 from plancheck.checks.batch import partition
 from plancheck.documents.plan import Plan, load_plans
-from feeds import COLUMNS, random_feed
+from feeds import COLUMNS, feed_with_bad_rows, random_feed
 from oracle import first_breaks
 
 
@@ -225,3 +225,45 @@ def test_a_wider_prescreen_changes_nothing_because_the_engine_decides(tmp_path, 
     monkeypatch.setattr(check, "evaluate_columns", lambda condition, facts: np.ones(len(facts["period"]), dtype=bool))
     wide, _, _ = batch(feed, tmp_path)
     assert wide == exact and exact
+
+
+def test_parquet_row_groups_are_read_in_parallel_with_the_rows_numbered_as_one_read(tmp_path, plans, monkeypatch):
+    """A Parquet feed of many row groups: ranges of whole row groups, and 1 or 2 workers give identical output."""
+    from plancheck.documents.feed.reader import open_feed
+
+    monkeypatch.setattr(partition, "PARTITION_ROWS", 800)
+    feed = feed_with_bad_rows(tmp_path / "feed.parquet", plans, 5, parquet_row_group=500)
+    spans = open_feed(feed).ranges(8)
+    assert len(spans) > 2 and spans[0].first_line == 1
+    assert all(b.start == a.stop and b.first_line == a.first_line + 500 * (a.stop - a.start)
+               for a, b in zip(spans, spans[1:]))
+    outputs = []
+    for workers in (1, 2):
+        out = io.BytesIO()
+        events.configure(out)
+        outcome = run_batch_files(feed, ROOT / "plans", tmp_path / f"r{workers}.csv", workers)
+        assert outcome.summary["partitions"] > 2 and outcome.summary["rows_rejected"] >= 5
+        outputs.append([line for line in out.getvalue().splitlines() if b"batch_summary" not in line])
+    assert outputs[0] == outputs[1] and outputs[0]
+    assert (tmp_path / "r1.csv").read_bytes() == (tmp_path / "r2.csv").read_bytes()
+    table = pq.read_table(feed)
+    with (tmp_path / "r2.csv").open() as handle:
+        for reject in csv.DictReader(handle):  # `line` is the 1-based row, whichever range read it
+            assert table.column("pay_date")[int(reject["line"]) - 1].as_py() == reject["pay_date"]
+
+
+def test_the_open_files_limit_is_raised_for_a_partition_per_file():
+    """A spill task and the merge hold a file per partition: a soft limit below that is raised (never past the hard)."""
+    import resource
+
+    from plancheck.checks.batch.run import allow_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        allow_open_files(1088)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(1088, hard)
+        allow_open_files(100)  # never lowered
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(1088, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -111,3 +111,31 @@ def test_a_signal_stops_the_batch_and_leaves_nothing_behind(big_feed, tmp_path, 
     assert findings(out) == reference[0]
     assert (out / "rejects.csv").read_bytes() == reference[1]
     assert list(tmpdir.iterdir()) == []
+
+
+def test_a_signal_stops_a_cluster_run_and_leaves_nothing_behind(big_feed, tmp_path):
+    """`--cluster local:2` caught mid-run by SIGTERM: tasks cancelled, the LocalCluster's processes gone, no run or
+    scratch directory left, the old output kept, exit 143."""
+    pytest.importorskip("distributed")
+    out, tmpdir = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    tmpdir.mkdir()
+    (out / "findings.jsonl").write_text("the old findings\n")
+    process = subprocess.Popen([sys.executable, "-m", "plancheck", "batch", str(big_feed), "--cluster", "local:2",
+                                "--out", str(out / "findings.jsonl"), "--rejects", str(out / "rejects.csv")],
+                               cwd=ROOT, env={**os.environ, "TMPDIR": str(tmpdir)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    wait_for_spill(tmpdir, process)
+    children = descendants(process.pid)
+    assert len(children) >= 2  # the two worker processes, at least
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    lines = err.decode().splitlines()
+    assert process.returncode == 143, err
+    assert lines[0].startswith("cluster: ") and lines[-1].startswith("terminated: stopped") and "Traceback" not in err.decode()
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in children if running(pid)], "processes left behind"
+    assert list(tmpdir.iterdir()) == []
+    assert (out / "findings.jsonl").read_text() == "the old findings\n"

@@ -201,6 +201,12 @@ def batch(
     rejects: Annotated[Optional[Path], typer.Option(
         "--rejects", help="Where rejected rows go (default: FEED's name + .rejects.csv in the current directory)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
+    cluster: Annotated[Optional[str], typer.Option(
+        "--cluster", help="Run on a Dask cluster: its scheduler (tcp://scheduler:8786), or local:N for a LocalCluster "
+        "of N worker processes (needs the 'dask' extra)")] = None,
+    work_dir: Annotated[Optional[str], typer.Option(
+        "--work-dir", help="With --cluster: where the run's spill and partition files go, a path every worker sees "
+        "or an fsspec URL (default: a temporary directory, fine for local:N)")] = None,
     db: DbOption = None,
     record: RecordOption = False,
     html: HtmlOption = None,
@@ -211,10 +217,15 @@ def batch(
     from plancheck.sinks.batch import BatchFiles
     rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
+    if cluster is None and work_dir is not None:
+        raise typer.BadParameter("goes with --cluster", param_hint="--work-dir")
+    if cluster is not None and workers is not None:
+        raise typer.BadParameter("a cluster runs on its own workers: give --workers or --cluster", param_hint="--workers")
     _check_outputs({"--out": out, "--rejects": rejects_path, "--html": html, "--xlsx": xlsx}, [feed], rules_dir,
                    plans_dir)
+    executor = _cluster(cluster, work_dir, feed) if cluster is not None else None
     history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [feed])
-    progress = _Progress() if sys.stderr.isatty() else None
+    progress = _Progress() if sys.stderr.isatty() else (_ProgressLines() if cluster is not None else None)
     # Both outputs are replaced together, once the whole run has completed.
     with (_recording(history), OutputLock([out, rejects_path]), replacing(out) as stream,
           replacing(rejects_path) as rejects_stream):
@@ -229,7 +240,8 @@ def batch(
                 str(rejects_path),
                 on_read=progress.read if progress else None,
                 on_start=progress.start_checking if progress else None,
-                on_partition=progress.checked if progress else None)
+                on_partition=progress.checked if progress else None,
+                executor=executor)
         if history:
             outcome.summary.update(history.close(years=outcome.summary["years"]))
         events.emit(outcome.summary)
@@ -239,6 +251,55 @@ def batch(
         _reports(history, html, xlsx)
     report.batch_summary(outcome.summary)
     raise typer.Exit(status)
+
+
+def _cluster(address: str, work_dir: str | None, feed: Path):
+    """The batch's executor on the Dask cluster at `address` (exit 2 naming the extra where it is not installed)."""
+    from plancheck.checks.batch.cluster import cluster_executor, stderr_line
+
+    def connected(info: dict) -> None:
+        sys.stderr.write(stderr_line(info))
+
+    return cluster_executor(address, work_dir, shared=(feed.resolve(),), on_connect=connected)
+
+
+class _ProgressLines:
+    """Progress as plain lines on stderr (a cluster run whose stderr is a log, not a terminal): at most one
+    every PERIOD seconds, and one when each phase ends."""
+
+    PERIOD = 5.0
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self._read = self._checked = self._partitions = self._done = 0
+
+    def _say(self, text: str, force: bool = False) -> None:
+        if force or self._clock() - self._last >= self.PERIOD:
+            sys.stderr.write(f"progress: {text}\n")
+            self._last = self._clock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self, rows: int) -> None:
+        self._read += rows
+        self._say(f"read {self._read:,} rows")
+
+    def start_checking(self, partitions: int) -> None:
+        self._partitions = partitions
+        self._say(f"read {self._read:,} rows; checking {partitions} partition(s)", force=True)
+
+    def checked(self, rows: int) -> None:
+        self._checked += rows
+        self._done += 1
+        self._say(f"checked {self._done}/{self._partitions} partition(s), {self._checked:,} rows",
+                  force=self._done == self._partitions)
 
 
 class _Progress:

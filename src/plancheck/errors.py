@@ -52,6 +52,10 @@ class InputError(Exception):
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self):
+        # Raised in a worker process (a pool or a Dask cluster), it crosses back by pickle with its problems whole.
+        return self.__class__, (self.problems,)
+
 
 class LimitYearMissing(InputError):
     """A check asked for a year that rules/limits does not cover."""

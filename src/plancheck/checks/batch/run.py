@@ -4,9 +4,15 @@ Output is deterministic: the partition count depends only on the feed, each part
 findings are sorted by (plan_id, employee_id, year, pay_date, rule), and the main process
 merges the sorted files, so any number of workers writes byte-identical findings.
 
+Both phases hand their tasks to an `Executor`, the one seam between the pipeline and where it
+runs: in this process (one worker), in a local process pool (`local_executor`), or on a Dask
+cluster (checks/batch/cluster.py). Each builds the checker once per worker process and gives
+the tasks a `RunDir` they all see.
+
 Every temporary file of a run (spilled partitions, per-partition findings and rejects) lives
-in one run directory, `plancheck-run-*` under the system temporary directory, which is removed
-however the run ends; on an exception, Ctrl-C or SIGTERM the workers are stopped first.
+in one run directory, `plancheck-run-*` under the system temporary directory (or the cluster's
+work directory), which is removed however the run ends; on an exception, Ctrl-C or SIGTERM the
+workers are stopped first.
 
 The batch writes nothing itself: findings and rejected rows stream to a `BatchSink` the caller
 gives (sinks.batch writes them as JSON lines and a rejects CSV), and the summary is returned.
@@ -22,13 +28,14 @@ import shutil
 import signal
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 import pyarrow as pa
@@ -85,10 +92,11 @@ def _init_worker(rules_dir: str, plans: list[Plan]) -> None:
 
 def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: int, tag: str,
                  employers: dict[str, str]) -> tuple[dict[int, Path], int, list[Reject]]:
-    """Phase 1 task: read one byte range of the feed and split its rows into partition pieces."""
+    """Phase 1 task: read one range of the feed (CSV bytes or Parquet row groups) and split its rows into
+    partition pieces."""
     feed = open_feed(Path(feed_path))
     feed.threads = False
-    paths, rows = spill(feed.csv_batches(span), Path(directory), partitions, tag, employers=employers)
+    paths, rows = spill(feed.range_batches(span), Path(directory), partitions, tag, employers=employers)
     return paths, rows, feed.bad_rows
 
 
@@ -103,13 +111,137 @@ def _check(pieces: list[str], out_dir: str, name: str) -> PartitionResult:
 
 
 @dataclass
+class RunDir:
+    """Where a run's spill pieces and per-partition outputs live: a directory every worker process sees.
+
+    A cluster may run a task twice (its worker was lost): with `per_attempt` each attempt names
+    its files apart, so a late first attempt can never overwrite what the run goes on with.
+    Subclasses keep the files elsewhere (an fsspec URL: cluster.py) and stage them per task.
+    """
+
+    path: str
+    per_attempt: bool = False
+
+    def attempt(self) -> str:
+        """A suffix for the names of one task attempt's files."""
+        return f"-{uuid.uuid4().hex[:8]}" if self.per_attempt else ""
+
+    @contextmanager
+    def writable(self) -> Iterator[str]:
+        """A local directory a task writes its files into; `keep` each one."""
+        yield self.path
+
+    def keep(self, local: str) -> str:
+        """A file a task wrote into `writable()`, as the run will name it."""
+        return local
+
+    @contextmanager
+    def readable(self, paths: list[str]) -> Iterator[list[str]]:
+        """The run's files as local paths, for one task."""
+        yield paths
+
+    def open(self, path: str) -> BinaryIO:
+        return open(path, "rb")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _spill_task(run_dir: RunDir, feed_path: str, span: FeedRange, partitions: int, tag: str,
+                employers: dict[str, str]) -> tuple[dict[int, str], int, list[Reject]]:
+    """Phase 1 as a task: `_spill_range` into the run directory."""
+    with run_dir.writable() as directory:
+        paths, rows, bad_rows = _spill_range(feed_path, span, directory, partitions, tag + run_dir.attempt(),
+                                             employers)
+        return {k: run_dir.keep(str(path)) for k, path in paths.items()}, rows, bad_rows
+
+
+def _check_task(run_dir: RunDir, pieces: list[str], name: str) -> PartitionResult:
+    """Phase 2 as a task: `_check` one partition's pieces into the run directory."""
+    with run_dir.readable(pieces) as local, run_dir.writable() as out_dir:
+        result = _check(local, out_dir, name + run_dir.attempt())
+        result.findings_path = run_dir.keep(result.findings_path)
+        result.rejects_path = run_dir.keep(result.rejects_path)
+        return result
+
+
+class Executor(Protocol):
+    """Where a run's tasks run. The pipeline below is one path whichever it is."""
+
+    #: Tasks that run at once (a feed is read in about 4x as many ranges).
+    workers: int
+    #: The tasks run where this process's files may not be seen (a cluster): even one range is a task.
+    remote: bool
+    run_dir: RunDir
+    #: Where the run went, for the `batch_cluster` event and the summary (empty when local).
+    info: dict[str, Any]
+
+    def map(self, fn: Callable[..., Any], jobs: list[tuple]) -> Iterator[tuple[int, Any]]:
+        """Run fn(*job) for each job; yield (job index, result) as each finishes. A task's exception is raised."""
+
+
+#: Makes the executor of a run: (rules dir, plans, partitions) -> a context that yields it and cleans up.
+ExecutorFactory = Callable[[Path, list[Plan], int], AbstractContextManager[Executor]]
+
+
+@dataclass
+class _Inline:
+    """One worker: tasks run in this process, one after another."""
+
+    run_dir: RunDir
+    workers: int = 1
+    remote: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def map(self, fn: Callable[..., Any], jobs: list[tuple]) -> Iterator[tuple[int, Any]]:
+        for index, job in enumerate(jobs):
+            yield index, fn(*job)
+
+
+@dataclass
+class _Pool:
+    """A local process pool whose workers built the checker in their initializer."""
+
+    pool: ProcessPoolExecutor
+    workers: int
+    run_dir: RunDir
+    remote: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def map(self, fn: Callable[..., Any], jobs: list[tuple]) -> Iterator[tuple[int, Any]]:
+        futures = {self.pool.submit(fn, *job): index for index, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def local_executor(workers: int) -> ExecutorFactory:
+    """This machine: `workers` processes (no more than there are partitions), in this process when one."""
+
+    @contextmanager
+    def make(rules_dir: Path, plans: list[Plan], partitions: int) -> Iterator[Executor]:
+        count = max(1, min(workers, partitions))  # a pool costs a second to start: not for a small feed
+        run_dir = RunDir(tempfile.mkdtemp(prefix="plancheck-run-"))
+        try:
+            if count <= 1:
+                _build_checker(str(rules_dir), plans)
+                yield _Inline(run_dir)
+            else:
+                with _executor(count, rules_dir, plans) as pool:
+                    yield _Pool(pool, count, run_dir)
+        finally:
+            run_dir.remove()
+
+    return make
+
+
+@dataclass
 class BatchOutcome:
     summary: dict[str, Any]
     errors: int
 
 
-def _lines(path: str) -> Iterator[list[Any]]:
-    with open(path, "rb") as handle:
+def _lines(handle: BinaryIO) -> Iterator[list[Any]]:
+    with handle:
         for line in handle:
             yield orjson.loads(line)
 
@@ -125,10 +257,12 @@ def _run_id(feed: Path, revision: str, plans: list[Plan]) -> str:
 def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, sink: BatchSink,
               rejects_file: str, on_read: Callable[[int], None] | None = None,
               on_partition: Callable[[int], None] | None = None,
-              on_start: Callable[[int], None] | None = None) -> BatchOutcome:
+              on_start: Callable[[int], None] | None = None,
+              executor: ExecutorFactory | None = None) -> BatchOutcome:
     """Check a feed: findings and rejected rows go to `sink`, the summary comes back.
 
-    `rejects_file` is what the summary names as the rejects file. InputError on unreadable input.
+    `rejects_file` is what the summary names as the rejects file. The tasks run on `executor`
+    (default: `local_executor(workers)`). InputError on unreadable input.
     """
     started = time.perf_counter()
     rulebook, limits = load_rules(rules_dir)
@@ -139,26 +273,27 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
     if feed.extra_columns:
         sink.event({"event": "feed_columns_ignored", "feed": str(feed_path), "columns": feed.extra_columns})
     partitions = partition_count(feed)
-    workers = max(1, min(workers, partitions))  # a pool costs a second to start: not for a small feed
-    run_dir = tempfile.mkdtemp(prefix="plancheck-run-")
-    try:
-        with _executor(workers, rules_dir, plans) as pool:
-            employers = {p.plan_id: p.employer_id for p in plans if p.employer_id != p.plan_id}
-            clock = PhaseClock(RUN_PHASES, since=started)
-            clock.lap("start")
-            pieces, rows_read, bad_rows = _spill_phase(feed, pool, run_dir, partitions, on_read, employers)
-            clock.lap("read_and_spill")
-            if on_start:
-                on_start(len(pieces))
-            results = _check_phase(pieces, pool, run_dir, rules_dir, plans, on_partition)
-            clock.lap("check")
-            for _key, event in heapq.merge(*(_lines(r.findings_path) for r in results), key=lambda item: item[0]):
-                sink.event(event)
-            rows_read += len(bad_rows)
-            rejected = sink.rejects(rejects_header(), _reject_rows(results, sorted(bad_rows, key=lambda bad: bad.line)))
-            clock.lap("merge_and_write")
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    allow_open_files(partitions + 64)  # before any worker starts: they inherit it
+    with (executor or local_executor(workers))(rules_dir, plans, partitions) as tasks:
+        if tasks.info:
+            sink.event({"event": "batch_cluster", **tasks.info})
+        employers = {p.plan_id: p.employer_id for p in plans if p.employer_id != p.plan_id}
+        clock = PhaseClock(RUN_PHASES, since=started)
+        clock.lap("start")
+        pieces, rows_read, bad_rows = _spill_phase(feed, tasks, partitions, on_read, employers)
+        clock.lap("read_and_spill")
+        if on_start:
+            on_start(len(pieces))
+        results = _check_phase(pieces, tasks, on_partition)
+        clock.lap("check")
+        lines = lambda path: _lines(tasks.run_dir.open(path))  # noqa: E731
+        for _key, event in heapq.merge(*(lines(r.findings_path) for r in results), key=lambda item: item[0]):
+            sink.event(event)
+        rows_read += len(bad_rows)
+        rejected = sink.rejects(rejects_header(),
+                                _reject_rows(results, sorted(bad_rows, key=lambda bad: bad.line), lines))
+        clock.lap("merge_and_write")
+        workers, info = tasks.workers, tasks.info
     by_rule: Counter[str] = Counter()
     for result in results:
         by_rule.update(result.findings_by_rule)
@@ -182,6 +317,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
         "rejects_file": rejects_file,
         "partitions": len(results),
         "workers": workers,
+        **({"cluster": info} if info else {}),
         "peak_memory_mb": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                            "largest_worker": max((r.peak_memory_mb for r in results), default=0)},
         "seconds": round(seconds, 3),
@@ -189,6 +325,15 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
         "rows_per_second": int(rows_read / seconds) if seconds > 0 else 0,
     }
     return BatchOutcome(summary=summary, errors=by_severity["error"])
+
+
+def allow_open_files(count: int) -> None:
+    """A spill task holds a file open per partition, and so does the merge (up to MAX_PARTITIONS, 1,024): raise
+    the soft limit on open files toward the hard one where it is lower (1,024 is a common default)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 #: The phases of a whole run (the batch summary's `phases.wall`).
@@ -201,52 +346,46 @@ def _profile(wall: dict[str, float], results: list[PartitionResult]) -> dict[str
     return {"wall": {phase: round(seconds, 3) for phase, seconds in wall.items()}, "partition_work": work}
 
 
-def _spill_phase(feed, pool: ProcessPoolExecutor | None, run_dir: str, partitions: int,
-                 on_read: Callable[[int], None] | None,
+def _spill_phase(feed, tasks: Executor, partitions: int, on_read: Callable[[int], None] | None,
                  employers: dict[str, str]) -> tuple[dict[int, list[str]], int, list[Reject]]:
-    """Phase 1: split the feed into partition pieces, by byte ranges in parallel for CSV.
+    """Phase 1: split the feed into partition pieces, by ranges in parallel (CSV bytes, Parquet row groups).
 
     Rows go to partitions by employer and employee, so the plans of one employer are checked together.
+    A partition's pieces are listed in range order, whatever order the tasks finish in.
     """
-    spans = feed.ranges(_workers_of(pool) * 4) if pool is not None else []
-    if len(spans) <= 1:
-        paths, rows_read = spill(feed.batches(), Path(run_dir), partitions, "0000", on_read, employers)
+    spans = feed.ranges(tasks.workers * 4 if tasks.workers > 1 else 1)
+    if len(spans) <= 1 and not tasks.remote:
+        paths, rows_read = spill(feed.batches(), Path(tasks.run_dir.path), partitions, "0000", on_read, employers)
         return {k: [str(p)] for k, p in paths.items()}, rows_read, feed.bad_rows
+    feed_path = str(feed.path.resolve())  # a worker's current directory may not be ours
+    jobs = [(tasks.run_dir, feed_path, span, partitions, f"{i:04d}", employers) for i, span in enumerate(spans)]
+    done: dict[int, tuple[dict[int, str], int, list[Reject]]] = {}
+    for index, (paths, rows, bad) in tasks.map(_spill_task, jobs):
+        done[index] = paths, rows, bad
+        if on_read:
+            on_read(rows + len(bad))
     pieces: dict[int, list[str]] = {}
     bad_rows: list[Reject] = []
     rows_read = 0
-    futures = [pool.submit(_spill_range, str(feed.path), span, run_dir, partitions, f"{i:04d}", employers)
-               for i, span in enumerate(spans)]
-    for future in futures:
-        paths, rows, bad = future.result()
+    for index in sorted(done):
+        paths, rows, bad = done[index]
         rows_read += rows
         bad_rows.extend(bad)
         for k, path in paths.items():
-            pieces.setdefault(k, []).append(str(path))
-        if on_read:
-            on_read(rows + len(bad))
+            pieces.setdefault(k, []).append(path)
     return pieces, rows_read, bad_rows
 
 
-def _check_phase(pieces: dict[int, list[str]], pool: ProcessPoolExecutor | None, run_dir: str, rules_dir: Path,
-                 plans: list[Plan], on_partition: Callable[[int], None] | None) -> list[PartitionResult]:
-    """Phase 2: check each partition (in the pool when there is one), in partition order."""
-    jobs = [(pieces[k], run_dir, f"part-{k:04d}") for k in sorted(pieces)]
-    if pool is None:
-        _build_checker(str(rules_dir), plans)
-        outcomes: Iterator[PartitionResult] = (_check(*job) for job in jobs)
-    else:
-        outcomes = (future.result() for future in [pool.submit(_check, *job) for job in jobs])
-    results = []
-    for result in outcomes:
-        results.append(result)
+def _check_phase(pieces: dict[int, list[str]], tasks: Executor,
+                 on_partition: Callable[[int], None] | None) -> list[PartitionResult]:
+    """Phase 2: check each partition as a task; the results in partition order."""
+    jobs = [(tasks.run_dir, pieces[k], f"part-{k:04d}") for k in sorted(pieces)]
+    done: dict[int, PartitionResult] = {}
+    for index, result in tasks.map(_check_task, jobs):
+        done[index] = result
         if on_partition:
             on_partition(result.rows_read)
-    return results
-
-
-def _workers_of(pool: ProcessPoolExecutor) -> int:
-    return pool._max_workers  # noqa: SLF001 - the count the pool was built with
+    return [done[index] for index in sorted(done)]
 
 
 @contextmanager
@@ -295,8 +434,9 @@ def rejects_header() -> list[str]:
     return ["line", "reason", *COLUMNS, "raw"]
 
 
-def _reject_rows(results: list[PartitionResult], read: list[Reject]) -> Iterator[list[Any]]:
+def _reject_rows(results: list[PartitionResult], read: list[Reject],
+                 lines: Callable[[str], Iterator[list[Any]]]) -> Iterator[list[Any]]:
     """Every rejected row in line order, from every stage (reader, parser, conflict check), as rejects-file cells."""
-    partitions = ((Reject.from_json(item) for item in _lines(r.rejects_path)) for r in results)
+    partitions = ((Reject.from_json(item) for item in lines(r.rejects_path)) for r in results)
     for reject in heapq.merge(read, *partitions, key=lambda reject: reject.line):
         yield reject.cells(len(COLUMNS), REJECT_VALUE_CHARS)

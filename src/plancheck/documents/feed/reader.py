@@ -6,7 +6,8 @@ records.py (quoted fields may hold newlines; each record is numbered by its firs
 record that cannot be read (wrong number of fields, bad UTF-8, malformed quoting, too long, a
 value longer than MAX_VALUE_CHARS) becomes a Reject and the rest of the feed is read on.
 Well-formed records without quotes are parsed by Arrow in bulk; the others one by one with
-Python's csv module. For Parquet the line number is the 1-based row.
+Python's csv module. For Parquet the line number is the 1-based row, and a feed is read in
+ranges of whole row groups.
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ MAX_VALUE_CHARS = 256
 _QUOTE, _CR, _NEWLINE = ord('"'), ord("\r"), ord("\n")
 #: Smallest stretch Feed.ranges scans at a time (tests lower it to cut small feeds).
 MIN_RANGE_CHUNK = 1 << 16
+#: Rows of one Parquet read batch: about a CSV block's (16 MB), so a spill task holds as much either way.
+PARQUET_BATCH_ROWS = 131_072
 
 
 @dataclass(frozen=True)
 class FeedRange:
-    """Records between two byte offsets of a CSV; `first_line` is the line number at `start`."""
+    """Records between two byte offsets of a CSV, or the row groups start..stop-1 of a Parquet file;
+    `first_line` is the line number at `start` (for Parquet the 1-based row of the range's first row)."""
 
     start: int
     stop: int
@@ -96,13 +100,22 @@ class Feed:
         else:
             yield from self.csv_batches(FeedRange(self.data_start, self.size_bytes, 2))
 
+    def range_batches(self, span: FeedRange) -> Iterator[pa.RecordBatch]:
+        """The batches of one of `ranges()`: a byte range of a CSV, or row groups of a Parquet file."""
+        if self.format == "parquet":
+            return self._parquet_batches(span)
+        return self.csv_batches(span)
+
     def ranges(self, pieces: int) -> list[FeedRange]:
-        """Split a CSV's records into about `pieces` byte ranges, cut at record boundaries, each with its first line.
+        """Split a CSV's records into about `pieces` byte ranges, cut at record boundaries, each with its first line;
+        a Parquet file into about `pieces` runs of whole row groups of about equal rows.
 
         The cuts come from the same record splitting a reader does (records.read_blocks), so a
         quoted field with newlines is never cut and every range reads exactly its records.
         """
-        if self.format != "csv" or pieces <= 1:
+        if self.format == "parquet":
+            return self._row_group_ranges(pieces)
+        if pieces <= 1:
             return [FeedRange(self.data_start, self.size_bytes, 2)]
         step = max((self.size_bytes - self.data_start) // pieces, 1)
         cuts = [(self.data_start, 2)]
@@ -282,10 +295,35 @@ class Feed:
 
     # -- Parquet ---------------------------------------------------------------------------
 
-    def _parquet_batches(self) -> Iterator[pa.RecordBatch]:
-        row = 1
+    def _row_groups(self) -> list[int]:
+        """Rows of each row group."""
         try:
-            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=500_000, columns=self.present):
+            metadata = pq.ParquetFile(self.path).metadata
+            return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(Problem(str(self.path), "", f"unreadable Parquet: {shorten(str(exc), 200)}")) from None
+
+    def _row_group_ranges(self, pieces: int) -> list[FeedRange]:
+        """Consecutive row groups cut into about `pieces` ranges of about equal rows (a row group is never cut)."""
+        sizes = self._row_groups()
+        target = max(sum(sizes) / max(pieces, 1), 1)
+        spans, start, first_row, rows = [], 0, 1, 0
+        for group, size in enumerate(sizes):
+            rows += size
+            if rows >= target * (len(spans) + 1) and group + 1 < len(sizes):
+                spans.append(FeedRange(start, group + 1, first_row))
+                start, first_row = group + 1, rows + 1
+        spans.append(FeedRange(start, len(sizes), first_row))
+        return spans
+
+    def _parquet_batches(self, span: FeedRange | None = None) -> Iterator[pa.RecordBatch]:
+        """The rows of a Parquet file (or of a range of its row groups) as text columns plus LINE."""
+        row = span.first_line if span else 1
+        groups = list(range(span.start, span.stop)) if span else None
+        try:
+            parquet = pq.ParquetFile(self.path)
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=self.present, row_groups=groups,
+                                              use_threads=self.threads):
                 strings = pa.RecordBatch.from_arrays([_as_text(batch.column(c)) for c in self.present],
                                                      names=self.present)
                 lines = pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64))
