@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from plancheck.checks.batch import run
-from plancheck.checks.batch.check import Checker
+from plancheck.checks.batch.check import Checker, keep_freed_memory
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem, shorten
 
@@ -196,6 +196,7 @@ def _plugin_class():
             from plancheck.checks.ruleset import load_rules
 
             pa.set_cpu_count(1)  # the workers already use every core
+            keep_freed_memory()  # also overrides a nanny's MALLOC_TRIM_THRESHOLD_ on any `dask worker`
             allow_open_files(MAX_PARTITIONS + 64)  # a spill task writes a piece per partition
             # The rules are loaded from a copy of the client's files, removed at once: a worker that is
             # killed never runs teardown, and nothing reads the files after loading.
