@@ -425,7 +425,7 @@ def _warm_up(snapshot: Snapshot | None) -> None:
 
 def _handle_sighup(loop: asyncio.AbstractEventLoop, holder: Holder) -> bool:
     """Reload on SIGHUP, then let SIGHUP through: until this handler is in place `serve` ignores SIGHUP and
-    a worker starts with it blocked (run.sighup_ignored, run.sighup_blocked), so one sent while the worker
+    a worker starts with it blocked (process.sighup_ignored, process.sighup_blocked), so one sent while the worker
     started is delivered now rather than ending it."""
     if not hasattr(signal, "SIGHUP"):
         return False

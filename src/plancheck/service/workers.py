@@ -35,7 +35,7 @@ def _worker(settings: Any, sock: socket.socket) -> None:
     import uvicorn
 
     from plancheck.service.app import create_app
-    from plancheck.service.run import UVICORN
+    from plancheck.service.process import UVICORN
     server = uvicorn.Server(uvicorn.Config(create_app(settings), **UVICORN))
     try:
         server.run(sockets=[sock])
@@ -54,7 +54,7 @@ class Supervisor:
         self.stopping: int | None = None
 
     def _start(self, slot: int | None = None) -> None:
-        from plancheck.service.run import sighup_blocked
+        from plancheck.service.process import sighup_blocked
         # Started with SIGHUP blocked, which the new process inherits: a SIGHUP that reaches it before
         # its app handles the signal waits instead of killing it. Placed in the list inside the block,
         # so a SIGHUP to the supervisor meanwhile (delivered when the block ends) reaches it too.
