@@ -118,11 +118,11 @@ def _cpu_by_process(root: int) -> dict[int, float]:
     return {pid: cpu[pid] for pid in found if pid in cpu}
 
 
-def run_batch(feed: Path, how: list[str], out_dir: Path) -> dict:
-    """One `plancheck batch` in a fresh process: its batch_summary, the wall time seen from outside, and the CPU
-    seconds of the process and every process under it (sampled from /proc every 0.1 s, so up to 0.1 s of each
-    process's last moments is missed), which the other engineers' load on this shared machine disturbs far less
-    than wall time."""
+def run_batch(feed: Path | str, how: list[str], out_dir: Path) -> dict:
+    """One `plancheck batch` of a path or URL in a fresh process: its batch_summary, the wall time seen from outside,
+    and the CPU seconds of the process and every process under it (sampled from /proc every 0.1 s, so up to 0.1 s
+    of each process's last moments is missed), which the other engineers' load on this shared machine disturbs far
+    less than wall time."""
     out = out_dir / "findings.jsonl"
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "plancheck", "batch", str(feed), "--out", str(out),

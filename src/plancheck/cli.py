@@ -15,7 +15,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -27,6 +27,9 @@ from plancheck.findings import has_errors, severity_counts
 from plancheck.sinks import events
 from plancheck.sinks import text as report
 from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
+
+if TYPE_CHECKING:
+    from plancheck.documents.feed.source import Source
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
@@ -194,7 +197,8 @@ def election(
 
 @app.command()
 def batch(
-    feed: Annotated[Path, typer.Argument(help="Payroll feed: CSV with a header row, or Parquet")],
+    feed: Annotated[str, typer.Argument(help="Payroll feed: CSV with a header row, or Parquet; a path, or a URL on "
+                                        "object storage (s3://bucket/feed.csv; README, 'Feeds on object storage')")],
     plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
     rules: RulesOption = None,
     out: OutOption = None,
@@ -214,17 +218,19 @@ def batch(
 ) -> None:
     """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
     from plancheck.checks.batch.run import run_batch
+    from plancheck.documents.feed.source import Source
     from plancheck.sinks.batch import BatchFiles
-    rejects_path = rejects or Path(f"{feed.stem}.rejects.csv")
+    source = Source.of(feed)
+    rejects_path = rejects or Path(f"{source.stem}.rejects.csv")
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
     if cluster is None and work_dir is not None:
         raise typer.BadParameter("goes with --cluster", param_hint="--work-dir")
     if cluster is not None and workers is not None:
         raise typer.BadParameter("a cluster runs on its own workers: give --workers or --cluster", param_hint="--workers")
-    _check_outputs({"--out": out, "--rejects": rejects_path, "--html": html, "--xlsx": xlsx}, [feed], rules_dir,
+    _check_outputs({"--out": out, "--rejects": rejects_path, "--html": html, "--xlsx": xlsx}, [source.local], rules_dir,
                    plans_dir)
-    executor = _cluster(cluster, work_dir, feed) if cluster is not None else None
-    history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [feed])
+    executor = _cluster(cluster, work_dir, source) if cluster is not None else None
+    history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [source])
     progress = _Progress() if sys.stderr.isatty() else (_ProgressLines() if cluster is not None else None)
     # Both outputs are replaced together, once the whole run has completed.
     with (_recording(history), OutputLock([out, rejects_path]), replacing(out) as stream,
@@ -236,7 +242,7 @@ def batch(
             sink = RecordingBatchSink(sink, history)
         with progress or contextlib.nullcontext():
             outcome = run_batch(
-                feed, plans_dir, rules_dir, workers or os.cpu_count() or 1, sink,
+                source, plans_dir, rules_dir, workers or os.cpu_count() or 1, sink,
                 str(rejects_path),
                 on_read=progress.read if progress else None,
                 on_start=progress.start_checking if progress else None,
@@ -253,14 +259,14 @@ def batch(
     raise typer.Exit(status)
 
 
-def _cluster(address: str, work_dir: str | None, feed: Path):
+def _cluster(address: str, work_dir: str | None, feed: Source):
     """The batch's executor on the Dask cluster at `address` (exit 2 naming the extra where it is not installed)."""
     from plancheck.checks.batch.cluster import cluster_executor, stderr_line
 
     def connected(info: dict) -> None:
         sys.stderr.write(stderr_line(info))
 
-    return cluster_executor(address, work_dir, shared=(feed.resolve(),), on_connect=connected)
+    return cluster_executor(address, work_dir, shared=(feed.for_workers(),), on_connect=connected)
 
 
 class _ProgressLines:
@@ -489,8 +495,8 @@ def yearend(
     plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
     year: Annotated[Optional[int], typer.Option("--year", help="Plan year tested (default: the last year under "
                                                 "rules/limits)")] = None,
-    feed: Annotated[Optional[Path], typer.Option("--feed", help="Take the contribution totals from this payroll "
-                                                 "feed (CSV or Parquet) instead of the census")] = None,
+    feed: Annotated[Optional[str], typer.Option("--feed", help="Take the contribution totals from this payroll "
+                                                "feed (CSV or Parquet; a path or a URL) instead of the census")] = None,
     preview: Annotated[Optional[dt.datetime], typer.Option(
         "--preview", formats=["%Y-%m-%d"], help="Mid-year preview: the census (or feed) is year to date as of this "
         "date (YYYY-MM-DD); give each HCE the most they can still defer and contribute after tax")] = None,
@@ -510,15 +516,17 @@ def yearend(
 
     from plancheck.checks.yearend import check_plans, check_yearend, run_summary
     from plancheck.documents.census import read_census, reject_rows
+    from plancheck.documents.feed.source import Source
     from plancheck.documents.plan import load_plans
     from plancheck.sinks.rejects import write_rejects
     from plancheck.sinks.text_yearend import yearend_text
     started = time.perf_counter()
     rejects_path = rejects or Path(f"{census.stem}.rejects.csv")
-    feed_rejects_path = Path(f"{feed.stem}.rejects.csv") if feed is not None else None
+    feed_source = Source.of(feed) if feed is not None else None
+    feed_rejects_path = Path(f"{feed_source.stem}.rejects.csv") if feed_source is not None else None
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
     _check_outputs({"--out": out, "--rejects": rejects_path, "feed rejects": feed_rejects_path, "--html": html,
-                    "--xlsx": xlsx}, [census, feed], rules_dir, plans_dir)
+                    "--xlsx": xlsx}, [census, feed_source and feed_source.local], rules_dir, plans_dir)
     try:
         rulebook, limits = _rules(rules)
         year = year or limits.last_year
@@ -532,9 +540,9 @@ def yearend(
         check_plans(plan_docs, limits, [str(loaded[pid][1]) for pid in plan_ids])
         data = read_census(census, plan_ids, year, preview=as_of is not None)
         feed_summary, feed_rejects = None, None
-        if feed is not None:
+        if feed_source is not None:
             from plancheck.documents.census_feed import contributions_from_feed
-            feed_summary, *feed_rejects = contributions_from_feed(feed, data)
+            feed_summary, *feed_rejects = contributions_from_feed(feed_source, data)
             feed_summary["rejects_file"] = str(feed_rejects_path)
         engine = Engine(rulebook)
         if as_of is not None:
@@ -543,7 +551,7 @@ def yearend(
         else:
             outcome = check_yearend(data, plan_docs, limits, rulebook, engine, year)
         history = _history(db, record or bool(html or xlsx), "yearend" if as_of is None else "yearend-preview", plan_ids,
-                           as_of.isoformat() if as_of else year, [census, feed])
+                           as_of.isoformat() if as_of else year, [census, feed_source])
     except InputError as exc:
         _fail(exc)
     seconds = time.perf_counter() - started

@@ -19,6 +19,7 @@ from plancheck.documents.census import CONTRIBUTIONS, Census
 from plancheck.documents.feed.parse import parse_dates, parse_money
 from plancheck.documents.feed.reader import COLUMNS, LINE, open_feed
 from plancheck.documents.feed.records import RAW_CHARS
+from plancheck.documents.feed.source import Source
 from plancheck.errors import shorten, shown
 from plancheck.money import MAX_DOLLARS_TEXT
 
@@ -29,7 +30,8 @@ def _keys(plan: pa.Array, employee: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(pc.utf8_trim_whitespace(plan), pc.utf8_trim_whitespace(employee), _SEPARATOR)
 
 
-def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, Any], list[str], list[list[Any]]]:
+def contributions_from_feed(feed_path: Source | Path | str,
+                            census: Census) -> tuple[dict[str, Any], list[str], list[list[Any]]]:
     """Replace the census's contribution totals with the feed's sums for the census year.
 
     Returns the feed's counts and its rejects file (header and rows in line order) for a sink to write.
@@ -94,6 +96,6 @@ def contributions_from_feed(feed_path: Path, census: Census) -> tuple[dict[str, 
     census.replace_contributions(totals)
     census.money["other_plan_deferrals"] = elsewhere
     checked = rows_read - len(rejects)
-    summary = {"feed": str(feed_path), "rows_read": rows_read, "rows_checked": checked, "rows_rejected": len(rejects),
+    summary = {"feed": str(feed.source), "rows_read": rows_read, "rows_checked": checked, "rows_rejected": len(rejects),
                "rows_outside_year": rows_outside}
     return summary, ["line", "reason", *COLUMNS, "raw"], rejects

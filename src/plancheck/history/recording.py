@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from plancheck.documents.feed.source import Source
 from plancheck.errors import InputError, Problem
 from plancheck.history import store as store_module
 from plancheck.history.fingerprint import FINDING_EVENTS, figures, finding_year, fingerprint
@@ -59,18 +60,17 @@ def scope_of(command: str, plan_ids: Iterable[str], year: int | str | None = Non
     return hashlib.sha256(label.encode()).hexdigest()[:32], label
 
 
-def file_inputs(paths: Iterable[Path | None]) -> list[dict[str, Any]]:
-    """Each input file with its SHA-256 and size (read in 1 MiB blocks)."""
+def file_inputs(paths: Iterable[Path | Source | None]) -> list[dict[str, Any]]:
+    """Each input file (a local path, or a feed at a URL) with its SHA-256 and size (read in 1 MiB blocks)."""
     result = []
     for path in paths:
-        if path is None or not Path(path).is_file():
+        if path is None:
             continue
-        digest, size = hashlib.sha256(), 0
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-                size += len(block)
-        result.append({"file": str(path), "sha256": digest.hexdigest(), "bytes": size})
+        source = Source.of(path)
+        if source.local is not None and not source.local.is_file():
+            continue
+        digest, size = source.sha256()
+        result.append({"file": str(source), "sha256": digest, "bytes": size})
     return result
 
 
@@ -81,10 +81,10 @@ class InputHashes:
     so it overlaps with the run. `result()` waits for it (a file that cannot be read is an input error).
     """
 
-    def __init__(self, paths: Iterable[Path | None]):
+    def __init__(self, paths: Iterable[Path | Source | None]):
         self._paths = list(paths)
         self._result: list[dict[str, Any]] | None = None
-        self._error: OSError | None = None
+        self._error: OSError | InputError | None = None
         self._thread = threading.Thread(target=self._run, name="plancheck-input-hashes", daemon=True)
         self._thread.start()
 
@@ -93,9 +93,13 @@ class InputHashes:
             self._result = file_inputs(self._paths)
         except OSError as exc:
             self._error = exc
+        except InputError as exc:  # a URL whose protocol cannot be read here
+            self._error = exc
 
     def result(self) -> list[dict[str, Any]]:
         self._thread.join()
+        if isinstance(self._error, InputError):
+            raise self._error
         if self._error is not None:
             raise InputError(Problem(str(self._error.filename or ""), "", f"cannot read it to hash it: "
                                      f"{self._error.strerror or self._error}"))

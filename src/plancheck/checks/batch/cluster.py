@@ -164,9 +164,23 @@ def _on_worker(token: str, fn: Callable[..., Any], *job: Any) -> Any:
         return fn(*job)
 
 
-def _sees(paths: list[str]) -> list[str]:
-    """The paths this worker cannot see."""
-    return [p for p in paths if not os.path.exists(p)]
+def _sees(paths: list[str]) -> list[tuple[str, str]]:
+    """The paths (or feed URLs) this worker cannot see, each with why."""
+    from plancheck.documents.feed.source import Source
+
+    unseen = []
+    for where in paths:
+        source = Source.of(where)
+        if source.local is not None:
+            if not os.path.exists(where):
+                unseen.append((where, "not found"))
+            continue
+        try:
+            if not source.info()["is_file"]:
+                unseen.append((where, "not found"))
+        except Exception as exc:  # noqa: BLE001 - whatever the protocol's package raises, it is said
+            unseen.append((where, shorten(str(exc), 200) or type(exc).__name__))
+    return unseen
 
 
 def _rules_files(rules_dir: Path) -> dict[str, bytes]:
@@ -268,11 +282,11 @@ def parse_address(address: str) -> tuple[str, int | None]:
     return address, None
 
 
-def cluster_executor(address: str, work_dir: str | None = None, shared: tuple[Path, ...] = (),
+def cluster_executor(address: str, work_dir: str | None = None, shared: tuple[str, ...] = (),
                      on_connect: Callable[[dict[str, Any]], None] | None = None) -> run.ExecutorFactory:
     """An ExecutorFactory running the batch on the Dask cluster at `address` (or a LocalCluster for `local:N`).
 
-    `shared` are paths every worker must see (the feed): checked, with the work directory, before any work.
+    `shared` are paths or URLs every worker must see (the feed): checked, with the work directory, before any work.
     """
     where, local_workers = parse_address(address)
     distributed = _distributed()
@@ -367,15 +381,22 @@ def _exists(run_dir: run.RunDir) -> bool:
     return os.path.exists(run_dir.path)
 
 
-def _check_paths(client, run_dir: run.RunDir, shared: tuple[Path, ...], where: str) -> None:
-    """Every worker sees the feed and the run directory (a path), or fail before any work naming what it cannot see."""
+def _check_paths(client, run_dir: run.RunDir, shared: tuple[str, ...], where: str) -> None:
+    """Every worker sees the feed (a path or a URL) and the run directory (a path), or fail before any work
+    naming what it cannot see."""
     paths = [str(p) for p in shared] + ([] if isinstance(run_dir, FsspecRunDir) else [run_dir.path])
     missing = {worker: unseen for worker, unseen in client.run(_sees, paths).items() if unseen}
     if missing:
         worker, unseen = next(iter(missing.items()))
-        hint = ("give --work-dir a path every worker sees (a shared file system) or an fsspec URL"
-                if unseen[0] == run_dir.path else "the feed must be on a path every worker sees")
-        raise ClusterError(Problem(where, "", f"worker {worker} cannot see {unseen[0]}: {hint}"))
+        path, why = unseen[0]
+        if path == run_dir.path:
+            hint = "give --work-dir a path every worker sees (a shared file system) or an fsspec URL"
+        elif _is_url(path):
+            hint = (f"{why}; every worker needs the URL's fsspec package (s3fs, gcsfs, adlfs) and the "
+                    "credentials the client has")
+        else:
+            hint = "the feed must be on a path every worker sees, or at a URL they can all read"
+        raise ClusterError(Problem(where, "", f"worker {worker} cannot see {path}: {hint}"))
 
 
 def stderr_line(info: dict[str, Any]) -> str:

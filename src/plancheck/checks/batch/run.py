@@ -52,6 +52,7 @@ from plancheck.checks.batch.partition import partition_count, spill
 from plancheck.checks.ruleset import load_rules
 from plancheck.documents.feed.reader import COLUMNS, FeedRange, open_feed
 from plancheck.documents.feed.records import RAW_CHARS, Reject
+from plancheck.documents.feed.source import Source
 from plancheck.documents.plan import Plan, load_plans
 from plancheck.findings import severity_counts
 
@@ -94,7 +95,7 @@ def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: in
                  employers: dict[str, str]) -> tuple[dict[int, Path], int, list[Reject]]:
     """Phase 1 task: read one range of the feed (CSV bytes or Parquet row groups) and split its rows into
     partition pieces."""
-    feed = open_feed(Path(feed_path))
+    feed = open_feed(feed_path)
     feed.threads = False
     paths, rows = spill(feed.range_batches(span), Path(directory), partitions, tag, employers=employers)
     return paths, rows, feed.bad_rows
@@ -246,15 +247,14 @@ def _lines(handle: BinaryIO) -> Iterator[list[Any]]:
             yield orjson.loads(line)
 
 
-def _run_id(feed: Path, revision: str, plans: list[Plan]) -> str:
-    stat = feed.stat()
-    digest = hashlib.sha256(f"{feed.name}|{stat.st_size}|{stat.st_mtime_ns}|{revision}".encode())
+def _run_id(feed: Source, revision: str, plans: list[Plan]) -> str:
+    digest = hashlib.sha256(f"{feed.name}|{feed.info()['version']}|{revision}".encode())
     for plan in plans:
         digest.update(plan.model_dump_json().encode())
     return digest.hexdigest()[:16]
 
 
-def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, sink: BatchSink,
+def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, workers: int, sink: BatchSink,
               rejects_file: str, on_read: Callable[[int], None] | None = None,
               on_partition: Callable[[int], None] | None = None,
               on_start: Callable[[int], None] | None = None,
@@ -268,10 +268,10 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
     rulebook, limits = load_rules(rules_dir)
     plans = [plan for plan, _ in load_plans(plans_dir).values()]
     feed = open_feed(feed_path)
-    run_id = _run_id(feed_path, rulebook.revision, plans)
+    run_id = _run_id(feed.source, rulebook.revision, plans)
     sink.begin(run_id, rulebook.revision)
     if feed.extra_columns:
-        sink.event({"event": "feed_columns_ignored", "feed": str(feed_path), "columns": feed.extra_columns})
+        sink.event({"event": "feed_columns_ignored", "feed": str(feed.source), "columns": feed.extra_columns})
     partitions = partition_count(feed)
     allow_open_files(partitions + 64)  # before any worker starts: they inherit it
     with (executor or local_executor(workers))(rules_dir, plans, partitions) as tasks:
@@ -304,7 +304,7 @@ def run_batch(feed_path: Path, plans_dir: Path, rules_dir: Path, workers: int, s
     seconds = time.perf_counter() - started
     summary = {
         "event": "batch_summary",
-        "feed": str(feed_path),
+        "feed": str(feed.source),
         "rows_read": rows_read,
         "rows_checked": checked,
         "rows_rejected": rejected,
@@ -357,7 +357,7 @@ def _spill_phase(feed, tasks: Executor, partitions: int, on_read: Callable[[int]
     if len(spans) <= 1 and not tasks.remote:
         paths, rows_read = spill(feed.batches(), Path(tasks.run_dir.path), partitions, "0000", on_read, employers)
         return {k: [str(p)] for k, p in paths.items()}, rows_read, feed.bad_rows
-    feed_path = str(feed.path.resolve())  # a worker's current directory may not be ours
+    feed_path = feed.source.for_workers()
     jobs = [(tasks.run_dir, feed_path, span, partitions, f"{i:04d}", employers) for i, span in enumerate(spans)]
     done: dict[int, tuple[dict[int, str], int, list[Reject]]] = {}
     for index, (paths, rows, bad) in tasks.map(_spill_task, jobs):

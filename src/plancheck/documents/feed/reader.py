@@ -7,7 +7,7 @@ record that cannot be read (wrong number of fields, bad UTF-8, malformed quoting
 value longer than MAX_VALUE_CHARS) becomes a Reject and the rest of the feed is read on.
 Well-formed records without quotes are parsed by Arrow in bulk; the others one by one with
 Python's csv module. For Parquet the line number is the 1-based row, and a feed is read in
-ranges of whole row groups.
+ranges of whole row groups. A feed is a local file or a file on object storage (source.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from plancheck.documents.feed.records import CHUNK, MAX_RECORD_BYTES, RAW_CHARS, Block, Reject, raw_text, read_blocks
+from plancheck.documents.feed.source import Source
 from plancheck.errors import InputError, Problem, shorten, shown
 
 #: Feed columns: names are the interface (README).
@@ -79,7 +81,7 @@ FEED = Layout("feed", COLUMNS, OPTIONAL_COLUMNS)
 class Feed:
     """An open feed (or any file of a Layout): its format, extra columns, and string batches with line numbers."""
 
-    path: Path
+    source: Source
     format: str
     extra_columns: list[str]
     size_bytes: int
@@ -119,7 +121,7 @@ class Feed:
             return [FeedRange(self.data_start, self.size_bytes, 2)]
         step = max((self.size_bytes - self.data_start) // pieces, 1)
         cuts = [(self.data_start, 2)]
-        with self.path.open("rb") as handle:
+        with self.source.open() as handle:
             for block in read_blocks(handle, self.data_start, self.size_bytes, 2, chunk=min(CHUNK, max(step, MIN_RANGE_CHUNK)),
                                      boundaries_only=True):
                 if cuts[-1][0] + step <= block.end < self.size_bytes:
@@ -134,7 +136,7 @@ class Feed:
         explicit blocks keeps one in memory and gives exact line numbers. Records that cannot
         be read go to self.bad_rows instead of stopping the run.
         """
-        with self.path.open("rb") as handle:
+        with self.source.open() as handle:
             for block in read_blocks(handle, span.start, span.stop, span.first_line):
                 self.bad_rows.extend(block.bad)
                 if not len(block.lines):
@@ -298,10 +300,11 @@ class Feed:
     def _row_groups(self) -> list[int]:
         """Rows of each row group."""
         try:
-            metadata = pq.ParquetFile(self.path).metadata
+            with _parquet(self.source) as parquet:
+                metadata = parquet.metadata
             return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(Problem(str(self.path), "", f"unreadable Parquet: {shorten(str(exc), 200)}")) from None
+            raise InputError(Problem(str(self.source), "", f"unreadable Parquet: {shorten(str(exc), 200)}")) from None
 
     def _row_group_ranges(self, pieces: int) -> list[FeedRange]:
         """Consecutive row groups cut into about `pieces` ranges of about equal rows (a row group is never cut)."""
@@ -321,18 +324,18 @@ class Feed:
         row = span.first_line if span else 1
         groups = list(range(span.start, span.stop)) if span else None
         try:
-            parquet = pq.ParquetFile(self.path)
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=self.present, row_groups=groups,
-                                              use_threads=self.threads):
-                strings = pa.RecordBatch.from_arrays([_as_text(batch.column(c)) for c in self.present],
-                                                     names=self.present)
-                lines = pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64))
-                row += batch.num_rows
-                checked = self._refuse_long_values(self._with_lines(strings, lines))
-                if checked.num_rows:
-                    yield checked
+            with _parquet(self.source) as parquet:
+                for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=self.present,
+                                                  row_groups=groups, use_threads=self.threads):
+                    strings = pa.RecordBatch.from_arrays([_as_text(batch.column(c)) for c in self.present],
+                                                         names=self.present)
+                    lines = pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64))
+                    row += batch.num_rows
+                    checked = self._refuse_long_values(self._with_lines(strings, lines))
+                    if checked.num_rows:
+                        yield checked
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(Problem(str(self.path), "", f"unreadable Parquet after row {row - 1}: "
+            raise InputError(Problem(str(self.source), "", f"unreadable Parquet after row {row - 1}: "
                                                          f"{shorten(str(exc), 200)}")) from None
 
 
@@ -379,11 +382,43 @@ def _as_text(column: pa.Array) -> pa.Array:
     return text.fill_null("")
 
 
-def _csv_header(path: Path, kind: str = "feed") -> tuple[list[str], int]:
+class _parquet:
+    """A Parquet file of a Source, closed with its underlying file (a local path is opened by Arrow itself)."""
+
+    def __init__(self, source: Source):
+        self._handle = None if source.local is not None else source.open(sequential=False)
+        # pre_buffer: a store's reads coalesced into a few large requests (a local file reads as fast without)
+        self.file = pq.ParquetFile(source.local if self._handle is None else self._handle,
+                                   pre_buffer=self._handle is not None)
+
+    def __enter__(self) -> pq.ParquetFile:
+        return self.file
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+        if self._handle is not None:
+            self._handle.close()
+
+
+def _first_line(handle: BinaryIO, limit: int) -> bytes:
+    """The bytes up to and including the first newline, or the first `limit` + 1 bytes if it is longer."""
+    line = b""
+    while len(line) <= limit:
+        piece = handle.read(1 << 16)
+        if not piece:
+            break
+        newline = piece.find(b"\n")
+        if newline >= 0:
+            return (line + piece[:newline + 1])[:limit + 1]
+        line += piece
+    return line[:limit + 1]
+
+
+def _csv_header(path: Source, kind: str = "feed") -> tuple[list[str], int]:
     """The header row's names and its length in bytes; a header that cannot be read is an InputError."""
     source = str(path)
-    with path.open("rb") as handle:
-        first_line = handle.readline(MAX_RECORD_BYTES + 1)
+    with path.open() as handle:
+        first_line = _first_line(handle, MAX_RECORD_BYTES)
     if len(first_line) > MAX_RECORD_BYTES:
         raise InputError(Problem(source, "header", f"header row longer than {MAX_RECORD_BYTES:,} bytes", 1))
     try:
@@ -421,18 +456,20 @@ def _check_parquet_types(source: str, schema: pa.Schema, layout: Layout) -> None
                                              "expected text, numbers or dates"))
 
 
-def open_feed(path: Path, layout: Layout = FEED) -> Feed:
-    """Open a feed (or another file of `layout`) and check its header; a missing or repeated column or an
-    unreadable file is an InputError."""
+def open_feed(where: Source | Path | str, layout: Layout = FEED) -> Feed:
+    """Open a feed (or another file of `layout`), a local path or a URL, and check its header; a missing or
+    repeated column or an unreadable file is an InputError."""
+    path = Source.of(where)
     source = str(path)
-    if not path.is_file():
-        raise InputError(Problem(source, "", f"{layout.kind} file not found"))
     try:
-        size = path.stat().st_size
+        info = path.info()
+        if not info["is_file"]:
+            raise InputError(Problem(source, "", f"{layout.kind} file not found"))
+        size = info["size"]
         if path.suffix.lower() in (".parquet", ".pq"):
-            parquet = pq.ParquetFile(path)
-            schema = parquet.schema_arrow
-            header, data_start, rows, fmt = list(schema.names), 0, parquet.metadata.num_rows, "parquet"
+            with _parquet(path) as parquet:
+                schema = parquet.schema_arrow
+                header, data_start, rows, fmt = list(schema.names), 0, parquet.metadata.num_rows, "parquet"
             _check_columns(source, header, None, layout)
             _check_parquet_types(source, schema, layout)
         else:
@@ -442,5 +479,5 @@ def open_feed(path: Path, layout: Layout = FEED) -> Feed:
     except (pa.ArrowException, OSError) as exc:
         raise InputError(Problem(source, "", f"unreadable {layout.kind}: {shorten(str(exc), 200)}")) from None
     extra = [c for c in header if c not in layout.columns]
-    return Feed(path=path, format=fmt, extra_columns=extra, size_bytes=size, estimated_rows=rows, header=header,
+    return Feed(source=path, format=fmt, extra_columns=extra, size_bytes=size, estimated_rows=rows, header=header,
                 data_start=data_start, layout=layout)

@@ -1,0 +1,118 @@
+"""Where a feed's bytes are: a local path, or an fsspec URL on object storage.
+
+A feed given as `s3://bucket/feeds/2026-11-23.csv` (or `gs://`, `abfs://`, `https://`, any protocol
+fsspec knows) is read through fsspec: byte ranges of a CSV and row groups of a Parquet file, by the
+main process and by each worker alike, so a cluster's workers read it where it lies and need no
+shared file system. The protocol's own package does the talking (`s3fs` for `s3://`, `gcsfs` for
+`gs://`, `adlfs` for `abfs://`), configured the way that package is: for S3 the usual AWS
+environment variables (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, ...) or fsspec's own
+`FSSPEC_S3_*` settings, on the client and on every worker.
+
+`file:///data/feed.csv` names a local file and is read as the path it names. Everything else that
+has no `://` is a local path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from plancheck.errors import InputError, Problem, shorten
+
+#: What to install for a feed at a URL.
+INSTALL_HINT = ("a feed at a URL is read through fsspec and the protocol's own package: "
+                "pip install 'plancheck[s3]' (or fsspec with gcsfs, adlfs)")
+#: Read size of object-store files: a CSV block is 16 MB, so reads are never split into small requests.
+BLOCK_SIZE = 16 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """A feed's location: `local` (a Path) or `url` (an fsspec URL), exactly one of them."""
+
+    local: Path | None = None
+    url: str | None = None
+
+    @classmethod
+    def of(cls, where: str | Path | Source) -> Source:
+        if isinstance(where, Source):
+            return where
+        text = str(where)
+        if "://" not in text:
+            return cls(local=Path(text))
+        parts = urlsplit(text)
+        if parts.scheme == "file":
+            return cls(local=Path(unquote(parts.path)))
+        return cls(url=text)
+
+    @property
+    def name(self) -> str:
+        """The file's name, without folders."""
+        if self.local is not None:
+            return self.local.name
+        return PurePosixPath(urlsplit(self.url).path).name
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+    def __str__(self) -> str:
+        return str(self.local) if self.local is not None else self.url
+
+    def for_workers(self) -> str:
+        """How another process names it: an absolute path (its current directory may not be ours), or the URL."""
+        return str(self.local.resolve()) if self.local is not None else self.url
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _fs(self) -> tuple[Any, str]:
+        try:
+            import fsspec
+        except ImportError as exc:
+            raise InputError(Problem(self.url, "", f"{INSTALL_HINT} ({exc})")) from None
+        try:
+            return fsspec.core.url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:  # the protocol's package is missing, or the URL is malformed
+            raise InputError(Problem(self.url, "", f"cannot read this URL: {shorten(str(exc), 200)}")) from None
+
+    def info(self) -> dict[str, Any]:
+        """`is_file`, `size` and what identifies this version of it (`version`); OSError when it cannot be reached."""
+        if self.local is not None:
+            if not self.local.is_file():
+                return {"is_file": False}
+            stat = self.local.stat()
+            return {"is_file": True, "size": stat.st_size, "version": f"{stat.st_size}|{stat.st_mtime_ns}"}
+        fs, path = self._fs()
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            return {"is_file": False}
+        if info.get("type") != "file":
+            return {"is_file": False}
+        tag = next((str(info[k]) for k in ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified",
+                                           "last_modified") if info.get(k) is not None), "")
+        return {"is_file": True, "size": int(info["size"]), "version": f"{info['size']}|{tag}"}
+
+    def open(self, sequential: bool = True) -> BinaryIO:
+        """The file, binary and seekable (close it when done). `sequential` reads (a CSV's blocks) go straight
+        to the store; others (a Parquet file's footer and column chunks) through a read-ahead cache."""
+        if self.local is not None:
+            return self.local.open("rb")
+        fs, path = self._fs()
+        return fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type="none" if sequential else "readahead")
+
+    def sha256(self) -> tuple[str, int]:
+        """The content's SHA-256 and size, read in 1 MiB blocks."""
+        digest, size = hashlib.sha256(), 0
+        with self.open() as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+                size += len(block)
+        return digest.hexdigest(), size
