@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from plancheck.engine import Engine
+from helpers import ROOT
+from plancheck.checks.ruleset import load_rules
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, load_plans
-from plancheck.checks.ruleset import load_rules
+from plancheck.engine import Engine
 from plancheck.rulebook.rules import Rulebook
-from helpers import ROOT
 
 
 @pytest.fixture(scope="session")

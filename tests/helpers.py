@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plancheck.documents.election import ElectionFile
 from plancheck.checks.election import check_election
+from plancheck.documents.election import ElectionFile
 from plancheck.documents.plan import Plan
-
 
 ROOT = Path(__file__).resolve().parents[1]
 

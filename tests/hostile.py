@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from plancheck.documents.feed.reader import COLUMNS
-from plancheck.cli import run
 from helpers import ROOT
+from plancheck.cli import run
+from plancheck.documents.feed.reader import COLUMNS
 
 GOOD = ["acme-mega-backdoor", "E1", "1980-05-05", "2024-01-05", "5000.00", "500.00", "0.00", "0.00", "150.00", "0", "",
         "", ""]

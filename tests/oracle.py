@@ -12,8 +12,8 @@ from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from plancheck.documents.plan import Plan
 from irs_figures import FIGURES, HCE_414Q
+from plancheck.documents.plan import Plan
 
 EMPLOYER_SCOPE = {"402g-deferral-limit", "402g-individual-limit", "415c-annual-additions", "roth-catch-up-required",
                   "roth-catch-up-wages-unknown"}

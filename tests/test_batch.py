@@ -13,12 +13,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from feeds import COLUMNS, feed_with_bad_rows, random_feed
 from helpers import ROOT, plancheck, run_batch_files
-from plancheck.sinks import events
+from oracle import first_breaks
 from plancheck.checks.batch import partition
 from plancheck.documents.plan import Plan, load_plans
-from feeds import COLUMNS, feed_with_bad_rows, random_feed
-from oracle import first_breaks
+from plancheck.sinks import events
 
 
 def batch(feed: Path, tmp_path: Path, workers: int = 1,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from plancheck.documents.plan import Plan
+from plancheck.documents.withdrawal import WithdrawalRequest
 from plancheck.facts import plan as plan_builder
 from plancheck.facts import withdrawal as withdrawal_builder
-from plancheck.documents.plan import Plan
 from plancheck.facts.safe_harbor import SAFE_HARBOR_FACTS
-from plancheck.documents.withdrawal import WithdrawalRequest
 from plancheck.facts.withdrawal import request_facts
 
 

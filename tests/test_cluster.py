@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from feeds import feed_with_bad_rows
 from helpers import ROOT, plancheck
-
 from plancheck.checks.batch import partition
 from plancheck.documents.feed import reader
 

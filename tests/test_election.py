@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import make_election, make_plan, run
 from plancheck.checks.election import check_election
 from plancheck.documents.election import load_election
-from plancheck.errors import InputError, LimitYearMissing
 from plancheck.documents.plan import load_plan
-from helpers import make_election, make_plan, run
+from plancheck.errors import InputError, LimitYearMissing
 
 MONTHLY_120K = {"annual": 120000}
 

@@ -9,14 +9,14 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plancheck.sinks import events
-from plancheck.checks.election import check_election
-from plancheck.facts.projection import project
-from plancheck.money import format_cents
-from plancheck.facts.period import build_period_facts
-from plancheck.facts.plan_arrays import PlanArrays
 from feeds import COLUMNS
 from helpers import ROOT, make_election, run_batch_files
+from plancheck.checks.election import check_election
+from plancheck.facts.period import build_period_facts
+from plancheck.facts.plan_arrays import PlanArrays
+from plancheck.facts.projection import project
+from plancheck.money import format_cents
+from plancheck.sinks import events
 
 PLAN_IDS = ["acme-mega-backdoor", "bayside-safe-harbor", "cedar-tiered-match", "delta-annual-true-up",
             "evergreen-roth-only", "monthly-mega-backdoor"]

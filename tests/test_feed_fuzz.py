@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from hostile import batch, digest, feed_bytes, good_rows
 from plancheck.documents.feed import reader as feed_module
-from plancheck.documents.feed.reader import LINE, Feed, FeedRange, open_feed
+from plancheck.documents.feed import records as records_module
+from plancheck.documents.feed.reader import LINE, PROVISIONAL_LINE, Feed, FeedRange, open_feed, renumber
 from plancheck.documents.feed.records import MAX_RECORD_BYTES, MAX_RECORD_LINES
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
@@ -60,8 +61,10 @@ def mutate(body: bytes, mutations: list[str], rng: random.Random) -> bytes:
     return bytes(data)
 
 
-def expected_record_lines(data: bytes) -> list[int]:
-    """First line of every record, read line by line as README states the rules (independent of records.py)."""
+def expected_record_lines(data: bytes, limit: int = MAX_RECORD_BYTES) -> list[int]:
+    """First line of every record, read line by line as README states the rules (independent of records.py);
+    `limit` is the longest record in bytes (MAX_RECORD_BYTES, or what a test lowered it to)."""
+    MAX_RECORD_BYTES = limit  # noqa: N806 - the rule's own name, shadowed on purpose
     body = data.split(b"\n", 1)[1] if b"\n" in data else b""
     lines = body.split(b"\n")
     if lines and lines[-1] == b"":
@@ -93,12 +96,21 @@ def mutated_feed(seed: int, mutations: list[str], rows: int) -> bytes:
 
 
 def read_all(feed: Feed, spans: list[FeedRange]) -> tuple[list[int], list[int]]:
-    """Lines of the rows read and of the records rejected, over the given ranges of the feed."""
-    rows: list[int] = []
+    """Lines of the rows read and of the records rejected, over the given ranges of the feed, each range
+    renumbered from the line counts of those before it as the batch does (reader.renumber)."""
+    read: list[tuple[list[int], list[int]]] = []
+    past: list[int | None] = []
     for span in spans:
-        for batch in feed.csv_batches(span):
-            rows.extend(batch.column(LINE).to_pylist())
-    return rows, [bad.line for bad in feed.bad_rows]
+        feed.bad_rows = []
+        lines = [line for block in feed.csv_batches(span) for line in block.column(LINE).to_pylist()]
+        read.append((lines, [bad.line for bad in feed.bad_rows]))
+        past.append(feed.next_line)
+    rows: list[int] = []
+    rejected: list[int] = []
+    for (lines, bad), shift in zip(read, renumber(spans, past)):
+        rows.extend(line + shift for line in lines)
+        rejected.extend(line + shift for line in bad)
+    return rows, rejected
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -118,6 +130,79 @@ def test_mutated_feeds_split_into_the_expected_records_whatever_the_ranges(tmp_p
     assert sorted(whole[0]) == sorted(cut[0]) and sorted(whole[1]) == sorted(cut[1])
     read, rejected = whole
     assert sorted(read + rejected) == expected_record_lines(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=SEEDS, mutations=MUTATIONS, rows=st.integers(min_value=20, max_value=80), pieces=st.integers(2, 9))
+def test_ranges_cut_between_quotes_read_every_record_once_at_its_line(tmp_path, monkeypatch, seed, mutations, rows,
+                                                                      pieces):
+    """With the longest record lowered to 400 bytes, cuts land between the quotes of a small feed: each range
+    renumbered from the ones before it reads exactly the records of a whole reading, at the same lines."""
+    monkeypatch.setattr(records_module, "MAX_RECORD_BYTES", 400)
+    path = tmp_path / "feed.csv"
+    data = mutated_feed(seed, mutations, rows)
+    path.write_bytes(data)
+    whole = read_all(open_feed(path), [FeedRange(open_feed(path).data_start, len(data), 2)])
+    feed = open_feed(path)
+    spans = feed.ranges(pieces)
+    assert [s.start for s in spans[1:]] == [s.stop for s in spans[:-1]] and spans[-1].stop == len(data)
+    cut = read_all(feed, spans)
+    assert sorted(whole[0]) == sorted(cut[0]) and sorted(whole[1]) == sorted(cut[1])
+    assert sorted(whole[0] + whole[1]) == expected_record_lines(data, limit=400)
+
+
+def test_a_plain_feed_is_cut_without_reading_it_whole(tmp_path):
+    """No quote anywhere: every cut is placed by a window read (provisional line numbers), and the renumbered
+    ranges give each row the line a whole reading gives."""
+    path = tmp_path / "feed.csv"
+    data = feed_bytes(good_rows(3000))
+    path.write_bytes(data)
+    feed = open_feed(path)
+    spans = feed.ranges(6)
+    assert len(spans) == 6 and spans[0].first_line == 2
+    assert all(s.first_line == PROVISIONAL_LINE for s in spans[1:])
+    assert all(data[s.start - 1:s.start] == b"\n" for s in spans[1:])
+    assert read_all(feed, spans) == (list(range(2, 3002)), [])
+
+
+def test_a_cut_moves_past_a_quote_it_would_fall_after(tmp_path, monkeypatch):
+    """A quoted field with a newline just before a target offset: the cut lands a record-length after it."""
+    monkeypatch.setattr(records_module, "MAX_RECORD_BYTES", 500)
+    rows = good_rows(400)
+    plain = feed_bytes(rows)
+    data_start = plain.index(b"\n") + 1
+    target = data_start + (len(plain) - data_start) // 2  # where ranges(2) looks first
+    at = plain.count(b"\n", 0, target - 200) - 1  # the row 200 bytes before it
+    fields = rows[at].split(b",")
+    fields[1] = b'"' + fields[1] + b'\nX"'  # a quoted employee id holding a newline (a rejected value, one record)
+    rows[at] = b",".join(fields)
+    data = feed_bytes(rows)
+    path = tmp_path / "feed.csv"
+    path.write_bytes(data)
+    feed = open_feed(path)
+    spans = feed.ranges(2)
+    quote = data.rindex(b'"')
+    assert quote < target and len(spans) == 2 and spans[1].start > quote + 500
+    assert spans[1].first_line == PROVISIONAL_LINE
+    whole = read_all(feed, [FeedRange(feed.data_start, len(data), 2)])
+    cut = read_all(feed, spans)  # a block's quoted records come after its plain ones: compare the sets of lines
+    assert sorted(cut[0]) == sorted(whole[0]) and cut[1] == whole[1] and len(whole[0]) + len(whole[1]) == 400
+
+
+def test_a_fully_quoted_feed_is_cut_by_reading_its_records(tmp_path):
+    """Quotes everywhere: no window is free of them, so the cuts come from the record splitting, numbered exactly."""
+    rows = [b",".join(b'"' + field + b'"' for field in row.split(b",")) for row in good_rows(3000)]
+    data = feed_bytes(rows)
+    path = tmp_path / "feed.csv"
+    path.write_bytes(data)
+    feed = open_feed(path)
+    feed_module.MIN_RANGE_CHUNK, saved = 4096, feed_module.MIN_RANGE_CHUNK
+    try:
+        spans = feed.ranges(4)
+    finally:
+        feed_module.MIN_RANGE_CHUNK = saved
+    assert len(spans) == 4 and all(s.first_line > 2 for s in spans[1:])
+    assert read_all(feed, spans) == (list(range(2, 3002)), [])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

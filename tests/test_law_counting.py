@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plancheck.sinks import events
-from plancheck.errors import InputError
-from plancheck.documents.plan import load_plan
-from plancheck.checks.ruleset import load_rules
-from plancheck.facts.schedule import pay_dates
 from feeds import COLUMNS, money
 from helpers import ROOT, make_election, make_plan, run, run_batch_files
+from plancheck.checks.ruleset import load_rules
+from plancheck.documents.plan import load_plan
+from plancheck.errors import InputError
+from plancheck.facts.schedule import pay_dates
+from plancheck.sinks import events
 
 
 @pytest.fixture(scope="module")

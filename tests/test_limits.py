@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from plancheck.errors import InputError, LimitYearMissing
-from plancheck.documents.limits import load_limits
 from irs_figures import FIGURES
+from plancheck.documents.limits import load_limits
+from plancheck.errors import InputError, LimitYearMissing
+
 
 def cents(dollars):
     return None if dollars is None else dollars * 100

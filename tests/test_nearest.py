@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import make_election, make_plan
 
 import plancheck.checks.nearest as nearest_module
+from helpers import make_election, make_plan
 from plancheck.checks.election import check_election
 from plancheck.checks.nearest import nearest_compliant
 

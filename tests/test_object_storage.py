@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from feeds import feed_with_bad_rows
 from helpers import ROOT, plancheck
 

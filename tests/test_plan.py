@@ -7,13 +7,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from helpers import plancheck
 from pydantic import ValidationError
 
-from plancheck.errors import InputError
+from helpers import plancheck
 from plancheck.documents.plan import Plan, load_plan
 from plancheck.documents.yamlio import parse_yaml
+from plancheck.errors import InputError
 
 
 def test_sample_plans_cover_the_required_designs(plans):

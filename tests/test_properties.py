@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
-from helpers import make_election, make_plan, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from irs_figures import FIGURES
 
+from helpers import make_election, make_plan, run
+from irs_figures import FIGURES
 from plancheck.engine.prescreen import evaluate_columns
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

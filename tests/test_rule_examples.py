@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from plancheck.checks.rule_audit import example_record
 from plancheck.checks.ruleset import load_rules
 from plancheck.engine.prescreen import evaluate_columns
-from conftest import ROOT
 
 RULEBOOK, LIMITS = load_rules(ROOT / "rules")
 CASES = [(rule, example) for rules in RULEBOOK.rules.values() for rule in rules for example in rule.examples]

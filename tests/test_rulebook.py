@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from plancheck.errors import InputError
 from plancheck.rulebook.rules import load_rulebook
-from helpers import ROOT
 
 RULE = "checks/period/after-tax-not-permitted.yaml"
 
@@ -118,8 +118,8 @@ def test_not_in_and_named_conditions_decide_as_written(tmp_path, root):
     import numpy as np
 
     from plancheck.checks.rule_audit import audit_rules
-    from plancheck.engine.prescreen import evaluate_columns
     from plancheck.engine import Engine
+    from plancheck.engine.prescreen import evaluate_columns
     from plancheck.rulebook.rules import load_rulebook
 
     rules = tmp_path / "rules"
@@ -152,8 +152,8 @@ def test_the_rule_schema_describes_every_bundled_rule_and_refuses_a_bad_conditio
     """`plancheck schema rule` gives editors the condition language: every rule file fits it, a typo does not."""
     import jsonschema
 
-    from plancheck.rulebook.rules import RuleFile
     from plancheck.documents.yamlio import read_document
+    from plancheck.rulebook.rules import RuleFile
 
     validator = jsonschema.Draft202012Validator(RuleFile.model_json_schema())
     for path in sorted((root / "rules" / "checks").glob("*/*.yaml")):

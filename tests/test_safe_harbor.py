@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 
 from helpers import plancheck
-
-from plancheck.facts.plan import plan_facts
-from plancheck.errors import InputError
 from plancheck.documents.plan import Plan, SafeHarborDesign
+from plancheck.errors import InputError
+from plancheck.facts.plan import plan_facts
 from plancheck.facts.safe_harbor import largest_shortfall, match_at, parameter_formula
 
 SAFE_HARBOR_RULES = {

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from helpers import ROOT
 from service_server import running
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
 from helpers import ROOT
 from service_server import running
 

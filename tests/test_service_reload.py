@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from helpers import ROOT
 from service_server import running
 

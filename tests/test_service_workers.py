@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from helpers import ROOT
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")

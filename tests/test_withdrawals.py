@@ -8,9 +8,7 @@ import json
 import pytest
 
 from helpers import ROOT, plancheck
-
-from plancheck.ages import date_reaching
-from plancheck.ages import months_of_age
+from plancheck.ages import date_reaching, months_of_age
 
 
 def run(path: str) -> tuple[list[dict], int]:

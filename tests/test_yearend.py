@@ -11,14 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from helpers import plancheck
-
 from plancheck.checks.yearend import check_plans, check_yearend
 from plancheck.documents.census import CENSUS_COLUMNS, read_census
+from plancheck.documents.plan import Plan
 from plancheck.errors import InputError
 from plancheck.facts.yearend import BUILT_FACTS, build_yearend_facts, months_after_year_end
-from plancheck.documents.plan import Plan
-from conftest import ROOT
 
 PLAN = "t-plan"
 
@@ -472,8 +471,8 @@ def test_preview_says_when_what_is_already_in_fails_the_test(tmp_path, rulebook,
 def test_feed_totals_replace_the_census_contributions(tmp_path, rulebook, limits, engine):
     """The payroll feed's 2026 rows give the same test as the same totals typed into the census; bad feed
     rows are rejected with reasons, rows of 2025 are read but add nothing, and the counts reconcile."""
-    from plancheck.documents.feed.reader import COLUMNS as FEED_COLUMNS
     from plancheck.documents.census_feed import contributions_from_feed
+    from plancheck.documents.feed.reader import COLUMNS as FEED_COLUMNS
     feed = tmp_path / "feed.csv"
     base = {"plan_id": PLAN, "birth_date": "1990-01-01", "compensation": "10000", "roth": "0",
             "employer_match": "0", "employer_nonelective": "0", "prior_year_fica_wages": "", "other_plan_deferrals": "",

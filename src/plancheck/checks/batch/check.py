@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from plancheck.documents.feed.parse import Parsed, parse_partition, years_of
+from plancheck.documents.feed.reader import LINE
 from plancheck.documents.feed.records import Reject
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
@@ -396,10 +398,20 @@ def _finding_events(checker: Checker, parsed: Parsed, entries: Entries, facts: d
     return events
 
 
-def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: str) -> PartitionResult:
-    """Check one partition (its spill pieces); write its sorted findings and rejects to out_dir."""
+def _renumbered(table: pa.Table, shift: int) -> pa.Table:
+    if not shift:
+        return table
+    where = table.schema.get_field_index(LINE)
+    return table.set_column(where, LINE, pc.add(table.column(where), pa.scalar(shift, pa.int64())))
+
+
+def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: str,
+                    shifts: list[int] | None = None) -> PartitionResult:
+    """Check one partition (its spill pieces, each one's line numbers shifted by `shifts` to be the file's, where
+    its range was numbered provisionally: reader.renumber); write its sorted findings and rejects to out_dir."""
     clock = PhaseClock()
-    table = pa.concat_tables([ipc.open_file(piece).read_all() for piece in pieces])
+    table = pa.concat_tables([_renumbered(ipc.open_file(piece).read_all(), shift)
+                              for piece, shift in zip(pieces, shifts or [0] * len(pieces), strict=True)])
     clock.lap("load")
     parsed, rejects = parse_partition(table, checker.plan_index, checker.limits)
     clock.lap("parse")

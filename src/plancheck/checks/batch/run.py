@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -50,7 +50,7 @@ from plancheck.checks.batch.check import (
 )
 from plancheck.checks.batch.partition import partition_count, spill
 from plancheck.checks.ruleset import load_rules
-from plancheck.documents.feed.reader import COLUMNS, FeedRange, open_feed
+from plancheck.documents.feed.reader import COLUMNS, FeedRange, open_feed, renumber
 from plancheck.documents.feed.records import RAW_CHARS, Reject
 from plancheck.documents.feed.source import Source
 from plancheck.documents.plan import Plan, load_plans
@@ -92,23 +92,23 @@ def _init_worker(rules_dir: str, plans: list[Plan]) -> None:
 
 
 def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: int, tag: str,
-                 employers: dict[str, str]) -> tuple[dict[int, Path], int, list[Reject]]:
+                 employers: dict[str, str]) -> tuple[dict[int, Path], int, list[Reject], int | None]:
     """Phase 1 task: read one range of the feed (CSV bytes or Parquet row groups) and split its rows into
-    partition pieces."""
+    partition pieces; also the line just past the range as it numbered them (reader.renumber)."""
     feed = open_feed(feed_path)
     feed.threads = False
     paths, rows = spill(feed.range_batches(span), Path(directory), partitions, tag, employers=employers)
-    return paths, rows, feed.bad_rows
+    return paths, rows, feed.bad_rows, feed.next_line
 
 
 def _ready() -> None:
     """A task that does nothing: submitting it starts a worker, which builds its checker."""
 
 
-def _check(pieces: list[str], out_dir: str, name: str) -> PartitionResult:
-    """Phase 2 task: check one partition."""
+def _check(pieces: list[str], out_dir: str, name: str, shifts: list[int] | None = None) -> PartitionResult:
+    """Phase 2 task: check one partition (its pieces' line numbers shifted to the file's, reader.renumber)."""
     assert _CHECKER is not None, "worker not initialised"
-    return check_partition(_CHECKER, [Path(p) for p in pieces], Path(out_dir), name)
+    return check_partition(_CHECKER, [Path(p) for p in pieces], Path(out_dir), name, shifts)
 
 
 @dataclass
@@ -149,18 +149,18 @@ class RunDir:
 
 
 def _spill_task(run_dir: RunDir, feed_path: str, span: FeedRange, partitions: int, tag: str,
-                employers: dict[str, str]) -> tuple[dict[int, str], int, list[Reject]]:
+                employers: dict[str, str]) -> tuple[dict[int, str], int, list[Reject], int | None]:
     """Phase 1 as a task: `_spill_range` into the run directory."""
     with run_dir.writable() as directory:
-        paths, rows, bad_rows = _spill_range(feed_path, span, directory, partitions, tag + run_dir.attempt(),
-                                             employers)
-        return {k: run_dir.keep(str(path)) for k, path in paths.items()}, rows, bad_rows
+        paths, rows, bad_rows, next_line = _spill_range(feed_path, span, directory, partitions,
+                                                        tag + run_dir.attempt(), employers)
+        return {k: run_dir.keep(str(path)) for k, path in paths.items()}, rows, bad_rows, next_line
 
 
-def _check_task(run_dir: RunDir, pieces: list[str], name: str) -> PartitionResult:
+def _check_task(run_dir: RunDir, pieces: list[str], name: str, shifts: list[int] | None = None) -> PartitionResult:
     """Phase 2 as a task: `_check` one partition's pieces into the run directory."""
     with run_dir.readable(pieces) as local, run_dir.writable() as out_dir:
-        result = _check(local, out_dir, name + run_dir.attempt())
+        result = _check(local, out_dir, name + run_dir.attempt(), shifts)
         result.findings_path = run_dir.keep(result.findings_path)
         result.rejects_path = run_dir.keep(result.rejects_path)
         return result
@@ -280,11 +280,11 @@ def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, 
         employers = {p.plan_id: p.employer_id for p in plans if p.employer_id != p.plan_id}
         clock = PhaseClock(RUN_PHASES, since=started)
         clock.lap("start")
-        pieces, rows_read, bad_rows = _spill_phase(feed, tasks, partitions, on_read, employers)
+        pieces, shifts, rows_read, bad_rows = _spill_phase(feed, tasks, partitions, on_read, employers)
         clock.lap("read_and_spill")
         if on_start:
             on_start(len(pieces))
-        results = _check_phase(pieces, tasks, on_partition)
+        results = _check_phase(pieces, shifts, tasks, on_partition)
         clock.lap("check")
         lines = lambda path: _lines(tasks.run_dir.open(path))  # noqa: E731
         for _key, event in heapq.merge(*(lines(r.findings_path) for r in results), key=lambda item: item[0]):
@@ -347,39 +347,45 @@ def _profile(wall: dict[str, float], results: list[PartitionResult]) -> dict[str
 
 
 def _spill_phase(feed, tasks: Executor, partitions: int, on_read: Callable[[int], None] | None,
-                 employers: dict[str, str]) -> tuple[dict[int, list[str]], int, list[Reject]]:
+                 employers: dict[str, str]) -> tuple[dict[int, list[str]], dict[int, list[int]], int, list[Reject]]:
     """Phase 1: split the feed into partition pieces, by ranges in parallel (CSV bytes, Parquet row groups).
 
     Rows go to partitions by employer and employee, so the plans of one employer are checked together.
-    A partition's pieces are listed in range order, whatever order the tasks finish in.
+    A partition's pieces are listed in range order, whatever order the tasks finish in, each with
+    what its line numbers need added to be the file's (ranges cut without reading what precedes
+    them number their lines provisionally: reader.renumber); rejected records are renumbered here.
     """
     spans = feed.ranges(tasks.workers * 4 if tasks.workers > 1 else 1)
     if len(spans) <= 1 and not tasks.remote:
         paths, rows_read = spill(feed.batches(), Path(tasks.run_dir.path), partitions, "0000", on_read, employers)
-        return {k: [str(p)] for k, p in paths.items()}, rows_read, feed.bad_rows
+        return {k: [str(p)] for k, p in paths.items()}, {k: [0] for k in paths}, rows_read, feed.bad_rows
     feed_path = feed.source.for_workers()
     jobs = [(tasks.run_dir, feed_path, span, partitions, f"{i:04d}", employers) for i, span in enumerate(spans)]
-    done: dict[int, tuple[dict[int, str], int, list[Reject]]] = {}
-    for index, (paths, rows, bad) in tasks.map(_spill_task, jobs):
-        done[index] = paths, rows, bad
+    done: dict[int, tuple[dict[int, str], int, list[Reject], int | None]] = {}
+    for index, (paths, rows, bad, next_line) in tasks.map(_spill_task, jobs):
+        done[index] = paths, rows, bad, next_line
         if on_read:
             on_read(rows + len(bad))
+    shifts = renumber(spans, [done[index][3] for index in range(len(spans))])
     pieces: dict[int, list[str]] = {}
+    piece_shifts: dict[int, list[int]] = {}
     bad_rows: list[Reject] = []
     rows_read = 0
     for index in sorted(done):
-        paths, rows, bad = done[index]
+        paths, rows, bad, _ = done[index]
         rows_read += rows
-        bad_rows.extend(bad)
+        shift = shifts[index]
+        bad_rows.extend(replace(reject, line=reject.line + shift) for reject in bad)
         for k, path in paths.items():
             pieces.setdefault(k, []).append(path)
-    return pieces, rows_read, bad_rows
+            piece_shifts.setdefault(k, []).append(shift)
+    return pieces, piece_shifts, rows_read, bad_rows
 
 
-def _check_phase(pieces: dict[int, list[str]], tasks: Executor,
+def _check_phase(pieces: dict[int, list[str]], shifts: dict[int, list[int]], tasks: Executor,
                  on_partition: Callable[[int], None] | None) -> list[PartitionResult]:
     """Phase 2: check each partition as a task; the results in partition order."""
-    jobs = [(tasks.run_dir, pieces[k], f"part-{k:04d}") for k in sorted(pieces)]
+    jobs = [(tasks.run_dir, pieces[k], f"part-{k:04d}", shifts[k]) for k in sorted(pieces)]
     done: dict[int, PartitionResult] = {}
     for index, result in tasks.map(_check_task, jobs):
         done[index] = result

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from plancheck.documents.feed import records
 from plancheck.documents.feed.records import CHUNK, MAX_RECORD_BYTES, RAW_CHARS, Block, Reject, raw_text, read_blocks
 from plancheck.documents.feed.source import Source
 from plancheck.errors import InputError, Problem, shorten, shown
@@ -45,6 +46,10 @@ MAX_VALUE_CHARS = 256
 _QUOTE, _CR, _NEWLINE = ord('"'), ord("\r"), ord("\n")
 #: Smallest stretch Feed.ranges scans at a time (tests lower it to cut small feeds).
 MIN_RANGE_CHUNK = 1 << 16
+#: The first line number of a range whose true first line is not known until the ranges before it are read.
+PROVISIONAL_LINE = 1
+#: Tries to place one cut where no quote is near before it is given up (the cut is dropped).
+CUT_TRIES = 4
 #: Rows of one Parquet read batch: about a CSV block's (16 MB), so a spill task holds as much either way.
 PARQUET_BATCH_ROWS = 131_072
 
@@ -52,7 +57,12 @@ PARQUET_BATCH_ROWS = 131_072
 @dataclass(frozen=True)
 class FeedRange:
     """Records between two byte offsets of a CSV, or the row groups start..stop-1 of a Parquet file;
-    `first_line` is the line number at `start` (for Parquet the 1-based row of the range's first row)."""
+    `first_line` is the line number at `start` (for Parquet the 1-based row of the range's first row).
+
+    A CSV range cut without reading what precedes it (`Feed.ranges`) numbers its lines from
+    PROVISIONAL_LINE instead: `renumber` gives each range the shift to its true numbers once the
+    line counts of the ranges before it are known.
+    """
 
     start: int
     stop: int
@@ -94,6 +104,8 @@ class Feed:
     bad_rows: list[Reject] = field(default_factory=list)
     #: Which columns are read (a payroll feed's unless told otherwise).
     layout: Layout = FEED
+    #: After a CSV range is read: the line number just past it (its first line + the lines it holds).
+    next_line: int | None = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Batches of the interface columns as strings, plus LINE (int64)."""
@@ -109,16 +121,43 @@ class Feed:
         return self.csv_batches(span)
 
     def ranges(self, pieces: int) -> list[FeedRange]:
-        """Split a CSV's records into about `pieces` byte ranges, cut at record boundaries, each with its first line;
-        a Parquet file into about `pieces` runs of whole row groups of about equal rows.
+        """Split a CSV's records into about `pieces` byte ranges cut at record boundaries; a Parquet file into
+        about `pieces` runs of whole row groups of about equal rows.
 
-        The cuts come from the same record splitting a reader does (records.read_blocks), so a
-        quoted field with newlines is never cut and every range reads exactly its records.
+        A CSV is cut without reading it whole: a newline with no double quote in the MAX_RECORD_BYTES
+        before it ends a record whatever came before (a quoted field, the only thing that spans a
+        newline, is at most that long and opens with a quote), so each cut reads about a megabyte.
+        Those ranges number their lines from PROVISIONAL_LINE (`renumber`). Where quotes are
+        everywhere (a fully quoted feed), the cuts come from the record splitting a reader does
+        (records.read_blocks) over the whole file, with exact line numbers.
         """
         if self.format == "parquet":
             return self._row_group_ranges(pieces)
         if pieces <= 1:
             return [FeedRange(self.data_start, self.size_bytes, 2)]
+        quick = self._quick_ranges(pieces)
+        if quick is not None:
+            return quick
+        return self._scanned_ranges(pieces)
+
+    def _quick_ranges(self, pieces: int) -> list[FeedRange] | None:
+        """Cuts placed near equal steps where no quote is near (see `ranges`); None if fewer than half can be."""
+        step = max((self.size_bytes - self.data_start) // pieces, 1)
+        cuts = [self.data_start]
+        with self.source.open() as handle:
+            for k in range(1, pieces):
+                cut = _quote_free_cut(handle, max(self.data_start + k * step, cuts[-1] + 1), self.data_start,
+                                      self.size_bytes)
+                if cut is not None and cut > cuts[-1] and cut < self.size_bytes:
+                    cuts.append(cut)
+        if len(cuts) < (pieces + 1) // 2:
+            return None
+        stops = cuts[1:] + [self.size_bytes]
+        return [FeedRange(start, stop, 2 if start == self.data_start else PROVISIONAL_LINE)
+                for start, stop in zip(cuts, stops)]
+
+    def _scanned_ranges(self, pieces: int) -> list[FeedRange]:
+        """Cuts from reading the whole CSV's record boundaries, each range with its exact first line."""
         step = max((self.size_bytes - self.data_start) // pieces, 1)
         cuts = [(self.data_start, 2)]
         with self.source.open() as handle:
@@ -138,6 +177,7 @@ class Feed:
         """
         with self.source.open() as handle:
             for block in read_blocks(handle, span.start, span.stop, span.first_line):
+                self.next_line = block.next_line
                 self.bad_rows.extend(block.bad)
                 if not len(block.lines):
                     continue
@@ -337,6 +377,38 @@ class Feed:
         except (pa.ArrowException, OSError) as exc:
             raise InputError(Problem(str(self.source), "", f"unreadable Parquet after row {row - 1}: "
                                                          f"{shorten(str(exc), 200)}")) from None
+
+
+def renumber(spans: list[FeedRange], next_lines: list[int | None]) -> list[int]:
+    """What to add to each range's line numbers to make them the file's, from the line just past each range
+    as it numbered its own lines (Feed.next_line after reading it; None for Parquet, numbered exactly)."""
+    shifts, true_first = [0], spans[0].first_line
+    for before, span, past in zip(spans, spans[1:], next_lines):
+        true_first = span.first_line if past is None else true_first + past - before.first_line
+        shifts.append(true_first - span.first_line)
+    return shifts
+
+
+def _quote_free_cut(handle: BinaryIO, target: int, data_start: int, size: int) -> int | None:
+    """The offset just after the first newline at or after `target` that has no double quote in the
+    MAX_RECORD_BYTES bytes before it (so a record boundary, see Feed.ranges); after a quote, the
+    search moves past it, up to CUT_TRIES times. None if there is none to be found so."""
+    reach = records.MAX_RECORD_BYTES + 2
+    for _ in range(CUT_TRIES):
+        if target >= size:
+            return None
+        first = max(data_start, target - reach)
+        handle.seek(first)
+        window = handle.read(min(size, target + reach) - first)
+        newline = window.find(b"\n", target - first)
+        if newline < 0:
+            return None  # a line longer than a record may be: try no further
+        cut = first + newline + 1
+        quote = window.rfind(b'"', max(0, cut - first - reach), newline)
+        if quote < 0:
+            return cut
+        target = first + quote + reach
+    return None
 
 
 def _plain_records(block: Block) -> np.ndarray:
