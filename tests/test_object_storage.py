@@ -165,6 +165,70 @@ def test_a_parquet_feed_on_s3_on_a_local_dask_cluster_with_an_s3_work_dir(s3, tm
     assert not fs.exists(f"{BUCKET}/work") or not fs.ls(f"{BUCKET}/work")
 
 
+def read_object(url: str) -> bytes:
+    import fsspec
+
+    fs = fsspec.filesystem("s3")
+    fs.invalidate_cache()
+    return fs.cat_file(url)
+
+
+def object_exists(url: str) -> bool:
+    import fsspec
+
+    fs = fsspec.filesystem("s3")
+    fs.invalidate_cache()
+    return fs.exists(url)
+
+
+def test_findings_and_rejects_written_to_s3_are_the_local_files(s3, tmp_path, plans):
+    """--out and --rejects as URLs: the objects hold exactly what the local files hold (same feed, same run id)."""
+    feed = feed_with_bad_rows(tmp_path / "feed.csv", plans, 26)
+    local = plancheck("batch", str(feed), "--workers", "1", "--out", str(tmp_path / "findings.jsonl"),
+                      "--rejects", str(tmp_path / "rejects.csv"), cwd=tmp_path)
+    out, rejects = f"s3://{BUCKET}/out/2026-11-23/findings.jsonl", f"s3://{BUCKET}/out/2026-11-23/rejects.csv"
+    remote = plancheck("batch", str(feed), "--workers", "1", "--out", out, "--rejects", rejects, cwd=tmp_path)
+    assert local.returncode == remote.returncode == 1, remote.stderr
+    strip = lambda data: [line for line in data.splitlines() if b'"batch_summary"' not in line]  # noqa: E731
+    assert strip(read_object(out)) == strip((tmp_path / "findings.jsonl").read_bytes()) and strip(read_object(out))
+    assert read_object(rejects) == (tmp_path / "rejects.csv").read_bytes()
+    summary = json.loads(read_object(out).splitlines()[-1])
+    assert summary["event"] == "batch_summary" and summary["rejects_file"] == rejects
+
+
+def test_a_run_that_fails_leaves_no_object_behind(s3, tmp_path):
+    """The feed cannot be read: exit 2, and neither output object appears (nor does an old one change)."""
+    out = f"s3://{BUCKET}/failed/findings.jsonl"
+    import fsspec
+
+    fsspec.filesystem("s3").pipe_file(f"s3://{BUCKET}/failed/rejects.csv", b"yesterday's rejects\n")
+    result = plancheck("batch", f"s3://{BUCKET}/no/such/feed.csv", "--out", out, "--rejects",
+                       f"s3://{BUCKET}/failed/rejects.csv", cwd=tmp_path)
+    assert result.returncode == 2 and "feed file not found" in result.stderr, result.stderr
+    assert not object_exists(out)
+    assert read_object(f"s3://{BUCKET}/failed/rejects.csv") == b"yesterday's rejects\n"
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("s3://no-such-bucket/findings.jsonl", "--out: no-such-bucket does not exist"),
+    (f"s3://{BUCKET}/inputs/feed.csv", "--out: is an input of this run"),
+    (f"s3://{BUCKET}/out/", "--out: is a folder"),
+])
+def test_an_output_url_that_cannot_be_written_is_refused_before_any_work(out, message, s3, tmp_path, plans):
+    upload(feed_with_bad_rows(tmp_path / "feed.csv", plans, 27), "inputs/feed.csv")
+    result = plancheck("batch", f"s3://{BUCKET}/inputs/feed.csv", "--out", out, "--rejects",
+                       str(tmp_path / "r.csv"), cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_two_outputs_at_one_url_are_refused(s3, tmp_path, plans):
+    feed = feed_with_bad_rows(tmp_path / "feed.csv", plans, 28)
+    same = f"s3://{BUCKET}/out/both.jsonl"
+    result = plancheck("batch", str(feed), "--out", same, "--rejects", same, cwd=tmp_path)
+    assert result.returncode == 2 and "--rejects: is the same object as --out" in result.stderr, result.stderr
+
+
 def test_the_history_hashes_the_object_s_content(s3, tmp_path, plans):
     """A recorded run names the URL as its input, with the SHA-256 of the content (equal to the local file's)."""
     pytest.importorskip("sqlalchemy")
@@ -225,7 +289,7 @@ def test_yearend_takes_its_contribution_totals_from_a_feed_on_s3(s3, tmp_path):
 
 @pytest.mark.parametrize(("where", "message"), [
     (f"s3://{BUCKET}/no/such/feed.csv", "feed file not found"),
-    ("nosuchprotocol://bucket/feed.csv", "cannot read this URL"),
+    ("nosuchprotocol://bucket/feed.csv", "cannot use this URL"),
 ])
 def test_a_feed_url_that_cannot_be_read_is_a_clear_input_error(where, message, s3, tmp_path):
     result = plancheck("batch", where, "--workers", "1", "--out", str(tmp_path / "e.jsonl"),

@@ -94,11 +94,14 @@ def _plans_dir(plans: Path | None) -> Path:
     return (plans or default_plans_dir()).resolve()
 
 
-def _check_outputs(outputs: dict[str, Path | None], inputs: list[Path | None], rules_dir: Path | None,
+def _check_outputs(outputs: dict[str, Path | str | None], inputs: list[Path | str | None], rules_dir: Path | None,
                    plans_dir: Path | None = None) -> None:
-    """Before any work: outputs writable and none of them an input (files, plan files, the rules tree)."""
-    files = input_files(inputs) + input_files([rules_dir]) + input_files([plans_dir], PLAN_SUFFIXES)
-    check_outputs(outputs, files)
+    """Before any work: outputs writable and none of them an input (files, plan files, the rules tree); a str is
+    a URL (locations.py)."""
+    urls = [i for i in inputs if isinstance(i, str)]
+    files = input_files([i for i in inputs if not isinstance(i, str)]) + input_files([rules_dir]) \
+        + input_files([plans_dir], PLAN_SUFFIXES)
+    check_outputs(outputs, [*files, *urls])
 
 
 def _events_to(stream, ruleset_revision: str) -> None:
@@ -201,9 +204,11 @@ def batch(
                                         "object storage (s3://bucket/feed.csv; README, 'Feeds on object storage')")],
     plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
     rules: RulesOption = None,
-    out: OutOption = None,
-    rejects: Annotated[Optional[Path], typer.Option(
-        "--rejects", help="Where rejected rows go (default: FEED's name + .rejects.csv in the current directory)")] = None,
+    out: Annotated[Optional[str], typer.Option(
+        "--out", help="Write JSON-lines events here instead of stdout: a path, or a URL on object storage")] = None,
+    rejects: Annotated[Optional[str], typer.Option(
+        "--rejects", help="Where rejected rows go, a path or a URL (default: FEED's name + .rejects.csv in the current "
+        "directory)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores)")] = None,
     cluster: Annotated[Optional[str], typer.Option(
         "--cluster", help="Run on a Dask cluster: its scheduler (tcp://scheduler:8786), or local:N for a LocalCluster "
@@ -219,21 +224,23 @@ def batch(
     """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
     from plancheck.checks.batch.run import run_batch
     from plancheck.documents.feed.source import Source
+    from plancheck.locations import location
     from plancheck.sinks.batch import BatchFiles
     source = Source.of(feed)
-    rejects_path = rejects or Path(f"{source.stem}.rejects.csv")
+    out_target = location(out) if out is not None else None
+    rejects_path = location(rejects) if rejects is not None else Path(f"{source.stem}.rejects.csv")
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
     if cluster is None and work_dir is not None:
         raise typer.BadParameter("goes with --cluster", param_hint="--work-dir")
     if cluster is not None and workers is not None:
         raise typer.BadParameter("a cluster runs on its own workers: give --workers or --cluster", param_hint="--workers")
-    _check_outputs({"--out": out, "--rejects": rejects_path, "--html": html, "--xlsx": xlsx}, [source.local], rules_dir,
-                   plans_dir)
+    _check_outputs({"--out": out_target, "--rejects": rejects_path, "--html": html, "--xlsx": xlsx},
+                   [source.local if source.local is not None else source.url], rules_dir, plans_dir)
     executor = _cluster(cluster, work_dir, source) if cluster is not None else None
     history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [source])
     progress = _Progress() if sys.stderr.isatty() else (_ProgressLines() if cluster is not None else None)
     # Both outputs are replaced together, once the whole run has completed.
-    with (_recording(history), OutputLock([out, rejects_path]), replacing(out) as stream,
+    with (_recording(history), OutputLock([out_target, rejects_path]), replacing(out_target) as stream,
           replacing(rejects_path) as rejects_stream):
         events.configure(stream)
         sink = BatchFiles(rejects_stream)

@@ -10,6 +10,11 @@ Every command that takes `--out` or `--rejects` goes through this module:
   target is left as it was. Devices and pipes (`/dev/full`, `/dev/stdout`) are written directly.
 * `OutputLock` keeps two runs from writing the same outputs at once.
 * A write that fails (a full disk) becomes an `OutputError` naming the file and the OS error.
+
+An output may also be a URL on object storage (a `str`; a local output is a `Path`, see
+locations.py): it is checked for a bucket that exists, written to a local temporary file and
+uploaded in one PUT when the block completes, so the object appears whole or not at all. Object
+stores have no locks: two runs writing the same URL each leave a whole object, the last one wins.
 """
 
 from __future__ import annotations
@@ -24,7 +29,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from plancheck.errors import InputError, Problem
+from plancheck.errors import InputError, Problem, shorten
+from plancheck.locations import filesystem
+
+#: Where an output goes: a local path, or a URL on object storage (text).
+Target = Path | str
 
 
 class OutputError(InputError):
@@ -85,27 +94,57 @@ def _location_problem(option: str, path: Path) -> str | None:
     return None
 
 
-def check_outputs(outputs: dict[str, Path | None], inputs: list[Path]) -> None:
+def _url_problem(option: str, url: str) -> str | None:
+    """Why an object cannot be written at `url`, or None: the store's package missing, no such bucket, a folder."""
+    try:
+        fs, path = filesystem(url)
+    except InputError as exc:
+        return f"{option}: {exc.problems[0].expected}"
+    bucket = path.split("/", 1)[0]
+    try:
+        if path.endswith("/") or fs.isdir(path):
+            return f"{option}: is a folder; name the object to write"
+        if not fs.exists(bucket):
+            return f"{option}: {bucket} does not exist"
+    except Exception as exc:  # noqa: BLE001 - whatever the store's package raises (credentials, network), said
+        return f"{option}: cannot reach it: {shorten(str(exc) or type(exc).__name__, 200)}"
+    return None
+
+
+def check_outputs(outputs: dict[str, Target | None], inputs: list[Target]) -> None:
     """Refuse unusable outputs before any work starts: one problem per bad output, exit status 2.
 
-    `outputs` maps an option name (`--out`) to its path (None: not given); `inputs` are every
-    file the command will read.
+    `outputs` maps an option name (`--out`) to its path or URL (None: not given); `inputs` are
+    every file the command will read (a feed may be a URL).
     """
     problems: list[Problem] = []
     given = [(option, path) for option, path in outputs.items() if path is not None]
     for index, (option, path) in enumerate(given):
+        if isinstance(path, str):
+            reason = _url_problem(option, path)
+            if reason is None and path in inputs:
+                reason = f"{option}: is an input of this run; writing it would destroy it"
+            if reason is None and any(path == other for _, other in given[:index]):
+                other_option = next(o for o, other in given[:index] if other == path)
+                reason = f"{option}: is the same object as {other_option}"
+            if reason:
+                problems.append(Problem(path, "", reason))
+            continue
+        inputs_here = [source for source in inputs if isinstance(source, Path)]
         if not is_special(path):
             reason = _location_problem(option, path)
             if reason:
                 problems.append(Problem(str(path), "", reason))
                 continue
         if path.exists():
-            clash = next((source for source in inputs if _same_file(path, source)), None)
+            clash = next((source for source in inputs_here if _same_file(path, source)), None)
             if clash is not None:
                 problems.append(Problem(str(path), "", f"{option}: is an input of this run ({clash}); "
                                                        "writing it would destroy it"))
                 continue
         for other_option, other in given[:index]:
+            if isinstance(other, str):
+                continue
             if not is_special(path) and (_same_file(path, other) if path.exists() and other.exists()
                                          else path.resolve() == other.resolve()):
                 problems.append(Problem(str(path), "", f"{option}: is the same file as {other_option}"))
@@ -152,14 +191,19 @@ def _file_mode(target: Path) -> int:
 
 
 @contextmanager
-def replacing(target: Path | None) -> Iterator[GuardedStream]:
+def replacing(target: Target | None) -> Iterator[GuardedStream]:
     """A stream for `target` (stdout when None) that replaces it only if the block completes.
 
     The data goes to a temporary file in the target's directory, so the final os.replace is
-    atomic: readers see the old file or the complete new one, never a partial one.
+    atomic: readers see the old file or the complete new one, never a partial one. For a URL,
+    to a local temporary file uploaded in one piece at the end.
     """
     if target is None:
         yield stdout()
+        return
+    if isinstance(target, str):
+        with _uploading(target) as stream:
+            yield stream
         return
     if is_special(target):
         try:
@@ -202,6 +246,37 @@ def replacing(target: Path | None) -> Iterator[GuardedStream]:
         temporary.unlink(missing_ok=True)
 
 
+@contextmanager
+def _uploading(url: str) -> Iterator[GuardedStream]:
+    """A stream whose data becomes the object at `url` only if the block completes (one upload at the end)."""
+    try:
+        fs, path = filesystem(url)
+    except InputError as exc:
+        raise OutputError(exc.problems) from None
+    try:
+        handle = tempfile.NamedTemporaryFile(prefix="plancheck-upload-", suffix=".partial", delete=False)
+    except OSError as exc:
+        raise cannot_write(url, exc) from None
+    stream = GuardedStream(handle, url)
+    temporary = Path(handle.name)
+    try:
+        yield stream
+        stream.flush()
+        try:
+            handle.close()
+            fs.put_file(str(temporary), path)
+        except Exception as exc:  # noqa: BLE001 - the store's own errors (permissions, network), said
+            raise OutputError(Problem(url, "", f"cannot upload: {shorten(str(exc) or type(exc).__name__, 200)}")) \
+                from None
+    finally:
+        if not handle.closed:
+            try:
+                handle.close()
+            except OSError:
+                pass
+        temporary.unlink(missing_ok=True)
+
+
 class OutputLock:
     """An exclusive lock on the outputs of a run: `<output>.lock` beside each, holding the owner's pid.
 
@@ -210,8 +285,9 @@ class OutputLock:
     status 2 naming the first run's pid.
     """
 
-    def __init__(self, targets: Iterable[Path | None]):
-        self._paths = sorted({Path(f"{t.resolve()}.lock") for t in targets if t is not None and not is_special(t)})
+    def __init__(self, targets: Iterable[Target | None]):
+        self._paths = sorted({Path(f"{t.resolve()}.lock") for t in targets
+                              if isinstance(t, Path) and not is_special(t)})
         self._held: list[tuple[Path, int]] = []
 
     def __enter__(self) -> OutputLock:

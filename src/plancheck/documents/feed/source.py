@@ -18,13 +18,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from plancheck.errors import InputError, Problem, shorten
+from plancheck.locations import filesystem, location
 
-#: What to install for a feed at a URL.
-INSTALL_HINT = ("a feed at a URL is read through fsspec and the protocol's own package: "
-                "pip install 'plancheck[s3]' (or fsspec with gcsfs, adlfs)")
 #: Read size of object-store files: a CSV block is 16 MB, so reads are never split into small requests.
 BLOCK_SIZE = 16 << 20
 
@@ -40,13 +37,8 @@ class Source:
     def of(cls, where: str | Path | Source) -> Source:
         if isinstance(where, Source):
             return where
-        text = str(where)
-        if "://" not in text:
-            return cls(local=Path(text))
-        parts = urlsplit(text)
-        if parts.scheme == "file":
-            return cls(local=Path(unquote(parts.path)))
-        return cls(url=text)
+        found = location(where)
+        return cls(local=found) if isinstance(found, Path) else cls(url=found)
 
     @property
     def name(self) -> str:
@@ -73,14 +65,7 @@ class Source:
     # -- reading -----------------------------------------------------------------------------
 
     def _fs(self) -> tuple[Any, str]:
-        try:
-            import fsspec
-        except ImportError as exc:
-            raise InputError(Problem(self.url, "", f"{INSTALL_HINT} ({exc})")) from None
-        try:
-            return fsspec.core.url_to_fs(self.url)
-        except (ImportError, ValueError) as exc:  # the protocol's package is missing, or the URL is malformed
-            raise InputError(Problem(self.url, "", f"cannot read this URL: {shorten(str(exc), 200)}")) from None
+        return filesystem(self.url)
 
     def info(self) -> dict[str, Any]:
         """`is_file`, `size` and what identifies this version of it (`version`); OSError when it cannot be reached."""
