@@ -2,7 +2,7 @@
 
 1. Record N synthetic findings (default 100,000) into a fresh SQLite file (or, with
    `--postgresql URL`, into that empty PostgreSQL database too) through the same `HistoryRun`
-   the command line uses (classification year by year, chunked executemany, resolutions), three
+   the command line uses (classification by plan and year, chunked executemany, resolutions), three
    nights: the first (all new), the second (all recurring), the third (a tenth resolved).
 2. Run a batch over a generated feed (benchmarks/generate_feed.py, about one finding per
    employee) in a fresh process, without and with recording (the batch's `RecordingBatchSink`
@@ -46,7 +46,7 @@ for night in range(3):
     run = HistoryRun(store, "batch", scope, []).start("bench")
     for i in range(n - n // 10 if night == 2 else n):
         run.finding(finding(i))
-    counts = run.close([2026])
+    counts = run.close([("acme-mega-backdoor", 2026)])
     run.finish({"event": "batch_summary", **counts}, 1)
     nights.append({"seconds": time.perf_counter() - start, "new": counts["new"], "recurring": counts["recurring"],
                    "resolved": counts["resolved"]})
@@ -88,7 +88,7 @@ with open("/dev/null", "wb") as rejects:
     outcome = run_batch(feed, root / "plans", root / "rules", 1, sink, "/dev/null")
     if db:
         t = time.perf_counter()
-        outcome.summary.update(history.close(outcome.summary["years"]))
+        outcome.summary.update(history.close(outcome.covered))
         history.finish(outcome.summary, 1)
         recording += time.perf_counter() - t
 print(json.dumps({"wall": time.perf_counter() - start, "findings": outcome.summary["findings"], "recording": recording,

@@ -423,7 +423,7 @@ def _record(store, findings: list[dict], years: list[int] | None, command: str =
 
     run = HistoryRun(store, command, scope_of(command, ["p"], None), []).start("test")
     events = [run.finding(f) for f in findings]
-    summary = run.close(years)
+    summary = run.close(None if years is None else [("p", year) for year in years])
     run.finish({"event": "batch_summary", **summary}, 1)
     return summary | {"events": events}
 
@@ -539,7 +539,7 @@ def test_a_database_error_while_findings_stream_is_exit_2_and_removes_the_run(tm
     with pytest.raises(InputError, match="history database"):
         for n in range(recording.CHUNK * 4):
             run.finding(_finding(f"E{n}", 2026))
-        run.close([2026])
+        run.close([("p", 2026)])
     with store.engine.begin() as connection:
         connection.execute(sa.text("ALTER TABLE gone RENAME TO findings"))
     run.abort()
@@ -591,3 +591,77 @@ def test_a_run_of_many_chunks_is_written_whole_and_in_order(db, monkeypatch):
     assert [f["employee_id"] for f in store.findings(first["history_run"])] == [f"E{n:05d}" for n in range(1_001)]
     again = _record(store, [_finding("E00000", 2026)], [2026])
     assert _counts(again) == (0, 1, 1_000)
+
+
+def _plan_rows(rows_of: Path, plans: set[str], to: Path) -> Path:
+    """The feed's rows of `plans` only."""
+    with rows_of.open(newline="") as source, to.open("w", newline="") as target:
+        reader = csv.reader(source)
+        writer = csv.writer(target, lineterminator="\n")
+        header = next(reader)
+        writer.writerow(header)
+        column = header.index("plan_id")
+        writer.writerows(row for row in reader if row[column] in plans)
+    return to
+
+
+def test_plans_whose_feeds_come_separately_do_not_resolve_each_other(db, tmp_path, baseline):
+    """One recordkeeper's feed per plan, run one after the other into one history: a plan's run compares only
+    with the last run that had that plan's rows, resolves nothing of the other plans, and a run of the
+    whole feed afterwards finds every finding recurring and nothing resolved."""
+    plans = sorted({f["plan_id"] for f in baseline})
+    assert len(plans) >= 2
+    first, rest = plans[0], set(plans[1:])
+    runs = {}
+    for name, subset in (("first", {first}), ("rest", rest)):
+        _, events = _batch(_plan_rows(FEED, subset, tmp_path / f"{name}.csv"), tmp_path, db, name)
+        runs[name] = events[-1]
+        mine = [f for f in baseline if f["plan_id"] in subset]
+        assert _counts(runs[name]) == (len(mine), 0, 0), f"{name}: all new, and nothing of the other plans resolved"
+    _, events = _batch(FEED, tmp_path, db, "whole")
+    whole = events[-1]
+    assert _counts(whole) == (0, len(baseline), 0)
+    firsts = {f["plan_id"]: f["first_seen"] for f in _findings(events)}
+    assert firsts[first] == runs["first"]["history_run"]
+    assert {firsts[plan] for plan in rest} == {runs["rest"]["history_run"]}
+    from plancheck.history.store import Store
+    covered = Store(db).ready().run_plan_years(whole["history_run"])
+    assert {(c["plan_id"], c["previous_run"]) for c in covered if c["year"] == 2026} >= {
+        (first, runs["first"]["history_run"]), *((plan, runs["rest"]["history_run"]) for plan in rest)}
+    # The first plan fixes one finding: only that one is resolved, the other plans' findings are not touched.
+    fixed = next(f for f in baseline if f["plan_id"] == first)
+    _, events = _batch(_without(_plan_rows(FEED, {first}, tmp_path / "first-again.csv"), {fixed["employee_id"]},
+                                tmp_path / "first-fixed.csv"), tmp_path, db, "first-fixed")
+    again = events[-1]
+    gone = [f for f in baseline if f["plan_id"] == first and f["employee_id"] == fixed["employee_id"]]
+    assert again["resolved"] == len(gone) and again["new"] == 0 and again["previous_run"] == whole["history_run"]
+
+
+def test_a_plan_s_findings_compare_with_the_last_run_that_covered_that_plan(db):
+    from plancheck.history.recording import HistoryRun, scope_of
+    from plancheck.history.store import Store
+
+    store = Store(db).ready()
+
+    def record(findings: list[tuple[str, str]], covered: list[str]) -> dict:
+        run = HistoryRun(store, "batch", scope_of("batch", ["x", "y"], None), []).start("test")
+        for plan, employee in findings:
+            run.finding({**_finding(employee, 2026), "plan_id": plan})
+        summary = run.close([(plan, 2026) for plan in covered])
+        run.finish({"event": "batch_summary", **summary}, 1)
+        return summary
+
+    x1 = record([("x", "E1"), ("x", "E2")], ["x"])
+    y1 = record([("y", "E7")], ["y"])
+    assert _counts(y1) == (1, 0, 0) and y1["previous_run"] is None
+    x2 = record([("x", "E1")], ["x"])
+    assert _counts(x2) == (0, 1, 1) and x2["previous_run"] == x1["history_run"]
+    assert [r["employee_id"] for r in store.resolved(x2["history_run"])] == ["E2"]
+    y2 = record([], ["y"])
+    assert _counts(y2) == (0, 0, 1) and [r["employee_id"] for r in store.resolved(y2["history_run"])] == ["E7"]
+    both = record([("x", "E1"), ("y", "E8")], ["x", "y"])
+    assert _counts(both) == (1, 1, 0)
+    assert [(c["plan_id"], c["previous_run"], c["resolved"]) for c in store.run_plan_years(both["history_run"])] == [
+        ("x", x2["history_run"], 0), ("y", y2["history_run"], 0)]
+    assert both["by_year"] == [{"year": 2026, "covered": True, "previous_run": y2["history_run"], "new": 1,
+                                "recurring": 1, "resolved": 0}]

@@ -214,7 +214,7 @@ def large(tmp_path_factory):
         scope = scope_of("batch", ["acme-mega-backdoor", "bayside-safe-harbor"])
         run = HistoryRun(store, "batch", scope, []).start("t")
         events = [run.finding(_synthetic(i)) for i in numbers]
-        summary = {"event": "batch_summary", "findings": len(events), **run.close([2026])}
+        summary = {"event": "batch_summary", "findings": len(events), **run.close([(plan, 2026) for plan in ("acme-mega-backdoor", "bayside-safe-harbor")])}
         run.finish(summary, 1)
         nights.append((summary, events))
     (summary, events) = nights[1]

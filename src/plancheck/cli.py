@@ -256,7 +256,7 @@ def batch(
                 on_partition=progress.checked if progress else None,
                 executor=executor)
         if history:
-            outcome.summary.update(history.close(years=outcome.summary["years"]))
+            outcome.summary.update(history.close(covered=outcome.covered))
         events.emit(outcome.summary)
     status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
     if history:
@@ -384,7 +384,7 @@ def withdrawals(
                 events.emit({"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
                              "reason": reject.reason})
             if history:
-                summary.update(history.close(years=outcome.years))
+                summary.update(history.close(covered=outcome.covered))
             events.emit(summary)
         report.withdrawals_summary(outcome, summary)
         status = _status(history, outcome.findings)

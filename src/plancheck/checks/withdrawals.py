@@ -27,8 +27,10 @@ class WithdrawalOutcome:
     findings: list[Finding]
     rejected: list[RejectedRequest]
     checked: int
-    #: The years of the requests checked (what the run history compares year by year).
+    #: The years of the requests checked.
     years: list[int] = field(default_factory=list)
+    #: The (plan, year) pairs of the requests checked (what the run history compares plan by plan, year by year).
+    covered: list[tuple[str, int]] = field(default_factory=list)
 
     def summary(self, file: Path) -> dict[str, Any]:
         """The `withdrawals_summary` event: counts that reconcile (read = checked + rejected), findings by rule."""
@@ -82,4 +84,6 @@ def check_accepted(accepted: list[tuple[int | None, WithdrawalRequest]], rejecte
         findings.append(build_finding(rule, this, types, context, extra))
     rejected.sort(key=lambda r: (r.line or 0, r.where))
     return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable),
-                             years=sorted({request.request_date.year for _, request, _ in checkable}))
+                             years=sorted({request.request_date.year for _, request, _ in checkable}),
+                             covered=sorted({(request.plan_id, request.request_date.year)
+                                             for _, request, _ in checkable}))

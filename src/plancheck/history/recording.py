@@ -4,15 +4,17 @@ A run's **scope** is the command, the plans it covered and, where the command ta
 year (`yearend --year`, `audit --year`, an election's year). A finding is compared with the
 last completed run of the same scope:
 
-* for a run over **dated data** (`batch`: pay dates; `withdrawals`: request dates), year by
-  year: a finding of year Y is compared with the last run of the scope whose input covered Y.
-  The years are not known before the input has been read, and need not be: each finding carries
-  its year, so the previous run for that year is looked up (and its fingerprints loaded) on the
-  first finding of the year, and every event is written with its status as it streams. When the
-  run ends, the caller says which years its input covered; for each of those, the findings of
-  the previous run covering that year that this run lacks are **resolved**. A feed that moves
-  on to a new year therefore resolves nothing of the old year, and a feed covering 2025 and
-  2026 compares each year with the last run that covered it.
+* for a run over **dated data** (`batch`: pay dates; `withdrawals`: request dates), plan by plan
+  and year by year: a finding of plan P and year Y is compared with the last run of the scope
+  whose input covered P in Y (had a row, or a request, of that plan in that year). The plans and
+  years are not known before the input has been read, and need not be: each finding carries
+  them, so the previous run for its plan and year is looked up (the scope's coverage is read once;
+  a run's fingerprints of a year are loaded once, split by plan) on the first finding of it, and
+  every event is written with its status as it streams. When the run ends, the caller says which
+  (plan, year) pairs its input covered; for each, the findings of the previous run covering it
+  that this run lacks are **resolved**. A feed that moves on to a new year therefore resolves
+  nothing of the old year, a feed covering 2025 and 2026 compares each year with the last run that
+  covered it, and one plan's feed resolves nothing of another plan whose feed comes separately.
 * otherwise, with the last run of the scope as a whole.
 
 A finding whose fingerprint was in the run it is compared with is **recurring** (and keeps the
@@ -45,7 +47,7 @@ from plancheck.errors import InputError, Problem
 from plancheck.history import store as store_module
 from plancheck.history.fingerprint import FINDING_EVENTS, figures, finding_year, fingerprint
 from plancheck.history.store import Store
-from plancheck.history.tables import findings, resolutions, run_years, runs
+from plancheck.history.tables import EVERY_PLAN, findings, resolutions, run_plan_years, run_years, runs
 
 #: Findings written per executemany.
 CHUNK = 10_000
@@ -125,7 +127,7 @@ def _insert_statement(store: Store) -> str:
 
 
 class _Comparison:
-    """What one year's findings (or, for a run not over dated data, all of them) are compared with."""
+    """What one plan's findings of one year (or, for a run not over dated data, all of them) are compared with."""
 
     __slots__ = ("previous", "earlier", "met", "new", "recurring")
 
@@ -141,6 +143,18 @@ class _Comparison:
 _WHOLE = "whole run"
 
 
+def _add_year(years: dict[int | None, dict[str, Any]], year: int | None, compared: _Comparison, resolved: int,
+              covered: bool) -> None:
+    """Add one plan's comparison into its year's line of `by_year` (the latest run compared with, the counts summed)."""
+    row = years.setdefault(year, {"year": year, "covered": covered, "previous_run": None, "new": 0, "recurring": 0,
+                                  "resolved": 0})
+    if compared.previous is not None:
+        row["previous_run"] = max(row["previous_run"] or 0, compared.previous)
+    row["new"] += compared.new
+    row["recurring"] += compared.recurring
+    row["resolved"] += resolved
+
+
 class HistoryRun:
     """One run being recorded. `finding(event)` for each finding, then `close(years)`, then `finish(...)`."""
 
@@ -154,6 +168,10 @@ class HistoryRun:
         self.ruleset_revision = ruleset_revision
         self.id: int | None = None
         self._compared: dict[Any, _Comparison] = {}
+        #: (plan, year) -> the last completed run of the scope that covered it; read on the first dated finding
+        self._covering: dict[tuple[str, int], int] | None = None
+        #: (run, year) -> plan -> that run's findings of the year (store.earlier_findings_by_plan), each read once
+        self._earlier: dict[tuple[int, int], dict[str, dict[str, tuple[int, int]]]] = {}
         self._acks: dict[str, set[str]] = {}
         self._buffer: list[tuple] = []
         self._insert = _insert_statement(store)
@@ -182,14 +200,12 @@ class HistoryRun:
         return self
 
     def _comparison(self, key: Any, load: bool = True) -> _Comparison:
-        """The comparison for a year (or the whole run), looking up the previous run the first time it is met."""
+        """The comparison for a (plan, year) (or the whole run), looking up the previous run the first time it is met."""
         compared = self._compared.get(key)
         if compared is None or (load and compared.earlier is None):
-            year = key if self.dated and key is not None else None
             try:
-                previous = compared.previous if compared else self.store.previous_run(
-                    self.scope, self.id, year=year, by_year=self.dated and key is not None)
-                earlier = self.store.earlier_findings(previous, year) if load and previous else ({} if load else None)
+                previous = compared.previous if compared else self._previous(key)
+                earlier = self._earlier_of(previous, key) if load and previous else ({} if load else None)
             except sa.exc.SQLAlchemyError as exc:
                 raise self.store._problem(exc) from None  # noqa: SLF001
             if compared is None:
@@ -198,14 +214,36 @@ class HistoryRun:
                 compared.earlier = earlier
         return compared
 
+    def _previous(self, key: Any) -> int | None:
+        """The run a key's findings are compared with: for (plan, year), the last that covered that plan's year
+        (or the year for every plan); for the whole run, or a dated finding without a year, the scope's last."""
+        if not self.dated or key[1] is None:
+            return self.store.previous_run(self.scope, self.id)
+        if self._covering is None:
+            self._covering = self.store.last_covering(self.scope, self.id)
+        plan, year = key
+        found = [self._covering.get((plan, year)), self._covering.get((EVERY_PLAN, year))]
+        return max((run for run in found if run is not None), default=None)
+
+    def _earlier_of(self, previous: int, key: Any) -> dict[str, tuple[int, int]]:
+        """The previous run's findings a key's findings are compared with: of its plan and year, or all of them."""
+        if not self.dated or key[1] is None:
+            return self.store.earlier_findings(previous)
+        plan, year = key
+        by_plan = self._earlier.get((previous, year))
+        if by_plan is None:
+            by_plan = self._earlier[(previous, year)] = self.store.earlier_findings_by_plan(previous, year)
+        return by_plan.get(plan, {})
+
     def finding(self, event: dict[str, Any]) -> dict[str, Any]:
         """Classify one finding event and queue it for the database; return the event with its history fields."""
         if event.get("event") not in FINDING_EVENTS:
             return event
         fp, figs, year = fingerprint(event), figures(event), finding_year(event)
-        compared = self._compared.get(year if self.dated else _WHOLE)
+        key = (event.get("plan_id") or "", year) if self.dated else _WHOLE
+        compared = self._compared.get(key)
         if compared is None or compared.earlier is None:
-            compared = self._comparison(year if self.dated else _WHOLE)
+            compared = self._comparison(key)
         earlier = compared.earlier.get(fp)
         compared.met.add(fp)
         if earlier is None:
@@ -239,57 +277,56 @@ class HistoryRun:
             raise self.store._problem(exc) from None  # noqa: SLF001
         self._buffer.clear()
 
-    def close(self, years: Iterable[int] | None = None) -> dict[str, Any]:
+    def close(self, covered: Iterable[tuple[str, int]] | None = None) -> dict[str, Any]:
         """Every finding written; work out and store what the run resolved. The fields the summary gains.
 
-        `years`: for a run over dated data, the years its input covered (None: the years of its
-        findings); only those years resolve findings of earlier runs. Ignored for other runs.
+        `covered`: for a run over dated data, the (plan, year) pairs its input covered (None: those
+        of its findings); only those resolve findings of earlier runs. Ignored for other runs. The
+        summary's `by_year` adds the plans up, year by year.
         """
         self._flush()
-        covered = sorted(set(years) if years is not None else {y for y in self._compared if y is not None}) \
-            if self.dated else [_WHOLE]
-        by_year = []
+        if self.dated:
+            keys = sorted({(plan or "", year) for plan, year in covered} if covered is not None
+                          else {key for key in self._compared if key[1] is not None})
+        else:
+            keys = [_WHOLE]
+        years: dict[int | None, dict[str, Any]] = {}
         try:
             with self.store.engine.begin() as connection:
-                for key in covered:
-                    compared = self._comparison(key, load=False)
-                    resolved = self._resolve(connection, compared, key if self.dated else None)
+                for key in keys:
+                    compared = self._comparison(key)
+                    resolved = self._resolve(connection, compared)
                     self.counts["resolved"] += resolved
                     if self.dated:
-                        connection.execute(run_years.insert().values(run_id=self.id, year=key,
-                                                                     previous_run=compared.previous,
-                                                                     resolved=resolved))
-                        by_year.append({"year": key, "covered": True, "previous_run": compared.previous,
-                                        "new": compared.new, "recurring": compared.recurring, "resolved": resolved})
+                        connection.execute(run_plan_years.insert().values(
+                            run_id=self.id, plan_id=key[0], year=key[1], previous_run=compared.previous,
+                            resolved=resolved))
+                        _add_year(years, key[1], compared, resolved, covered=True)
+                if self.dated:
+                    for year, row in years.items():
+                        connection.execute(run_years.insert().values(run_id=self.id, year=year,
+                                                                     previous_run=row["previous_run"],
+                                                                     resolved=row["resolved"]))
         except sa.exc.SQLAlchemyError as exc:
             raise self.store._problem(exc) from None  # noqa: SLF001
         summary = {**self.counts, "history_run": self.id, "previous_run": self.previous}
         if self.dated:
-            by_year += [{"year": key, "covered": False, "previous_run": c.previous, "new": c.new,
-                         "recurring": c.recurring, "resolved": 0}
-                        for key, c in self._compared.items() if key not in covered]
-            summary["by_year"] = sorted(by_year, key=lambda y: (y["year"] is None, y["year"] or 0))
+            covered_keys = set(keys)
+            for key, compared in self._compared.items():
+                if key not in covered_keys:
+                    _add_year(years, key[1], compared, 0, covered=key[1] in years and years[key[1]]["covered"])
+            summary["by_year"] = sorted(years.values(), key=lambda y: (y["year"] is None, y["year"] or 0))
         return summary
 
-    def _resolve(self, connection, compared: _Comparison, year: int | None) -> int:
-        """Store the findings of the previous run (of `year`, when given) that this run lacks; how many."""
-        if compared.previous is None:
+    def _resolve(self, connection, compared: _Comparison) -> int:
+        """Store the findings of the previous run (of the same plan and year) that this run lacks; how many."""
+        if compared.previous is None or not compared.earlier:
             return 0
-        if compared.earlier is not None:  # the previous findings are at hand: those not met
-            gone = [{"run_id": self.id, "finding_id": finding_id, "fingerprint": fp}
-                    for fp, (_first, finding_id) in compared.earlier.items() if fp not in compared.met]
-            if gone:
-                connection.execute(resolutions.insert(), gone)
-            return len(gone)
-        # No finding of this year in this run: every finding of the previous run's year is resolved,
-        # copied by one statement (counted first: drivers do not all report an INSERT ... SELECT's rows).
-        where = [findings.c.run_id == compared.previous] + ([findings.c.year == year] if year is not None else [])
-        count = connection.execute(sa.select(sa.func.count()).select_from(findings).where(*where)).scalar_one()
-        if count:
-            connection.execute(resolutions.insert().from_select(
-                ["run_id", "finding_id", "fingerprint"],
-                sa.select(sa.literal(self.id), findings.c.id, findings.c.fingerprint).where(*where)))
-        return count
+        gone = [{"run_id": self.id, "finding_id": finding_id, "fingerprint": fp}
+                for fp, (_first, finding_id) in compared.earlier.items() if fp not in compared.met]
+        if gone:
+            connection.execute(resolutions.insert(), gone)
+        return len(gone)
 
     def finish(self, summary: dict[str, Any], exit_status: int) -> None:
         """The run completed: store its end, summary and exit status. It is now what the next run compares with."""
@@ -311,7 +348,7 @@ class HistoryRun:
             return
         try:
             with self.store.engine.begin() as connection:
-                for table in (resolutions, run_years, findings):
+                for table in (resolutions, run_plan_years, run_years, findings):
                     connection.execute(table.delete().where(table.c.run_id == self.id))
                 connection.execute(runs.delete().where(runs.c.id == self.id))
         except sa.exc.SQLAlchemyError:

@@ -28,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - the `history` extra is not installed
     raise InputError(Problem("--db", "", "the run history needs the history extra: "
                              "pip install 'plancheck[history]'")) from None
-from plancheck.history.tables import acks, findings, resolutions, run_years, runs
+from plancheck.history.tables import acks, findings, resolutions, run_plan_years, run_years, runs
 
 
 def default_url() -> str:
@@ -68,7 +68,7 @@ def _alembic_config(connection: Connection):
 
 #: The schema revision this plancheck reads and writes: its newest migration (a test holds the two equal).
 #: Named here so that a run checks its database without importing Alembic (a tenth of a second).
-HEAD = "0003"
+HEAD = "0004"
 
 
 def head_revision() -> str:
@@ -167,6 +167,16 @@ class Store:
         with self.engine.connect() as connection:
             return connection.execute(query).scalar()
 
+    def last_covering(self, scope: str, before: int) -> dict[tuple[str, int], int]:
+        """(plan, year) -> the last completed run of the scope before run `before` that covered that plan's year
+        (plan "*": a run recorded before plans were kept, which covered the year for every plan)."""
+        query = (sa.select(run_plan_years.c.plan_id, run_plan_years.c.year, sa.func.max(run_plan_years.c.run_id))
+                 .join(runs, runs.c.id == run_plan_years.c.run_id)
+                 .where(runs.c.scope == scope, runs.c.ended_at.is_not(None), runs.c.id < before)
+                 .group_by(run_plan_years.c.plan_id, run_plan_years.c.year))
+        with self.engine.connect() as connection:
+            return {(plan, year): run for plan, year, run in connection.execute(query)}
+
     def findings(self, run_id: int, by_rule: bool = False) -> Iterator[dict[str, Any]]:
         """A run's findings in the order they were recorded (or by rule), each with its event decoded."""
         order = (findings.c.rule, findings.c.id) if by_rule else (findings.c.id,)
@@ -178,24 +188,35 @@ class Store:
                 yield record
 
     def earlier_findings(self, run_id: int, year: int | None = None) -> dict[str, tuple[int, int]]:
-        """fingerprint -> (the run it was first seen in, its row id), for the findings of `run_id` (of `year`).
+        """fingerprint -> (the run it was first seen in, its row id), for the findings of `run_id` (of `year`)."""
+        found: dict[str, tuple[int, int]] = {}
+        for by_fingerprint in self.earlier_findings_by_plan(run_id, year).values():
+            found.update(by_fingerprint)
+        return found
+
+    def earlier_findings_by_plan(self, run_id: int, year: int | None = None) -> dict[str, dict[str, tuple[int, int]]]:
+        """plan ("" for a finding without one) -> fingerprint -> (the run it was first seen in, its row id), for the
+        findings of `run_id` (of `year`).
 
         Read through the driver's own cursor: it is the one read of a night that is as large as
         the night (100,000 rows), and SQLAlchemy's row objects would double its cost.
         """
         marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        sql = f"SELECT fingerprint, first_seen, id FROM findings WHERE run_id = {marker}"
+        sql = f"SELECT plan_id, fingerprint, first_seen, id FROM findings WHERE run_id = {marker}"
         parameters: tuple = (run_id,)
         if year is not None:
             sql += f" AND year = {marker}"
             parameters += (year,)
+        found: dict[str, dict[str, tuple[int, int]]] = {}
         with self.engine.connect() as connection:
             cursor = connection.connection.cursor()
             try:
                 cursor.execute(sql, parameters)
-                return {fp: (first, finding_id) for fp, first, finding_id in cursor.fetchall()}
+                for plan, fp, first, finding_id in cursor.fetchall():
+                    found.setdefault(plan or "", {})[fp] = (first, finding_id)
             finally:
                 cursor.close()
+        return found
 
     def resolved(self, run_id: int) -> Iterator[dict[str, Any]]:
         """The findings run `run_id` resolved: each as its last occurrence (a finding of the run it was
@@ -208,6 +229,15 @@ class Store:
                 record = dict(row._mapping)
                 record["event"] = orjson.loads(record["event"])
                 yield record
+
+    def run_plan_years(self, run_id: int) -> list[dict[str, Any]]:
+        """The plans and years a run over dated data covered, each with the run it was compared with and what it
+        resolved."""
+        query = (sa.select(run_plan_years.c.plan_id, run_plan_years.c.year, run_plan_years.c.previous_run,
+                           run_plan_years.c.resolved).where(run_plan_years.c.run_id == run_id)
+                 .order_by(run_plan_years.c.year, run_plan_years.c.plan_id))
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
 
     def run_years(self, run_id: int) -> list[dict[str, Any]]:
         """The years a run over dated data covered, each with the run it was compared with and what it resolved."""

@@ -14,6 +14,10 @@
 * `run_years`: for a run over dated data (`batch`, `withdrawals`), each year its input covered,
   the run that year was compared with, and how many of that run's findings of the year it
   resolved. A later run of the same scope covering the year is compared with it.
+* `run_plan_years`: the same, plan by plan: each (plan, year) the input covered, the run that
+  plan's year was compared with, and how many of its findings it resolved. Findings are compared
+  and resolved by this table (plan_id "*": every plan, for runs recorded before it existed);
+  `run_years` sums it by year.
 * `resolutions`: each finding a run resolved: the run, and the previous occurrence (a row of
   `findings` of the run it was compared with), so what got fixed reads back exactly as counted.
 """
@@ -77,6 +81,21 @@ run_years = Table(
     Column("previous_run", Integer),
     Column("resolved", Integer, nullable=False, default=0),
     Index("ix_run_years_year", "year", "run_id"),
+)
+
+#: `run_plan_years.plan_id` of a row that covers every plan of the run's scope (runs recorded before migration 0004).
+EVERY_PLAN = "*"
+
+run_plan_years = Table(
+    "run_plan_years", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("plan_id", String(256), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("previous_run", Integer),
+    Column("resolved", Integer, nullable=False, default=0),
+    Index("ix_run_plan_years_run", "run_id"),
+    Index("ix_run_plan_years_cover", "year", "plan_id", "run_id"),
 )
 
 resolutions = Table(

@@ -111,8 +111,10 @@ class PartitionResult:
     peak_memory_mb: int = 0
     #: Seconds spent in each phase of the partition's check (PHASES), for the batch's profile.
     phases: dict[str, float] = field(default_factory=dict)
-    #: The years of the pay dates of the rows checked (what the run history compares year by year).
+    #: The years of the pay dates of the rows checked.
     years: list[int] = field(default_factory=list)
+    #: The (plan, year) pairs of the rows checked: what the run history compares plan by plan, year by year.
+    plan_years: list[tuple[str, int]] = field(default_factory=list)
 
 
 #: The phases of checking one partition, in order (the batch summary's `phases.partition`).
@@ -445,4 +447,11 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
         findings_by_rule=dict(counter), findings_path=str(findings_path), rejects_path=str(rejects_path),
         peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, phases=clock.seconds,
         years=[int(y) for y in np.unique(parsed.year[accepted])],
+        plan_years=_plan_years(checker, parsed.plan_index[accepted], parsed.year[accepted]),
     )
+
+
+def _plan_years(checker: Checker, plan_index: np.ndarray, year: np.ndarray) -> list[tuple[str, int]]:
+    """The distinct (plan id, year) pairs of the rows."""
+    keys = np.unique((plan_index.astype(np.int64) << 16) | year.astype(np.int64))
+    return [(checker.plans[int(k >> 16)].plan_id, int(k & 0xFFFF)) for k in keys]

@@ -239,6 +239,8 @@ def local_executor(workers: int) -> ExecutorFactory:
 class BatchOutcome:
     summary: dict[str, Any]
     errors: int
+    #: The (plan, year) pairs of the rows checked (the run history's coverage).
+    covered: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _lines(handle: BinaryIO) -> Iterator[list[Any]]:
@@ -324,7 +326,8 @@ def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, 
         "phases": _profile(clock.seconds, results),
         "rows_per_second": int(rows_read / seconds) if seconds > 0 else 0,
     }
-    return BatchOutcome(summary=summary, errors=by_severity["error"])
+    covered = sorted({pair for r in results for pair in r.plan_years})
+    return BatchOutcome(summary=summary, errors=by_severity["error"], covered=covered)
 
 
 def allow_open_files(count: int) -> None:
