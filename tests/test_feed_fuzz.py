@@ -10,6 +10,7 @@ line-by-line reading of README's rules finds them), and the input file is unchan
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -119,8 +120,14 @@ def test_mutated_feeds_split_into_the_expected_records_whatever_the_ranges(tmp_p
                                                                            rows, pieces):
     """Every record is read or rejected exactly once, at its first line, however the feed is cut for workers."""
     monkeypatch.setattr(feed_module, "MIN_RANGE_CHUNK", 64)
-    path = tmp_path / "feed.csv"
     data = mutated_feed(seed, mutations, rows)
+    read, rejected = read_whole_and_cut(tmp_path / "feed.csv", data, pieces)
+    assert sorted(read + rejected) == expected_record_lines(data)
+
+
+def read_whole_and_cut(path: Path, data: bytes, pieces: int) -> tuple[list[int], list[int]]:
+    """Write `data` to `path`; read it whole and in `pieces` ranges (which must tile it), the same records at the
+    same lines either way; the whole reading's lines of rows and of rejected records."""
     path.write_bytes(data)
     whole = read_all(open_feed(path), [FeedRange(open_feed(path).data_start, len(data), 2)])
     feed = open_feed(path)
@@ -128,8 +135,7 @@ def test_mutated_feeds_split_into_the_expected_records_whatever_the_ranges(tmp_p
     assert [s.start for s in spans[1:]] == [s.stop for s in spans[:-1]] and spans[-1].stop == len(data)
     cut = read_all(feed, spans)
     assert sorted(whole[0]) == sorted(cut[0]) and sorted(whole[1]) == sorted(cut[1])
-    read, rejected = whole
-    assert sorted(read + rejected) == expected_record_lines(data)
+    return whole
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -139,16 +145,9 @@ def test_ranges_cut_between_quotes_read_every_record_once_at_its_line(tmp_path, 
     """With the longest record lowered to 400 bytes, cuts land between the quotes of a small feed: each range
     renumbered from the ones before it reads exactly the records of a whole reading, at the same lines."""
     monkeypatch.setattr(records_module, "MAX_RECORD_BYTES", 400)
-    path = tmp_path / "feed.csv"
     data = mutated_feed(seed, mutations, rows)
-    path.write_bytes(data)
-    whole = read_all(open_feed(path), [FeedRange(open_feed(path).data_start, len(data), 2)])
-    feed = open_feed(path)
-    spans = feed.ranges(pieces)
-    assert [s.start for s in spans[1:]] == [s.stop for s in spans[:-1]] and spans[-1].stop == len(data)
-    cut = read_all(feed, spans)
-    assert sorted(whole[0]) == sorted(cut[0]) and sorted(whole[1]) == sorted(cut[1])
-    assert sorted(whole[0] + whole[1]) == expected_record_lines(data, limit=400)
+    read, rejected = read_whole_and_cut(tmp_path / "feed.csv", data, pieces)
+    assert sorted(read + rejected) == expected_record_lines(data, limit=400)
 
 
 def test_a_plain_feed_is_cut_without_reading_it_whole(tmp_path):

@@ -47,16 +47,21 @@ def _findings(events: list[dict]) -> list[dict]:
     return [e for e in events if e["event"] in ("violation", "warning", "notice")]
 
 
-def _without(rows_of: Path, employees: set[str], to: Path) -> Path:
-    """The feed less every row of `employees`."""
+def _rows_where(rows_of: Path, column: str, keep, to: Path) -> Path:
+    """The feed's rows whose `column` passes `keep` (rows too short to have it are kept)."""
     with rows_of.open(newline="") as source, to.open("w", newline="") as target:
         reader = csv.reader(source)
         writer = csv.writer(target, lineterminator="\n")
         header = next(reader)
         writer.writerow(header)
-        column = header.index("employee_id")
-        writer.writerows(row for row in reader if len(row) <= column or row[column] not in employees)
+        where = header.index(column)
+        writer.writerows(row for row in reader if len(row) <= where or keep(row[where]))
     return to
+
+
+def _without(rows_of: Path, employees: set[str], to: Path) -> Path:
+    """The feed less every row of `employees`."""
+    return _rows_where(rows_of, "employee_id", lambda employee: employee not in employees, to)
 
 
 def _batch(feed: Path, tmp_path: Path, db: str | None, name: str) -> tuple[int, list[dict]]:
@@ -595,14 +600,7 @@ def test_a_run_of_many_chunks_is_written_whole_and_in_order(db, monkeypatch):
 
 def _plan_rows(rows_of: Path, plans: set[str], to: Path) -> Path:
     """The feed's rows of `plans` only."""
-    with rows_of.open(newline="") as source, to.open("w", newline="") as target:
-        reader = csv.reader(source)
-        writer = csv.writer(target, lineterminator="\n")
-        header = next(reader)
-        writer.writerow(header)
-        column = header.index("plan_id")
-        writer.writerows(row for row in reader if row[column] in plans)
-    return to
+    return _rows_where(rows_of, "plan_id", lambda plan: plan in plans, to)
 
 
 def test_plans_whose_feeds_come_separately_do_not_resolve_each_other(db, tmp_path, baseline):

@@ -24,10 +24,10 @@ import fcntl
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from plancheck.errors import InputError, Problem, shorten
 from plancheck.locations import filesystem
@@ -221,29 +221,16 @@ def replacing(target: Target | None) -> Iterator[GuardedStream]:
                 pass
         return
     final = target.resolve()
-    try:
-        handle = tempfile.NamedTemporaryFile(dir=final.parent, prefix=f".{final.name}.", suffix=".partial",
-                                             delete=False)
-    except OSError as exc:
-        raise cannot_write(str(target), exc) from None
-    stream = GuardedStream(handle, str(target))
-    temporary = Path(handle.name)
-    try:
-        yield stream
-        stream.flush()
+
+    def rename(temporary: Path) -> None:
         try:
-            handle.close()
             os.chmod(temporary, _file_mode(final))
             os.replace(temporary, final)
         except OSError as exc:
             raise cannot_write(str(target), exc) from None
-    finally:
-        if not handle.closed:
-            try:
-                handle.close()
-            except OSError:
-                pass
-        temporary.unlink(missing_ok=True)
+
+    with _staged(str(target), rename, dir=final.parent, prefix=f".{final.name}.") as stream:
+        yield stream
 
 
 @contextmanager
@@ -253,21 +240,36 @@ def _uploading(url: str) -> Iterator[GuardedStream]:
         fs, path = filesystem(url)
     except InputError as exc:
         raise OutputError(exc.problems) from None
+
+    def upload(temporary: Path) -> None:
+        try:
+            fs.put_file(str(temporary), path)
+        except Exception as exc:  # noqa: BLE001 - the store's own errors (permissions, network), said
+            raise OutputError(Problem(url, "", f"cannot upload: {shorten(str(exc) or type(exc).__name__, 200)}")) \
+                from None
+
+    with _staged(url, upload, prefix="plancheck-upload-") as stream:
+        yield stream
+
+
+@contextmanager
+def _staged(name: str, finish: Callable[[Path], None], **where: Any) -> Iterator[GuardedStream]:
+    """A stream into a new temporary file (`where`: tempfile's dir and prefix); when the block completes, the
+    closed file is handed to `finish` (rename it into place, upload it). It is removed whatever happens."""
     try:
-        handle = tempfile.NamedTemporaryFile(prefix="plancheck-upload-", suffix=".partial", delete=False)
+        handle = tempfile.NamedTemporaryFile(suffix=".partial", delete=False, **where)
     except OSError as exc:
-        raise cannot_write(url, exc) from None
-    stream = GuardedStream(handle, url)
+        raise cannot_write(name, exc) from None
+    stream = GuardedStream(handle, name)
     temporary = Path(handle.name)
     try:
         yield stream
         stream.flush()
         try:
             handle.close()
-            fs.put_file(str(temporary), path)
-        except Exception as exc:  # noqa: BLE001 - the store's own errors (permissions, network), said
-            raise OutputError(Problem(url, "", f"cannot upload: {shorten(str(exc) or type(exc).__name__, 200)}")) \
-                from None
+        except OSError as exc:
+            raise cannot_write(name, exc) from None
+        finish(temporary)
     finally:
         if not handle.closed:
             try:
