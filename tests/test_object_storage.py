@@ -79,10 +79,10 @@ sys.exit(run(sys.argv[1:]))
 """
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`plancheck ...` in a fresh process with this process's environment (the S3 settings among it)."""
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`plancheck ...` in a fresh process with this process's environment (the S3 settings among it), or `env`."""
     return subprocess.run([sys.executable, "-c", SMALL_PARTITIONS, *args, "--plans", str(ROOT / "plans")],
-                          capture_output=True, text=True, cwd=cwd, env=dict(os.environ), timeout=300)
+                          capture_output=True, text=True, cwd=cwd, env=env or dict(os.environ), timeout=300)
 
 
 def outputs(folder: Path) -> tuple[list[bytes], bytes, dict]:
@@ -304,3 +304,16 @@ def test_file_urls_are_the_local_path(tmp_path):
     remote = Source.of("s3://bucket/feeds/nightly.2026.csv")
     assert (remote.name, remote.stem, remote.suffix, str(remote)) == (
         "nightly.2026.csv", "nightly.2026", ".csv", "s3://bucket/feeds/nightly.2026.csv")
+
+
+def test_a_feed_url_without_credentials_is_a_clear_input_error(s3, tmp_path, plans):
+    """No AWS credentials in the environment (nor an instance role to find): exit 2 naming the URL and the store's
+    reason, no traceback, no output written."""
+    url = upload(feed_with_bad_rows(tmp_path / "feed.csv", plans, 29), "feeds/credentials.csv")
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_CONFIG_FILE=str(tmp_path / "none"))
+    result = cli("batch", url, "--out", "findings.jsonl", "--rejects", "rejects.csv", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert f"error: {url}: cannot reach it: Unable to locate credentials" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "findings.jsonl").exists()

@@ -8,6 +8,8 @@ imported only when a URL is used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +28,31 @@ def location(text: str | Path) -> Path | str:
     if parts.scheme == "file":
         return Path(unquote(parts.path))
     return text
+
+
+#: Packages whose exceptions mean the store could not be used (no credentials, the network, permissions).
+STORE_PACKAGES = frozenset({"botocore", "aiobotocore", "s3fs", "boto3", "gcsfs", "google", "adlfs", "azure",
+                            "aiohttp", "fsspec", "requests", "urllib3"})
+
+
+@contextmanager
+def store_errors(where: str, doing: str = "read") -> Iterator[None]:
+    """Turn an OSError, or an error of the store's own package, into an InputError naming `where`: a night's
+    batch says which feed or output could not be reached and why, instead of a traceback."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, OSError) or is_store_error(exc):
+            text = shorten(str(exc) or type(exc).__name__, 200)
+            raise InputError(Problem(where, "", f"cannot {doing} it: {text}")) from None
+        raise
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """An exception of the store's own package (what fsspec does not turn into an OSError)."""
+    return type(exc).__module__.split(".")[0] in STORE_PACKAGES
 
 
 def filesystem(url: str) -> tuple[Any, str]:

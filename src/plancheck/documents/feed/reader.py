@@ -29,6 +29,7 @@ from plancheck.documents.feed import records
 from plancheck.documents.feed.records import CHUNK, MAX_RECORD_BYTES, RAW_CHARS, Block, Reject, raw_text, read_blocks
 from plancheck.documents.feed.source import Source
 from plancheck.errors import InputError, Problem, shorten, shown
+from plancheck.locations import is_store_error
 
 #: Feed columns: names are the interface (README).
 COLUMNS = ("plan_id", "employee_id", "birth_date", "pay_date", "compensation", "pretax", "roth", "after_tax",
@@ -135,10 +136,9 @@ class Feed:
             return self._row_group_ranges(pieces)
         if pieces <= 1:
             return [FeedRange(self.data_start, self.size_bytes, 2)]
-        quick = self._quick_ranges(pieces)
-        if quick is not None:
-            return quick
-        return self._scanned_ranges(pieces)
+        with self.source.errors():
+            quick = self._quick_ranges(pieces)
+            return quick if quick is not None else self._scanned_ranges(pieces)
 
     def _quick_ranges(self, pieces: int) -> list[FeedRange] | None:
         """Cuts placed near equal steps where no quote is near (see `ranges`); None if fewer than half can be."""
@@ -175,7 +175,7 @@ class Feed:
         explicit blocks keeps one in memory and gives exact line numbers. Records that cannot
         be read go to self.bad_rows instead of stopping the run.
         """
-        with self.source.open() as handle:
+        with self.source.errors(), self.source.open() as handle:
             for block in read_blocks(handle, span.start, span.stop, span.first_line):
                 self.next_line = block.next_line
                 self.bad_rows.extend(block.bad)
@@ -340,7 +340,7 @@ class Feed:
     def _row_groups(self) -> list[int]:
         """Rows of each row group."""
         try:
-            with _parquet(self.source) as parquet:
+            with self.source.errors(), _parquet(self.source) as parquet:
                 metadata = parquet.metadata
             return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
         except (pa.ArrowException, OSError) as exc:
@@ -364,7 +364,7 @@ class Feed:
         row = span.first_line if span else 1
         groups = list(range(span.start, span.stop)) if span else None
         try:
-            with _parquet(self.source) as parquet:
+            with self.source.errors(), _parquet(self.source) as parquet:
                 for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=self.present,
                                                   row_groups=groups, use_threads=self.threads):
                     strings = pa.RecordBatch.from_arrays([_as_text(batch.column(c)) for c in self.present],
@@ -548,8 +548,13 @@ def open_feed(where: Source | Path | str, layout: Layout = FEED) -> Feed:
             header, data_start = _csv_header(path, layout.kind)
             rows, fmt = None, "csv"
             _check_columns(source, header, 1, layout)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(Problem(source, "", f"unreadable {layout.kind}: {shorten(str(exc), 200)}")) from None
+    except InputError:
+        raise
+    except Exception as exc:  # Arrow's, the file system's, or the store's own (no credentials, the network)
+        if not isinstance(exc, (pa.ArrowException, OSError)) and not is_store_error(exc):
+            raise
+        text = shorten(str(exc) or type(exc).__name__, 200)
+        raise InputError(Problem(source, "", f"unreadable {layout.kind}: {text}")) from None
     extra = [c for c in header if c not in layout.columns]
     return Feed(source=path, format=fmt, extra_columns=extra, size_bytes=size, estimated_rows=rows, header=header,
                 data_start=data_start, layout=layout)

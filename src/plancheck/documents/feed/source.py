@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from plancheck.locations import filesystem, location
+from plancheck.locations import filesystem, location, store_errors
 
 #: Read size of object-store files: a CSV block is 16 MB, so reads are never split into small requests.
 BLOCK_SIZE = 16 << 20
@@ -68,17 +68,19 @@ class Source:
         return filesystem(self.url)
 
     def info(self) -> dict[str, Any]:
-        """`is_file`, `size` and what identifies this version of it (`version`); OSError when it cannot be reached."""
+        """`is_file`, `size` and what identifies this version of it (`version`); an InputError naming a URL that
+        cannot be reached (a local file's OSError is the caller's)."""
         if self.local is not None:
             if not self.local.is_file():
                 return {"is_file": False}
             stat = self.local.stat()
             return {"is_file": True, "size": stat.st_size, "version": f"{stat.st_size}|{stat.st_mtime_ns}"}
         fs, path = self._fs()
-        try:
-            info = fs.info(path)
-        except FileNotFoundError:
-            return {"is_file": False}
+        with store_errors(self.url, "reach"):
+            try:
+                info = fs.info(path)
+            except FileNotFoundError:
+                return {"is_file": False}
         if info.get("type") != "file":
             return {"is_file": False}
         tag = next((str(info[k]) for k in ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified",
@@ -91,12 +93,17 @@ class Source:
         if self.local is not None:
             return self.local.open("rb")
         fs, path = self._fs()
-        return fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type="none" if sequential else "readahead")
+        with store_errors(self.url, "open"):
+            return fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type="none" if sequential else "readahead")
+
+    def errors(self, doing: str = "read"):
+        """A context in which a failed read (an OSError, or the store's own error) is an InputError naming the feed."""
+        return store_errors(str(self), doing)
 
     def sha256(self) -> tuple[str, int]:
         """The content's SHA-256 and size, read in 1 MiB blocks."""
         digest, size = hashlib.sha256(), 0
-        with self.open() as handle:
+        with self.errors(), self.open() as handle:
             while block := handle.read(1 << 20):
                 digest.update(block)
                 size += len(block)
