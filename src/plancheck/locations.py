@@ -17,7 +17,8 @@ from urllib.parse import unquote, urlsplit
 from plancheck.errors import InputError, Problem, shorten
 
 #: What to install for a file at a URL.
-INSTALL_HINT = "files at URLs are read and written through fsspec: pip install 'plancheck[s3]' (or fsspec with gcsfs, adlfs)"
+INSTALL_HINT = ("files at URLs are read and written through fsspec: pip install 'plancheck[s3]' "
+                "(or fsspec with gcsfs, adlfs)")
 
 
 def location(text: str | Path) -> Path | str:

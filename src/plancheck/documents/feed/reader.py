@@ -459,9 +459,14 @@ class _parquet:
 
     def __init__(self, source: Source):
         self._handle = None if source.local is not None else source.open(sequential=False)
-        # pre_buffer: a store's reads coalesced into a few large requests (a local file reads as fast without)
-        self.file = pq.ParquetFile(source.local if self._handle is None else self._handle,
-                                   pre_buffer=self._handle is not None)
+        try:
+            # pre_buffer: a store's reads coalesced into a few large requests (a local file reads as fast without)
+            self.file = pq.ParquetFile(source.local if self._handle is None else self._handle,
+                                       pre_buffer=self._handle is not None)
+        except BaseException:
+            if self._handle is not None:
+                self._handle.close()
+            raise
 
     def __enter__(self) -> pq.ParquetFile:
         return self.file

@@ -15,6 +15,7 @@ has no `://` is a local path.
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -96,7 +97,7 @@ class Source:
         with store_errors(self.url, "open"):
             return fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type="none" if sequential else "readahead")
 
-    def errors(self, doing: str = "read"):
+    def errors(self, doing: str = "read") -> AbstractContextManager[None]:
         """A context in which a failed read (an OSError, or the store's own error) is an InputError naming the feed."""
         return store_errors(str(self), doing)
 
