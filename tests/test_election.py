@@ -211,3 +211,24 @@ def test_after_tax_room_when_the_plan_matches_after_tax(rulebook, limits, engine
     _, summary = run(plan, make_election("1980-01-01", "2024-01-01", {"per_period": 10000}, {}), rulebook, limits, engine)
     room = summary["after_tax_room"]
     assert (room["per_period"], room["year"], room["periods"]) == ("5150.00", "61800.00", 12)
+
+
+@pytest.mark.parametrize(("step", "terms", "fires"), [
+    (None, {"pretax": {"percent": "5.5"}}, True),        # whole percents by default
+    (None, {"pretax": {"percent": 5}, "after_tax": {"percent": 3}}, False),
+    (None, {"pretax": {"percent": 5}, "roth": {"percent": "0.01"}}, True),
+    ("0.5", {"pretax": {"percent": "5.5"}}, False),
+    ("0.5", {"after_tax": {"percent": "5.25"}}, True),
+    ("0.01", {"pretax": {"percent": "5.55"}}, False),
+    (None, {"pretax": {"amount": "500.37"}}, False),     # dollar amounts have no steps
+])
+def test_a_percentage_between_the_plan_s_payroll_steps_is_a_warning(step, terms, fires, rulebook, limits, engine):
+    contributions = {"pretax": True, "roth": True, "after_tax": True,
+                     **({"percent_increment": step} if step is not None else {})}
+    plan = make_plan(contributions=contributions)
+    findings = findings_of(plan, make_election("1980-01-01", "2024-01-01", MONTHLY_120K, terms), rulebook, limits,
+                           engine)
+    assert ("election-percent-off-step" in findings) is fires
+    if fires:
+        finding = findings["election-percent-off-step"]
+        assert finding.severity == "warning" and finding.context["period"] == 1

@@ -108,8 +108,9 @@ def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, ruleb
     n = len(projection.dates)
     # The batch's pre-screen: only periods on which some rule's condition may hold go to the engine,
     # which decides (a compliant election usually sends none).
+    rules = [rule for rule in rulebook.rules["period"] if "election" in rule.inputs]
     candidates = np.zeros(n, dtype=bool)
-    for rule in rulebook.rules["period"]:
+    for rule in rules:
         candidates |= evaluate_columns(rule.condition, facts)
     firings = fire_on_rows(engine["period"], facts, np.flatnonzero(candidates)) if candidates.any() else []
     first: dict[str, int] = {}
@@ -120,7 +121,6 @@ def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, ruleb
     types = rulebook.fact_types("period")
     employee = election.employee
     findings = []
-    rules = rulebook.rules["period"]
     for rule in sorted((r for r in rules if r.id in first), key=lambda r: first[r.id]):
         row = first[rule.id]
         at_row = {k: int(v[row]) for k, v in facts.items()}

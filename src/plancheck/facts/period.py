@@ -64,6 +64,8 @@ class PeriodRows:
     employer_other: dict[str, np.ndarray] = field(default_factory=dict)
     #: (G,) the employer's pay for 415(c) when larger than this plan's (None: this plan's pay).
     employer_compensation: np.ndarray | None = None
+    #: (G,) bool: an election's percentage of pay falls between the plan's payroll steps (None: not an election).
+    percent_off_step: np.ndarray | None = None
 
 
 def plan_compensation(pay: np.ndarray, paid_before: np.ndarray, limit: np.ndarray) -> np.ndarray:
@@ -266,6 +268,8 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         "annual_additions_limit": additions_limit,
         "prior_year_fica_wages": prior_fica,
         "other_plan_deferrals": other_employers,
+        "election_percent_off_step": flag(rows.percent_off_step) if rows.percent_off_step is not None
+        else np.zeros(len(rows.group_start), dtype=I64),
     }
     facts = {name: g.spread(values) for name, values in group_facts.items()}
     facts.update({
@@ -316,4 +320,5 @@ BUILT_FACTS = frozenset({
     "ytd_deferrals", "ytd_deferrals_employer", "ytd_deferrals_all_plans", "ytd_deferrals_above_plan_max",
     "ytd_catch_up", "ytd_pretax_catch_up", "ytd_employer_match", "ytd_employer_nonelective", "ytd_annual_additions",
     "match_expected", "ytd_match_expected", "match_true_up_owed", "match_tolerance", "deferral_cap", "after_tax_cap",
+    "election_percent_off_step",
 })

@@ -31,6 +31,15 @@ def _spread(annual: int, periods: int) -> np.ndarray:
     return np.diff(edges)
 
 
+def off_step(election: ElectionFile, plan: Plan) -> bool:
+    """Whether a percentage of the election falls between the steps the plan's payroll accepts
+    (`contributions.percent_increment`: 5.5% where the plan takes whole percents)."""
+    step = plan.contributions.percent_increment
+    terms = election.election
+    return any(c is not None and c.percent is not None and c.percent % step != 0
+               for c in (terms.pretax, terms.roth, terms.after_tax))
+
+
 def project(election: ElectionFile, plan: Plan, limits: LimitTable, source: str) -> Projection:
     """Pay periods from the start date to year end with the elected amounts."""
     terms, employee = election.election, election.employee
@@ -77,5 +86,6 @@ def project(election: ElectionFile, plan: Plan, limits: LimitTable, source: str)
                 **{k: np.array([getattr(ytd, k)]) for k in
                    ("pretax", "roth", "after_tax", "employer_match", "employer_nonelective")}},
         closes_year=np.array([True]),
+        percent_off_step=np.array([off_step(election, plan)]),
     )
     return Projection(rows=rows, dates=dates, year=year)

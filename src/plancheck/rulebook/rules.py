@@ -131,6 +131,10 @@ class RuleFile(Strict):
     raised_by: Literal["engine", "loader"] = Field(
         default="engine", description="engine: the rule fires on facts; loader: the finding is raised when an input "
         "does not load (its condition and examples describe that case over the facts)")
+    inputs: list[Literal["election", "feed"]] = Field(
+        default_factory=lambda: ["election", "feed"], min_length=1,
+        description="period rules: what the rule is checked on, elections and payroll feeds (the default) or one of "
+        "them (a rule on what only an election states, such as its percentage of pay, is not checked on feeds)")
     test: Literal["adp", "acp", "top_heavy"] | None = Field(
         default=None, description="yearend rules: the test whose figures the finding reports, and that it fails")
     corrections: list[CorrectionSpec] = Field(
@@ -181,6 +185,7 @@ class Rule:
     placeholders: frozenset[str] = frozenset()
     scope: str = "plan"
     raised_by: str = "engine"
+    inputs: frozenset[str] = frozenset({"election", "feed"})
     verdict: dict[str, str] | None = None
     test: str | None = None
     corrections: tuple[CorrectionSpec, ...] = ()
@@ -295,7 +300,7 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
         condition=condition, report=spec.report, examples=tuple(spec.examples),
         references=tuple(spec.references), aliases=tuple(spec.aliases), source=source,
         line=getattr(data, "line", None), locate=spec.locate, placeholders=frozenset(_template_fields(spec.message)),
-        scope=spec.scope, raised_by=spec.raised_by, verdict=spec.verdict, test=spec.test,
+        scope=spec.scope, raised_by=spec.raised_by, inputs=frozenset(spec.inputs), verdict=spec.verdict, test=spec.test,
         corrections=tuple(spec.corrections),
     )
 

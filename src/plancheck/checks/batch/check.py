@@ -90,7 +90,7 @@ class Checker:
         employers = sorted({p.employer_id for p in self.plans})
         self.employer_of = np.array([employers.index(p.employer_id) for p in self.plans], dtype=np.int64)
         self.shared_employers = len(employers) < len(self.plans)
-        self.rules = self.rulebook.rules["period"]
+        self.rules = [rule for rule in self.rulebook.rules["period"] if "feed" in rule.inputs]
         types = self.rulebook.fact_types("period")
         self.needed = {r.id: [n for n in types if n in r.placeholders
                               or (r.report and n in (r.report.amount, r.report.limit))] for r in self.rules}
