@@ -249,7 +249,8 @@ def test_the_history_hashes_the_object_s_content(s3, tmp_path, plans):
 
 
 def test_yearend_takes_its_contribution_totals_from_a_feed_on_s3(s3, tmp_path):
-    """`yearend --feed s3://...` gives what the same feed as a local file gives: the tests, corrections and counts."""
+    """`yearend s3://.../census.csv --feed s3://...` gives what the same files on disk give: the tests, corrections
+    and counts."""
     import csv
 
     from plancheck.documents.feed.reader import COLUMNS
@@ -271,15 +272,17 @@ def test_yearend_takes_its_contribution_totals_from_a_feed_on_s3(s3, tmp_path):
                          "pay_date": "2026-06-15", "compensation": "1000", "pretax": "10", "roth": "0",
                          "after_tax": "0", "employer_match": "0", "employer_nonelective": "0"})
     url = upload(feed, "yearend/ytd.csv")
+    census_url = upload(census, "yearend/census-2026.csv")
     answers = []
-    for where in (str(feed), url):
-        result = plancheck("yearend", str(census), "--feed", where, "--out", str(tmp_path / "out.jsonl"),
+    for census_at, where in ((str(census), str(feed)), (census_url, url)):
+        result = plancheck("yearend", census_at, "--feed", where, "--out", str(tmp_path / "out.jsonl"),
                            "--rejects", str(tmp_path / "census.rejects.csv"), cwd=tmp_path)
         assert result.returncode in (0, 1), result.stderr
         events = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
         summary = events[-1]
         assert summary["event"] == "yearend_run_summary" and summary["feed"]["feed"] == where
-        del summary["feed"]["feed"], summary["seconds"], summary["rows_per_second"]
+        assert summary["census"] == census_at
+        del summary["feed"]["feed"], summary["census"], summary["seconds"], summary["rows_per_second"]
         answers.append((events, (tmp_path / "ytd.rejects.csv").read_text()))
     assert answers[0] == answers[1]
     feed_counts = answers[0][0][-1]["feed"]

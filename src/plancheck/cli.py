@@ -498,7 +498,8 @@ def _emit_rules_audit(audits: list, problems: list, failed: list) -> None:
 
 @app.command()
 def yearend(
-    census: Annotated[Path, typer.Argument(help="Census: CSV with a header row, or Parquet; one row per employee per plan")],
+    census: Annotated[str, typer.Argument(help="Census: CSV with a header row, or Parquet; one row per employee per "
+                                          "plan; a path or a URL")],
     plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
     year: Annotated[Optional[int], typer.Option("--year", help="Plan year tested (default: the last year under "
                                                 "rules/limits)")] = None,
@@ -528,12 +529,14 @@ def yearend(
     from plancheck.sinks.rejects import write_rejects
     from plancheck.sinks.text_yearend import yearend_text
     started = time.perf_counter()
-    rejects_path = rejects or Path(f"{census.stem}.rejects.csv")
+    census_source = Source.of(census)
+    rejects_path = rejects or Path(f"{census_source.stem}.rejects.csv")
     feed_source = Source.of(feed) if feed is not None else None
     feed_rejects_path = Path(f"{feed_source.stem}.rejects.csv") if feed_source is not None else None
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
     _check_outputs({"--out": out, "--rejects": rejects_path, "feed rejects": feed_rejects_path, "--html": html,
-                    "--xlsx": xlsx}, [census, feed_source and feed_source.local], rules_dir, plans_dir)
+                    "--xlsx": xlsx}, [census_source.local or census_source.url,
+                                 feed_source and (feed_source.local or feed_source.url)], rules_dir, plans_dir)
     try:
         rulebook, limits = _rules(rules)
         year = year or limits.last_year
@@ -545,7 +548,7 @@ def yearend(
         plan_ids = sorted(loaded)
         plan_docs = [loaded[pid][0] for pid in plan_ids]
         check_plans(plan_docs, limits, [str(loaded[pid][1]) for pid in plan_ids])
-        data = read_census(census, plan_ids, year, preview=as_of is not None)
+        data = read_census(census_source, plan_ids, year, preview=as_of is not None)
         feed_summary, feed_rejects = None, None
         if feed_source is not None:
             from plancheck.documents.census_feed import contributions_from_feed
@@ -558,11 +561,11 @@ def yearend(
         else:
             outcome = check_yearend(data, plan_docs, limits, rulebook, engine, year)
         history = _history(db, record or bool(html or xlsx), "yearend" if as_of is None else "yearend-preview", plan_ids,
-                           as_of.isoformat() if as_of else year, [census, feed_source])
+                           as_of.isoformat() if as_of else year, [census_source, feed_source])
     except InputError as exc:
         _fail(exc)
     seconds = time.perf_counter() - started
-    run = run_summary(census, data, outcome, as_of, feed_summary, str(rejects_path), seconds)
+    run = run_summary(census_source, data, outcome, as_of, feed_summary, str(rejects_path), seconds)
     corrections = [c.as_event() for c in outcome.corrections]
     previews = getattr(outcome, "previews", [])
     with _recording(history):

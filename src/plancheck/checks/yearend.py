@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from plancheck.documents.census import Census
+from plancheck.documents.feed.source import Source
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
@@ -264,8 +265,8 @@ def _summary(plan_facts: PlanFacts, fired: list[Rule], corrections: int, top_hea
     }
 
 
-def run_summary(census_path: Path, census: Census, outcome: Any, as_of: dt.date | None, feed: dict[str, Any] | None,
-                rejects_file: str, seconds: float) -> dict[str, Any]:
+def run_summary(census_path: Path | Source, census: Census, outcome: Any, as_of: dt.date | None,
+                feed: dict[str, Any] | None, rejects_file: str, seconds: float) -> dict[str, Any]:
     """The `yearend_run_summary` event: what was read, rejected and found, and how long it took."""
     by_rule = Counter(f.rule for f in outcome.findings)
     return {"event": "yearend_run_summary", "census": str(census_path), "year": outcome.year,

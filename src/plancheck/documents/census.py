@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from plancheck.documents.feed.parse import EMPTY_TEXT, ZERO_TEXT, parse_dates, parse_money
 from plancheck.documents.feed.reader import LINE, Layout, open_feed
 from plancheck.documents.feed.records import RAW_CHARS, Reject
+from plancheck.documents.feed.source import Source
 from plancheck.errors import shown
 from plancheck.money import MAX_DOLLARS_TEXT
 
@@ -114,7 +115,7 @@ def parse_percent(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return np.where(ok, ppm, 0), ok | empty, empty
 
 
-def read_census(path: Path, plan_ids: list[str], year: int, *, preview: bool = False) -> Census:
+def read_census(path: Path | Source, plan_ids: list[str], year: int, *, preview: bool = False) -> Census:
     """Read and validate a census for a plan year; bad rows become rejects, a bad file an InputError."""
     source = str(path)
     census = open_feed(path, CENSUS)  # the batch's reader: quotes, bad bytes and huge records are rejected rows
