@@ -267,3 +267,48 @@ def test_the_open_files_limit_is_raised_for_a_partition_per_file():
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(1088, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_feed_replaced_while_the_batch_reads_it_stops_the_run(workers, tmp_path, plans, monkeypatch):
+    """The feed grows (a transfer still writing it) once the first rows are read: the ranges read afterwards
+    would not be one file, so the run stops with exit 2 naming the feed, whatever the worker count."""
+    from plancheck.checks.batch.run import run_batch
+    from plancheck.documents.feed.reader import open_feed
+    from plancheck.errors import InputError
+    from plancheck.sinks.batch import BatchFiles
+
+    monkeypatch.setattr(partition, "PARTITION_BYTES", 12_000)
+    monkeypatch.setattr(partition, "PARTITION_ROWS", 150)
+    feed = feed_with_bad_rows(tmp_path / "feed.csv", plans, 33)
+    assert open_feed(feed).version
+    grown: list[int] = []
+
+    def grow(_rows: int) -> None:
+        if not grown:
+            with feed.open("ab") as handle:
+                grown.append(handle.write(feed.read_bytes().splitlines(keepends=True)[1]))
+
+    events.configure(io.BytesIO())
+    with (tmp_path / "rejects.csv").open("wb") as handle, \
+            pytest.raises(InputError, match="the feed changed while it was being read"):
+        run_batch(feed, ROOT / "plans", ROOT / "rules", workers, BatchFiles(handle), "rejects.csv", on_read=grow)
+    assert grown
+
+
+def test_a_feed_rewritten_after_it_was_opened_is_another_version(tmp_path, plans):
+    """Same size is not enough: the modification time (for a URL, the ETag) is part of the version."""
+    import os
+
+    from plancheck.documents.feed.reader import open_feed
+    from plancheck.errors import InputError
+
+    feed = feed_with_bad_rows(tmp_path / "feed.csv", plans, 34)
+    opened = open_feed(feed)
+    opened.unchanged()
+    data = feed.read_bytes()
+    feed.write_bytes(data.replace(b"2024-", b"2025-", 1))  # the same length, other content
+    stat = feed.stat()
+    os.utime(feed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with pytest.raises(InputError, match="the feed changed while it was being read"):
+        opened.unchanged()

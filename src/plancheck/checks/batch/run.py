@@ -92,12 +92,16 @@ def _init_worker(rules_dir: str, plans: list[Plan]) -> None:
 
 
 def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: int, tag: str,
-                 employers: dict[str, str]) -> tuple[dict[int, Path], int, list[Reject], int | None]:
+                 employers: dict[str, str], version: str) -> tuple[dict[int, Path], int, list[Reject], int | None]:
     """Phase 1 task: read one range of the feed (CSV bytes or Parquet row groups) and split its rows into
-    partition pieces; also the line just past the range as it numbered them (reader.renumber)."""
+    partition pieces; also the line just past the range as it numbered them (reader.renumber). The feed
+    must still be the `version` the run opened, before and after the range is read."""
     feed = open_feed(feed_path)
+    feed.version = version
+    feed.unchanged()
     feed.threads = False
     paths, rows = spill(feed.range_batches(span), Path(directory), partitions, tag, employers=employers)
+    feed.unchanged()
     return paths, rows, feed.bad_rows, feed.next_line
 
 
@@ -149,11 +153,11 @@ class RunDir:
 
 
 def _spill_task(run_dir: RunDir, feed_path: str, span: FeedRange, partitions: int, tag: str,
-                employers: dict[str, str]) -> tuple[dict[int, str], int, list[Reject], int | None]:
+                employers: dict[str, str], version: str) -> tuple[dict[int, str], int, list[Reject], int | None]:
     """Phase 1 as a task: `_spill_range` into the run directory."""
     with run_dir.writable() as directory:
         paths, rows, bad_rows, next_line = _spill_range(feed_path, span, directory, partitions,
-                                                        tag + run_dir.attempt(), employers)
+                                                        tag + run_dir.attempt(), employers, version)
         return {k: run_dir.keep(str(path)) for k, path in paths.items()}, rows, bad_rows, next_line
 
 
@@ -283,6 +287,7 @@ def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, 
         clock = PhaseClock(RUN_PHASES, since=started)
         clock.lap("start")
         pieces, shifts, rows_read, bad_rows = _spill_phase(feed, tasks, partitions, on_read, employers)
+        feed.unchanged()  # a file replaced (or still growing) while it was read is not one feed
         clock.lap("read_and_spill")
         if on_start:
             on_start(len(pieces))
@@ -363,7 +368,8 @@ def _spill_phase(feed, tasks: Executor, partitions: int, on_read: Callable[[int]
         paths, rows_read = spill(feed.batches(), Path(tasks.run_dir.path), partitions, "0000", on_read, employers)
         return {k: [str(p)] for k, p in paths.items()}, {k: [0] for k in paths}, rows_read, feed.bad_rows
     feed_path = feed.source.for_workers()
-    jobs = [(tasks.run_dir, feed_path, span, partitions, f"{i:04d}", employers) for i, span in enumerate(spans)]
+    jobs = [(tasks.run_dir, feed_path, span, partitions, f"{i:04d}", employers, feed.version)
+            for i, span in enumerate(spans)]
     done: dict[int, tuple[dict[int, str], int, list[Reject], int | None]] = {}
     for index, (paths, rows, bad, next_line) in tasks.map(_spill_task, jobs):
         done[index] = paths, rows, bad, next_line

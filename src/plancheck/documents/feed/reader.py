@@ -107,6 +107,17 @@ class Feed:
     layout: Layout = FEED
     #: After a CSV range is read: the line number just past it (its first line + the lines it holds).
     next_line: int | None = None
+    #: What identifies the version of the file that was opened (size and mtime; for a URL size and ETag).
+    version: str = ""
+
+    def unchanged(self) -> None:
+        """An InputError if the file is no longer the version opened: replaced or still being written while a run
+        read it, so ranges read by different processes would not be one file."""
+        now = self.source.info()
+        if now.get("version") != self.version:
+            raise InputError(Problem(str(self.source), "", "the feed changed while it was being read (its size, "
+                                     "modification time or ETag is not what it was when the run opened it); nothing "
+                                     "was written: run again once the file is complete"))
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Batches of the interface columns as strings, plus LINE (int64)."""
@@ -562,4 +573,4 @@ def open_feed(where: Source | Path | str, layout: Layout = FEED) -> Feed:
         raise InputError(Problem(source, "", f"unreadable {layout.kind}: {text}")) from None
     extra = [c for c in header if c not in layout.columns]
     return Feed(source=path, format=fmt, extra_columns=extra, size_bytes=size, estimated_rows=rows, header=header,
-                data_start=data_start, layout=layout)
+                data_start=data_start, layout=layout, version=info["version"])
