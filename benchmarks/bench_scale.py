@@ -10,6 +10,7 @@ batch_summary gives the seconds, the partitions' phases and the peak memory of t
 
     python benchmarks/bench_scale.py --rows 2.6 13 26                   # both ways at each size
     python benchmarks/bench_scale.py --rows 2.6 --parquet               # the same 2.6 M rows as CSV and Parquet
+    python benchmarks/bench_scale.py --rows 2.6 --typed                 # ... and as Parquet of decimals and dates
     python benchmarks/bench_scale.py --overhead                         # Dask's cost of an empty task
     python benchmarks/bench_scale.py --clean                            # delete the big generated feeds
     python benchmarks/bench_scale.py --estimate                         # 130 M rows on 8 and 32 workers, on paper
@@ -91,6 +92,30 @@ def build_parquet(blocks: int) -> Path:
     return target
 
 
+def build_typed_parquet(blocks: int) -> Path:
+    """The feed of `blocks` as Parquet with money as decimal128(12, 2) and dates as date32 (empty cells null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    target = feed_path(blocks, "-typed.parquet")
+    if not target.exists():
+        table = pq.read_table(build_parquet(blocks))
+        money = ("compensation", "pretax", "roth", "after_tax", "employer_match", "employer_nonelective",
+                 "prior_year_fica_wages", "other_plan_deferrals")
+        columns = {}
+        for name in table.column_names:
+            column = table.column(name)
+            if name in ("birth_date", "pay_date"):
+                column = column.cast(pa.date32())
+            elif name in money:
+                column = pc.if_else(pc.equal(column, ""), None, column).cast(pa.decimal128(12, 2))
+            columns[name] = column
+        pq.write_table(pa.table(columns), str(target) + ".partial", row_group_size=PARQUET_ROW_GROUP)
+        Path(str(target) + ".partial").replace(target)
+    return target
+
+
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
@@ -159,7 +184,7 @@ def measure(feeds: list[Path], repeat: int) -> None:
                           f"{s['rows_per_second']:>9,} {result['cpu']:>7.1f} {result['cpu'] / s['rows_read'] * 1e6:>10.2f} "
                           f"{s['peak_memory_mb']['main']:>8} "
                           f"{s['peak_memory_mb']['largest_worker']:>9} {s['partitions']:>10} {s['findings']:>9,}  "
-                          f"{before} -> {load()}  [{feed.suffix[1:]}]", flush=True)
+                          f"{before} -> {load()}  [{feed.name}]", flush=True)
                     wall, work = s["phases"]["wall"], s["phases"]["partition_work"]
                     per_partition = sum(work.values()) / max(s["partitions"], 1)
                     print(f"{'':>11} wall: " + ", ".join(f"{k} {v:.2f}" for k, v in wall.items())
@@ -227,6 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=float, nargs="*", default=[], help="millions of rows: 2.6, 13, 26 (blocks of 2.6)")
     parser.add_argument("--parquet", action="store_true", help="also run each feed as Parquet")
+    parser.add_argument("--typed", action="store_true", help="also run each feed as typed Parquet (decimals, dates)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--overhead", action="store_true", help="measure Dask's per-task overhead")
@@ -265,6 +291,8 @@ def main() -> None:
         feeds.append(feed_path(n))
         if args.parquet:
             feeds.append(build_parquet(n))
+        if args.typed:
+            feeds.append(build_typed_parquet(n))
     if not args.generate_only and feeds:
         print(f"load average before: {load()}  ({os.cpu_count()} cores)")
         measure(feeds, args.repeat)

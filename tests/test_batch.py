@@ -312,3 +312,82 @@ def test_a_feed_rewritten_after_it_was_opened_is_another_version(tmp_path, plans
     os.utime(feed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     with pytest.raises(InputError, match="the feed changed while it was being read"):
         opened.unchanged()
+
+
+def test_a_typed_parquet_feed_reads_as_its_text_does(tmp_path, plans, monkeypatch):
+    """Decimal money and date32 dates go to the partitions as they are and are converted without text: the
+    findings and rejects are byte for byte those of the same values as text, bad values included (negative,
+    above the maximum, a null where a value is required or optional)."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from plancheck.documents.feed.reader import as_text
+
+    monkeypatch.setattr(partition, "PARTITION_ROWS", 300)
+    rows = random_feed(tmp_path / "source.csv", plans, 35, employees=60, variety=True)
+    money = ("compensation", "pretax", "roth", "after_tax", "employer_match", "employer_nonelective",
+             "prior_year_fica_wages", "other_plan_deferrals")
+    bad = {5: ("pretax", "-5.00"), 17: ("after_tax", "-0.01"), 29: ("compensation", "123456789.00"),
+           41: ("roth", None), 53: ("pay_date", None), 65: ("birth_date", None), 77: ("other_plan_deferrals", None),
+           89: ("employer_match", None), 101: ("prior_year_fica_wages", None)}
+    columns = {}
+    for name in COLUMNS:
+        values = [row[name] for row in rows]
+        for at, (column, value) in bad.items():
+            if column == name:
+                values[at] = value
+        if name in money:
+            columns[name] = pa.array([None if v in (None, "") else decimal.Decimal(v) for v in values],
+                                     type=pa.decimal128(14, 2))
+        elif name in ("birth_date", "pay_date"):
+            columns[name] = pc.cast(pa.array(values, type=pa.string()), pa.date32())
+        else:
+            columns[name] = pa.array(values, type=pa.string())
+    typed = pa.table(columns)
+    text = pa.table({name: as_text(typed.column(name).combine_chunks()) for name in COLUMNS})
+    pq.write_table(typed, tmp_path / "typed.parquet", row_group_size=250)
+    pq.write_table(text, tmp_path / "text.parquet", row_group_size=250)
+    outputs = {}
+    for name in ("typed", "text"):
+        out = io.BytesIO()
+        events.configure(out)
+        outcome = run_batch_files(tmp_path / f"{name}.parquet", ROOT / "plans", tmp_path / f"{name}.csv", 2)
+        lines = [line for line in out.getvalue().splitlines() if b'"batch_summary"' not in line]
+        outputs[name] = ([json.loads(line) | {"run_id": ""} for line in lines],
+                         (tmp_path / f"{name}.csv").read_text(), outcome.summary)
+    assert outputs["typed"][0] == outputs["text"][0] and outputs["text"][0]
+    assert outputs["typed"][1] == outputs["text"][1]
+    reasons = outputs["text"][1]
+    for expected in ("pretax: expected dollars", "after_tax: expected dollars", "compensation: expected at most",
+                     "roth: expected dollars", "pay_date: expected a date", "birth_date: expected a date",
+                     "employer_match: expected dollars", "after_tax: expected dollars"):
+        assert expected in reasons, expected
+    assert "other_plan_deferrals" not in reasons.split("\n", 1)[1] and "prior_year_fica_wages:" not in reasons
+    summary = outputs["typed"][2]
+    assert summary["rows_rejected"] == 7 and summary["partitions"] > 2
+    assert summary["rows_read"] == summary["rows_checked"] + summary["rows_rejected"]
+
+
+@pytest.mark.parametrize(("scale", "values", "optional", "cents", "ok", "too_big"), [
+    (2, ["12.34", "0.00", None, "-0.01", "99999999.99", "100000000.00"], False,
+     [1234, 0, 0, 0, 9_999_999_999, 0], [True, True, False, False, True, True], [False] * 5 + [True]),
+    (2, [None, "7.00"], True, [0, 700], [True, True], [False, False]),
+    (0, ["12", "99999999", "100000000"], False, [1200, 9_999_999_900, 0], [True] * 3, [False, False, True]),
+    (3, ["12.300", "12.345", "-1.000"], False, [1230, 0, 0], [True, False, False], [False] * 3),
+    (6, ["0.010000", "0.010001"], False, [1, 0], [True, False], [False, False]),
+    (2, ["1" + "0" * 25, "-" + "1" * 25], False, [0, 0], [True, False], [True, False]),  # beyond int64 unscaled
+])
+def test_decimal_money_converts_exactly_or_says_why(scale, values, optional, cents, ok, too_big):
+    """A decimal of scale 2 is its cents; another scale is whole cents exactly or refused; negative and null (where
+    required) are refused; above the maximum, however many digits, is too big."""
+    import decimal
+
+    import pyarrow as pa
+
+    from plancheck.documents.feed.parse import money_cents
+
+    column = pa.array([None if v is None else decimal.Decimal(v) for v in values], type=pa.decimal128(38, scale))
+    got = money_cents(column, optional)
+    assert [got[0].tolist(), got[1].tolist(), got[2].tolist()] == [cents, ok, too_big]

@@ -99,7 +99,7 @@ def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: in
     feed = open_feed(feed_path)
     feed.version = version
     feed.unchanged()
-    feed.threads = False
+    feed.threads, feed.keep_types = False, True
     paths, rows = spill(feed.range_batches(span), Path(directory), partitions, tag, employers=employers)
     feed.unchanged()
     return paths, rows, feed.bad_rows, feed.next_line
@@ -274,6 +274,7 @@ def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, 
     rulebook, limits = load_rules(rules_dir)
     plans = [plan for plan, _ in load_plans(plans_dir).values()]
     feed = open_feed(feed_path)
+    feed.keep_types = True  # a Parquet feed's decimals and dates go to the partitions as they are (parse.py)
     run_id = _run_id(feed.source, rulebook.revision, plans)
     sink.begin(run_id, rulebook.revision)
     if feed.extra_columns:

@@ -4,6 +4,11 @@ Money becomes integer cents without floats: the digits are validated, the decima
 dropped and the value scaled by its number of decimals. Dates are parsed and formatted back so
 that a date like 2024-02-30 (which strptime would roll over to March 1) is refused. Each column
 is parsed once per distinct value (pay dates, birth dates and per-employee amounts repeat a lot).
+
+A Parquet feed's decimal and date columns arrive as they are (reader.Feed.keep_types): a
+decimal's unscaled integer is its cents at scale 2 (other scales are rescaled exactly, or the
+value refused), a date32 is already days since 1970. They are held to the same rules with the
+same reasons as text; a null reads as an empty cell.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from plancheck.documents.feed.reader import COLUMNS, LINE, MONEY, OPTIONAL_VALUES
+from plancheck.documents.feed.reader import COLUMNS, LINE, MONEY, OPTIONAL_VALUES, as_text, kept_type
 from plancheck.documents.feed.records import Reject
 from plancheck.documents.limits import LimitTable
 from plancheck.errors import shown
@@ -83,6 +88,50 @@ def parse_money(column: pa.Array, optional: bool) -> tuple[np.ndarray, np.ndarra
             too_big.to_numpy(zero_copy_only=False)[index])
 
 
+def money_cents(column: pa.Array, optional: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`parse_money` for a text column, or the same figures from a decimal column without text."""
+    if pa.types.is_decimal128(column.type):
+        return _decimal_cents(column, optional)
+    return parse_money(column, optional)
+
+
+def _decimal_cents(column: pa.Array, optional: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cents, ok, too_big) of a decimal128 column: its unscaled 128-bit integers rescaled to cents exactly.
+
+    ok as for text: zero or more with at most two decimals (a value of scale 3 with a last digit
+    of 0 is whole cents), a null only where the column is optional; too_big above MAX_CENTS.
+    """
+    n, scale = len(column), column.type.scale
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    _validity, data = column.buffers()
+    words = np.frombuffer(data, dtype="<i8", count=2 * (column.offset + n))[2 * column.offset:].reshape(n, 2)
+    low, high = words[:, 0], words[:, 1]
+    fits = high == (low >> 63)  # the 128-bit value is an int64
+    negative = high < 0
+    if scale <= 2:
+        factor = 10 ** (2 - scale)
+        whole = np.ones(n, dtype=bool)
+        big = ~fits | (low > MAX_CENTS // factor)
+        cents = np.where(big | negative, 0, low) * factor
+    else:
+        factor = 10 ** (scale - 2)
+        whole = ~fits | (low % factor == 0)
+        big = ~fits | (low // factor > MAX_CENTS)
+        cents = np.where(big | negative, 0, low // factor)
+    shaped = np.where(valid, ~negative & whole, optional)
+    too_big = valid & shaped & big
+    return np.where(valid & shaped & ~too_big, cents, 0), shaped, too_big
+
+
+def date_days(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`parse_dates` for a text column, or the same figures from a date32 column without text."""
+    if not pa.types.is_date32(column.type):
+        return parse_dates(column)
+    ok = column.is_valid().to_numpy(zero_copy_only=False)
+    days = np.where(ok, pc.cast(column, pa.int32()).fill_null(0).to_numpy(zero_copy_only=False), 0).astype(np.int64)
+    return days, ok, np.where(ok, years_of(days), 1970)
+
+
 def parse_dates(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(days since epoch, ok, year) for a text column of ISO dates; impossible dates are not ok (day and year 0).
 
@@ -143,7 +192,7 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
 
     def value(column: str, row: int) -> str:
         if column not in as_read:
-            as_read[column] = text[column].to_pylist()
+            as_read[column] = as_text(text[column]).to_pylist()
         return as_read[column][row]
 
     plans, plan_codes = _distinct(text["plan_id"])
@@ -158,11 +207,11 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
 
     dates, date_ok, years = {}, {}, {}
     for column in ("birth_date", "pay_date"):
-        dates[column], date_ok[column], years[column] = parse_dates(text[column])
+        dates[column], date_ok[column], years[column] = date_days(text[column])
         flag(~date_ok[column], lambda r, c=column: f"{c}: expected a date YYYY-MM-DD, got {shown(value(c, r))}")
     money = {}
     for column in MONEY:
-        cents, ok, too_big = parse_money(text[column], column in OPTIONAL_VALUES)
+        cents, ok, too_big = money_cents(text[column], column in OPTIONAL_VALUES)
         money[column] = cents
         flag(~ok, lambda r, c=column: f"{c}: expected dollars with at most two decimals (zero or more), "
                                       f"got {shown(value(c, r))}")
@@ -171,8 +220,9 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
     covered = (year >= limits.first_year) & (year <= limits.last_year)
     flag(date_ok["pay_date"] & ~covered, lambda r: f"pay_date: no IRS limits for {int(year[r])}: rules/limits covers "
                                          f"{limits.first_year}-{limits.last_year}")
-    fica_known = (pc.not_equal(text["prior_year_fica_wages"], EMPTY_TEXT).to_numpy(zero_copy_only=False)
-                  if n else np.zeros(0, dtype=bool))
+    fica = text["prior_year_fica_wages"]
+    fica_known = (fica.is_valid() if kept_type(fica.type) else pc.not_equal(fica, EMPTY_TEXT)).to_numpy(
+        zero_copy_only=False) if n else np.zeros(0, dtype=bool)
     limitation_year = _limitation_years(text["limitation_year"], year, date_ok["pay_date"], flag, value)
     flag(date_ok["pay_date"] & covered & ((limitation_year < limits.first_year) | (limitation_year > limits.last_year)),
          lambda r: f"limitation_year: no IRS limits for {int(limitation_year[r])}: rules/limits covers "

@@ -109,6 +109,9 @@ class Feed:
     next_line: int | None = None
     #: What identifies the version of the file that was opened (size and mtime; for a URL size and ETag).
     version: str = ""
+    #: Keep a Parquet file's decimal and date columns as they are (parse.py converts them without text)
+    #: instead of rendering them as text; the batch asks for it, readers of text (the census) do not.
+    keep_types: bool = False
 
     def unchanged(self) -> None:
         """An InputError if the file is no longer the version opened: replaced or still being written while a run
@@ -321,7 +324,8 @@ class Feed:
 
     def _refuse_long_values(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Rows with a column value over MAX_VALUE_CHARS become bad rows (ids that long would only be mistakes)."""
-        lengths = {c: pc.utf8_length(batch.column(c)).to_numpy(zero_copy_only=False) for c in self.layout.columns}
+        lengths = {c: pc.utf8_length(batch.column(c)).to_numpy(zero_copy_only=False) for c in self.layout.columns
+                   if not kept_type(batch.column(c).type)}  # a decimal or a date is never that long
         too_long = np.zeros(batch.num_rows, dtype=bool)
         for values in lengths.values():
             too_long |= values > MAX_VALUE_CHARS
@@ -329,8 +333,9 @@ class Feed:
             return batch
         lines = batch.column(LINE).to_numpy()
         for row in np.flatnonzero(too_long).tolist():
-            column = next(c for c in self.layout.columns if lengths[c][row] > MAX_VALUE_CHARS)
-            values = tuple(shorten(batch.column(c)[row].as_py(), RAW_CHARS) for c in self.layout.columns)
+            column = next(c for c in lengths if lengths[c][row] > MAX_VALUE_CHARS)
+            values = tuple(shorten(as_text(batch.column(c).slice(row, 1))[0].as_py(), RAW_CHARS)
+                           for c in self.layout.columns)
             self.bad_rows.append(Reject(int(lines[row]), f"{column}: longer than {MAX_VALUE_CHARS} characters "
                                                             f"({int(lengths[column][row]):,})", values=values))
         return batch.filter(pa.array(~too_long))
@@ -378,8 +383,9 @@ class Feed:
             with self.source.errors(), _parquet(self.source) as parquet:
                 for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=self.present,
                                                   row_groups=groups, use_threads=self.threads):
-                    strings = pa.RecordBatch.from_arrays([_as_text(batch.column(c)) for c in self.present],
-                                                         names=self.present)
+                    strings = pa.RecordBatch.from_arrays(
+                        [column if self.keep_types and kept_type(column.type) else as_text(column)
+                         for column in (batch.column(c) for c in self.present)], names=self.present)
                     lines = pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64))
                     row += batch.num_rows
                     checked = self._refuse_long_values(self._with_lines(strings, lines))
@@ -455,7 +461,12 @@ def _readable_type(kind: pa.DataType) -> bool:
                                          pa.types.is_timestamp, pa.types.is_boolean, pa.types.is_null))
 
 
-def _as_text(column: pa.Array) -> pa.Array:
+def kept_type(kind: pa.DataType) -> bool:
+    """A Parquet column type the batch reads as it is (Feed.keep_types): exact decimals and dates."""
+    return pa.types.is_decimal128(kind) or pa.types.is_date32(kind)
+
+
+def as_text(column: pa.Array) -> pa.Array:
     """A Parquet column as text the same way a CSV cell would read; nulls become empty."""
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
