@@ -54,7 +54,9 @@ class Service:
         assert self.process.poll() is None, self.log_path.read_text()
 
     def events(self) -> list[dict]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
+        """The complete lines logged so far (a worker may be in the middle of writing the last one)."""
+        complete = self.log_path.read_text().rpartition("\n")[0]
+        return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
 
     def find(self, name: str) -> list[dict]:
         return [e for e in self.events() if e["event"] == name]
