@@ -534,3 +534,43 @@ def test_excess_deferrals_count_other_employers(tmp_path, birth, other, expected
     if expected:
         correction = next(c for c in outcome.corrections if c.kind == "excess_deferral")
         assert correction.deadline.isoformat() == "2027-04-15"
+
+
+def _officers(count: int, others: int, **extra: Any) -> list[dict]:
+    """`count` officers paid above 2025's 416(i) figure (the first the best paid) and `others` rank-and-file."""
+    rows = [person(f"O{i}", "240000", officer="true", prior_year_compensation=f"{300000 - i * 1000}.00",
+                   account_balance="100000", **extra) for i in range(count)]
+    rows += [person(f"N{i}", "50000", account_balance="10000") for i in range(others)]
+    return rows
+
+
+@pytest.mark.parametrize(("officers", "others", "limit", "key"), [
+    (5, 0, 3, 3),        # 5 employees, all officers: 10% is 0.5 -> at least 3
+    (6, 37, 5, 5),       # 43 employees: 10% is 4.3 -> 5
+    (4, 36, 4, 4),       # 40 employees: exactly 4
+    (60, 540, 50, 50),   # 600 employees: 60 -> at most 50
+    (2, 8, 3, 2),        # fewer officers than the limit: all of them
+])
+def test_officers_treated_as_key_employees_are_limited(officers, others, limit, key, tmp_path, rulebook, limits,
+                                                       engine):
+    """416(i)(1)(A): no more than 50 officers (or, if lesser, the greater of 3 or 10% of the employees, a fraction
+    rounded up: Treas. Reg. 1.416-1, T-14) are key employees; the highest paid of them."""
+    outcome = run(tmp_path, _officers(officers, others), plan(), rulebook, limits, engine)
+    heavy = outcome.summaries[0]["top_heavy"]
+    assert (heavy["key_employees"], heavy["key_officer_limit"], heavy["officers_beyond_limit"]) == (
+        key, limit, officers - key)
+    census = read_census(tmp_path / "census.csv", [PLAN], 2026)
+    facts = build_yearend_facts(census, [plan()], limits, 2026)
+    assert {census.employee_id[i] for i in np.flatnonzero(facts.employees.key)} == {f"O{i}" for i in range(key)}
+
+
+def test_employees_under_21_or_new_are_not_counted_for_the_officer_limit(tmp_path, rulebook, limits, engine):
+    """40 employees make a limit of 4; ten of them under 21 at the end of 2025, or hired in its last six months,
+    are disregarded (414(q)(5)): 30 counted, limit 3."""
+    rows = _officers(5, 35)
+    for i in range(5):
+        rows[5 + i]["birth_date"] = "2006-01-01"       # 19 at the end of 2025
+        rows[10 + i]["hire_date"] = "2025-09-01"       # four months of service by the end of 2025
+    outcome = run(tmp_path, rows, plan(), rulebook, limits, engine)
+    heavy = outcome.summaries[0]["top_heavy"]
+    assert (heavy["key_officer_limit"], heavy["key_employees"]) == (3, 3)

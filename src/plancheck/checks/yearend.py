@@ -253,6 +253,7 @@ def _summary(plan_facts: PlanFacts, fired: list[Rule], corrections: int, top_hea
         "acp": _test_summary(f, "acp", "acp" in failed_tests),
         "top_heavy": {"exempt": bool(f["top_heavy_exempt"]), "top_heavy": top_heavy,
                       "key_employees": f["key_employees"], "key_account_balances": format_cents(f["key_account_balances"]),
+                      "key_officer_limit": f["key_officer_limit"], "officers_beyond_limit": f["officers_beyond_limit"],
                       "account_balances": format_cents(f["account_balances"]), "ratio": percent(f["top_heavy_ratio"]),
                       "limit": percent(top_heavy_limit),
                       "minimum_rate": percent(f["top_heavy_minimum_rate"]),

@@ -97,7 +97,7 @@ class Parameter(Strict):
     title: str
     section: str = Field(min_length=3, description="Statute or regulation, e.g. 'IRC 414(v)(5)(A)'")
     description: str
-    unit: Literal["years", "months", "percent", "multiplier", "USD", "USD per pay period"]
+    unit: Literal["years", "months", "percent", "multiplier", "USD", "USD per pay period", "employees"]
     references: list[Reference] = Field(min_length=1)
     value: Decimal | None = Field(default=None, ge=0)
     tiers: list[ParameterTier] | None = None
@@ -192,6 +192,9 @@ PARAMETERS = {
     "one_percent_owner_compensation": "USD",
     "top_heavy_ratio": "percent",
     "top_heavy_minimum_contribution": "percent",
+    "top_heavy_officer_limit": "employees",
+    "top_heavy_officer_minimum": "employees",
+    "top_heavy_officer_percent": "percent",
     "excess_contribution_excise_deadline": "months",
     "excess_contribution_excise_deadline_eaca": "months",
     "excess_contribution_final_deadline": "months",

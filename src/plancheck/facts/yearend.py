@@ -11,6 +11,7 @@ first, the related match forfeited), then the ACP test on what is left.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -102,6 +103,9 @@ class Figures:
     one_percent_pay: int
     top_heavy_percent: Decimal
     top_heavy_minimum: int        # hundredths of a percent
+    officer_limit: int            # 416(i)(1)(A): at most this many officers are key employees,
+    officer_minimum: int          # ... at least this many may be,
+    officer_percent: Decimal      # ... and otherwise this share of the employees
     deadlines: dict[str, dt.date]
     deadline_months: dict[str, Decimal]
 
@@ -133,6 +137,8 @@ class Figures:
             five_percent_ppm=int(p("five_percent_owner") * 10_000), one_percent_ppm=int(p("one_percent_owner") * 10_000),
             one_percent_pay=limits.cents("one_percent_owner_compensation"), top_heavy_percent=p("top_heavy_ratio"),
             top_heavy_minimum=int(p("top_heavy_minimum_contribution") * 100),
+            officer_limit=int(p("top_heavy_officer_limit")), officer_minimum=int(p("top_heavy_officer_minimum")),
+            officer_percent=p("top_heavy_officer_percent"),
             deadlines={name: months_after_year_end(year, value) for name, value in months.items()},
             deadline_months=months,
         )
@@ -239,8 +245,8 @@ BUILT_FACTS = frozenset({
     "adp_recharacterized", "adp_distributed",
     "acp_tested", "acp_match_exempt", "hce_acp", "nhce_acp", "acp_limit", "acp_limit_basic",
     "acp_limit_alternative", "acp_excess", "match_forfeited", "excess_deferrals", "excess_deferral_employees",
-    "top_heavy_exempt", "key_employees", "key_account_balances", "account_balances", "top_heavy_balance_limit",
-    "top_heavy_ratio", "top_heavy_minimum_rate", "top_heavy_minimum_owed", "top_heavy_minimum_employees",
+    "top_heavy_exempt", "key_employees", "key_officer_limit", "officers_beyond_limit", "key_account_balances",
+    "account_balances", "top_heavy_balance_limit", "top_heavy_ratio", "top_heavy_minimum_rate", "top_heavy_minimum_owed", "top_heavy_minimum_employees",
 })
 
 
@@ -253,13 +259,20 @@ def _attributed(own: np.ndarray, related: np.ndarray) -> np.ndarray:
     return own + np.where(related >= 0, own[np.maximum(related, 0)], 0) if len(own) else own
 
 
-def _top_paid(census: Census, rows: np.ndarray, figures: Figures) -> np.ndarray:
-    """Rows (of `rows`) in the top-paid group of the look-back year (414(q)(3), Treas. Reg. 1.414(q)-1T A-9)."""
-    year_end = day_number(dt.date(figures.year - 1, 12, 31))
+def _counted(census: Census, rows: np.ndarray, figures: Figures, year: int) -> tuple[np.ndarray, np.ndarray]:
+    """(employed, counted) of `rows` in `year`: hired by its end, and of those the ones not excluded under
+    414(q)(5) by age or service (Treas. Reg. 1.414(q)-1T A-9(b)), as the top-paid group and the officer limit count."""
+    year_end = day_number(dt.date(year, 12, 31))
     hire, birth = census.hire[rows], census.birth[rows]
     employed = hire <= year_end
     counted = (employed & (add_months(birth, 12 * figures.top_paid_age) <= year_end)
                & (add_months(hire, figures.top_paid_service_months) <= year_end + 1))
+    return employed, counted
+
+
+def _top_paid(census: Census, rows: np.ndarray, figures: Figures) -> np.ndarray:
+    """Rows (of `rows`) in the top-paid group of the look-back year (414(q)(3), Treas. Reg. 1.414(q)-1T A-9)."""
+    employed, counted = _counted(census, rows, figures, figures.year - 1)
     size = int((Decimal(int(counted.sum())) * figures.top_paid_percent / 100 + Decimal("0.5")) // 1)
     members = np.zeros(len(rows), dtype=bool)
     candidates = np.flatnonzero(employed)
@@ -340,6 +353,27 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     return YearendFacts(figures, emp, [r for r in results if len(r.rows)])
 
 
+def _officer_limit(census: Census, rows: np.ndarray, figures: Figures, year: int) -> int:
+    """How many officers may be key employees (416(i)(1)(A)): 10% of the employees of the determination year, a
+    fraction raised to the next whole number (Treas. Reg. 1.416-1, T-14), at least 3 and at most 50; employees
+    excluded under 414(q)(5) by age or service are not counted."""
+    counted = int(_counted(census, rows, figures, year)[1].sum())
+    share = math.ceil(Decimal(counted) * figures.officer_percent / 100)
+    return min(figures.officer_limit, max(figures.officer_minimum, share))
+
+
+def _key_officers(paid_above: np.ndarray, pay: np.ndarray, limit: int) -> np.ndarray:
+    """The officers paid above the 416(i) figure who are key employees: all of them, or the `limit` highest paid
+    (ties in census order)."""
+    if int(paid_above.sum()) <= limit:
+        return paid_above
+    candidates = np.flatnonzero(paid_above)
+    ranked = candidates[np.argsort(-pay[candidates], kind="stable")]
+    kept = np.zeros(len(paid_above), dtype=bool)
+    kept[ranked[:limit]] = True
+    return kept
+
+
 def _nhce_figure(plan: Plan, current: int, prior: int | None, figures: Figures) -> int:
     testing = plan.nondiscrimination_testing
     if testing.method == "current_year":
@@ -409,7 +443,10 @@ def _plan_facts(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, 
     det_pay = census.compensation[rows] if first else census.prior_year_compensation[rows]
     det_own = emp.ownership[rows] if first else emp.prior_year_ownership[rows]
     officer_pay = figures.key_officer_pay_first_year if first else figures.key_officer_pay
-    key_reasons = (np.where(census.officer[rows] & (det_pay > officer_pay), KEY_OFFICER, 0)
+    paid_above = census.officer[rows] & (det_pay > officer_pay)
+    officer_limit = _officer_limit(census, rows, figures, figures.year if first else figures.year - 1)
+    officers = _key_officers(paid_above, det_pay, officer_limit)
+    key_reasons = (np.where(officers, KEY_OFFICER, 0)
                    | np.where(det_own > figures.five_percent_ppm, KEY_FIVE_PERCENT_OWNER, 0)
                    | np.where((det_own > figures.one_percent_ppm) & (det_pay > figures.one_percent_pay),
                               KEY_ONE_PERCENT_OWNER, 0)).astype(np.int64)
@@ -455,6 +492,7 @@ def _plan_facts(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, 
         "excess_deferrals": int(emp.excess_deferral[rows].sum()),
         "excess_deferral_employees": int((emp.excess_deferral[rows] > 0).sum()),
         "top_heavy_exempt": int(only_safe_harbor_money), "key_employees": int(key.sum()),
+        "key_officer_limit": officer_limit, "officers_beyond_limit": int(paid_above.sum() - officers.sum()),
         "key_account_balances": key_balances, "account_balances": all_balances,
         "top_heavy_balance_limit": balance_limit,
         "top_heavy_ratio": int((2 * key_balances * WHOLE + all_balances) // (2 * all_balances)) if all_balances else 0,
