@@ -8,6 +8,7 @@ inherit that environment as they would on a real machine.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -320,3 +321,27 @@ def test_a_feed_url_without_credentials_is_a_clear_input_error(s3, tmp_path, pla
     assert result.returncode == 2, result.stderr
     assert f"error: {url}: cannot reach it: Unable to locate credentials" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "findings.jsonl").exists()
+
+
+def test_an_object_replaced_while_the_batch_reads_it_stops_the_run(s3, tmp_path, plans):
+    """A new version of the object uploaded once the first rows are read: its ETag is not the one the run opened."""
+    from plancheck.checks.batch.run import run_batch
+    from plancheck.errors import InputError
+    from plancheck.sinks import events
+    from plancheck.sinks.batch import BatchFiles
+
+    local = feed_with_bad_rows(tmp_path / "feed.csv", plans, 36)
+    url = upload(local, "feeds/replaced.csv")
+    replaced: list[bool] = []
+
+    def replace(_rows: int) -> None:
+        if not replaced:
+            changed = tmp_path / "changed.csv"
+            changed.write_bytes(local.read_bytes().replace(b"2024-", b"2025-", 1))
+            upload(changed, "feeds/replaced.csv")
+            replaced.append(True)
+
+    events.configure(io.BytesIO())
+    with (tmp_path / "r.csv").open("wb") as handle, pytest.raises(InputError, match="the feed changed"):
+        run_batch(url, ROOT / "plans", ROOT / "rules", 1, BatchFiles(handle), "r.csv", on_read=replace)
+    assert replaced

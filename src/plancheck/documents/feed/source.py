@@ -78,6 +78,7 @@ class Source:
             return {"is_file": True, "size": stat.st_size, "version": f"{stat.st_size}|{stat.st_mtime_ns}"}
         fs, path = self._fs()
         with store_errors(self.url, "reach"):
+            fs.invalidate_cache(path)  # fsspec keeps listings: the version must be the store's now (Feed.unchanged)
             try:
                 info = fs.info(path)
             except FileNotFoundError:
