@@ -574,3 +574,46 @@ def test_employees_under_21_or_new_are_not_counted_for_the_officer_limit(tmp_pat
     outcome = run(tmp_path, rows, plan(), rulebook, limits, engine)
     heavy = outcome.summaries[0]["top_heavy"]
     assert (heavy["key_officer_limit"], heavy["key_employees"]) == (3, 3)
+
+
+def test_the_officer_limit_counts_the_employer_s_people_across_its_plans(tmp_path, rulebook, limits, engine):
+    """Two plans of one employer: 5 officers and 25 others in one, 30 others in the other. The employer has 60
+    employees, so 6 officers may be key: all 5 are (counted in the first plan alone, 30 employees, it would be 3)."""
+    first = plan(employer="acme")
+    second = plan(plan_id="t-plan-2", employer="acme")
+    rows = _officers(5, 25) + [person(f"M{i}", "50000", plan_id="t-plan-2", account_balance="10000")
+                               for i in range(30)]
+    census = read_census(write_census(tmp_path / "census.csv", rows), [PLAN, "t-plan-2"], 2026)
+    outcome = check_yearend(census, [first, second], limits, rulebook, engine, 2026)
+    heavy = {s["plan_id"]: s["top_heavy"] for s in outcome.summaries}
+    assert (heavy[PLAN]["key_officer_limit"], heavy[PLAN]["key_employees"]) == (6, 5)
+
+
+def test_someone_in_two_plans_of_the_employer_counts_once(tmp_path, rulebook, limits, engine):
+    """The same 5 officers in both plans of one employer and nobody else: 5 people, so 3 are key, the same 3
+    in both plans."""
+    first = plan(employer="acme")
+    second = plan(plan_id="t-plan-2", employer="acme")
+    rows = _officers(5, 0) + [{**row, "plan_id": "t-plan-2"} for row in _officers(5, 0)]
+    census = read_census(write_census(tmp_path / "census.csv", rows), [PLAN, "t-plan-2"], 2026)
+    outcome = check_yearend(census, [first, second], limits, rulebook, engine, 2026)
+    facts = build_yearend_facts(census, [first, second], limits, 2026)
+    keys = {(census.plan_ids[census.plan[i]], census.employee_id[i]) for i in np.flatnonzero(facts.employees.key)}
+    assert keys == {(p, f"O{i}") for p in (PLAN, "t-plan-2") for i in range(3)}
+    assert {s["top_heavy"]["key_officer_limit"] for s in outcome.summaries} == {3}
+
+
+def test_the_top_paid_group_is_the_employer_s(tmp_path, rulebook, limits, engine):
+    """With the top-paid group election, 20% of the employer's people (not of one plan's rows): 10 people in two
+    plans of one employer, all paid above the look-back figure, 2 of them in the group; the first plan's 5
+    highest paid people would otherwise be 1."""
+    testing = {"top_paid_group_election": True}
+    first = plan(employer="acme", nondiscrimination_testing=testing)
+    second = plan(plan_id="t-plan-2", employer="acme", nondiscrimination_testing=testing)
+    rows = [person(f"P{i}", "200000", prior_year_compensation=f"{200000 - i * 1000}.00") for i in range(5)]
+    rows += [person(f"Q{i}", "200000", plan_id="t-plan-2", prior_year_compensation=f"{199500 - i * 1000}.00")
+             for i in range(5)]
+    census = read_census(write_census(tmp_path / "census.csv", rows), [PLAN, "t-plan-2"], 2026)
+    facts = build_yearend_facts(census, [first, second], limits, 2026)
+    hces = sorted(census.employee_id[i] for i in np.flatnonzero(facts.employees.hce))
+    assert hces == ["P0", "Q0"]

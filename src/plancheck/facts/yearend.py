@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from plancheck.documents.census import Census
 from plancheck.documents.limits import LimitTable
@@ -259,6 +261,35 @@ def _attributed(own: np.ndarray, related: np.ndarray) -> np.ndarray:
     return own + np.where(related >= 0, own[np.maximum(related, 0)], 0) if len(own) else own
 
 
+@dataclass
+class _Employers:
+    """Who is one person at one employer: the plans of an employer (their documents' `employer`, else their
+    plan_id) share a top-paid group and an officer limit (414(q), 416(i)), counted by person, not by row."""
+
+    person: np.ndarray                   # (rows,) a person's number: the same employee_id at the same employer
+    rows: dict[str, np.ndarray]          # employer -> its rows, in every plan of it
+    #: Every employer has one plan here, so a person is a row.
+    one_row_each: bool = False
+    #: (employer, first plan year) -> (key officers as a mask of every census row, the limit on them)
+    officers: dict[tuple[str, bool], tuple[np.ndarray, int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, census: Census, plans: list[Plan]) -> "_Employers":
+        names = sorted({p.employer_id for p in plans})
+        code = np.array([names.index(p.employer_id) for p in plans], dtype=np.int64)
+        row_employer = code[census.plan] if census.rows else np.zeros(0, dtype=np.int64)
+        rows = {name: np.flatnonzero(row_employer == k) for k, name in enumerate(names)}
+        if len(names) == len(plans):  # a plan per employer: an employee_id is once in its plan (census.py), one row each
+            return cls(person=np.arange(census.rows, dtype=np.int64), rows=rows, one_row_each=True)
+        ids = pc.dictionary_encode(pa.array(census.employee_id, type=pa.string())).indices
+        person = ids.to_numpy(zero_copy_only=False).astype(np.int64) * len(names) + row_employer
+        return cls(person=person, rows=rows)
+
+    def persons(self, rows: np.ndarray, flags: np.ndarray) -> int:
+        """How many people of `rows` have a row with the flag set."""
+        return int(flags.sum()) if self.one_row_each else len(np.unique(self.person[rows][flags]))
+
+
 def _counted(census: Census, rows: np.ndarray, figures: Figures, year: int) -> tuple[np.ndarray, np.ndarray]:
     """(employed, counted) of `rows` in `year`: hired by its end, and of those the ones not excluded under
     414(q)(5) by age or service (Treas. Reg. 1.414(q)-1T A-9(b)), as the top-paid group and the officer limit count."""
@@ -270,15 +301,26 @@ def _counted(census: Census, rows: np.ndarray, figures: Figures, year: int) -> t
     return employed, counted
 
 
-def _top_paid(census: Census, rows: np.ndarray, figures: Figures) -> np.ndarray:
-    """Rows (of `rows`) in the top-paid group of the look-back year (414(q)(3), Treas. Reg. 1.414(q)-1T A-9)."""
+def _top_paid(census: Census, rows: np.ndarray, figures: Figures, employers: _Employers) -> np.ndarray:
+    """Rows (of `rows`, the rows of one employer) in the top-paid group of the look-back year (414(q)(3), Treas.
+    Reg. 1.414(q)-1T A-9): the group is the employer's, of people (someone in two of its plans counts once)."""
     employed, counted = _counted(census, rows, figures, figures.year - 1)
-    size = int((Decimal(int(counted.sum())) * figures.top_paid_percent / 100 + Decimal("0.5")) // 1)
-    members = np.zeros(len(rows), dtype=bool)
-    candidates = np.flatnonzero(employed)
-    order = candidates[np.argsort(-census.prior_year_compensation[rows][candidates], kind="stable")]
-    members[order[:size]] = True
-    return members
+    size = int((Decimal(employers.persons(rows, counted)) * figures.top_paid_percent / 100 + Decimal("0.5")) // 1)
+    return _highest_paid(employers.person[rows], employed, census.prior_year_compensation[rows], size)
+
+
+def _highest_paid(person: np.ndarray, candidate: np.ndarray, pay: np.ndarray, size: int) -> np.ndarray:
+    """The rows of the `size` highest paid people among the candidate rows (a person's pay: the most any of their
+    rows shows; ties in census order), as a mask of the rows."""
+    rows = np.flatnonzero(candidate)
+    if not len(rows) or size <= 0:
+        return np.zeros(len(person), dtype=bool)
+    people, first = np.unique(person[rows], return_index=True)
+    best = np.zeros(len(people), dtype=np.int64)
+    np.maximum.at(best, np.searchsorted(people, person[rows]), pay[rows])
+    ranked = people[np.lexsort((first, -best))]
+    members = np.isin(person, ranked[:size])
+    return members & candidate
 
 
 def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, year: int) -> YearendFacts:
@@ -301,10 +343,12 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     ownership = _attributed(census.ownership, census.related)
     prior_ownership = _attributed(census.prior_year_ownership, census.related)
     pay_test = census.prior_year_compensation > figures.hce_threshold_lookback
+    employers = _Employers.of(census, plans)
     for code, plan in enumerate(plans):
         if plan.nondiscrimination_testing.top_paid_group_election:
-            rows = np.flatnonzero(census.plan == code)
-            pay_test[rows] &= _top_paid(census, rows, figures)
+            rows = employers.rows[plan.employer_id]
+            in_plan = census.plan[rows] == code
+            pay_test[rows[in_plan]] &= _top_paid(census, rows, figures, employers)[in_plan]
     hce_reasons = (np.where(ownership > figures.five_percent_ppm, OWNER_THIS_YEAR, 0)
                    | np.where(prior_ownership > figures.five_percent_ppm, OWNER_PRIOR_YEAR, 0)
                    | np.where(pay_test, PAID_ABOVE_THRESHOLD, 0)).astype(np.int64)
@@ -348,30 +392,34 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         acp_amount=np.zeros(n, np.int64), acr=np.zeros(n, np.int64), acp_excess=np.zeros(n, np.int64),
         acp_from_after_tax=np.zeros(n, np.int64), acp_from_match=np.zeros(n, np.int64),
         top_heavy_minimum=np.zeros(n, np.int64))
-    results = [_plan_facts(census, plan, np.flatnonzero(census.plan == code), figures, emp)
+    results = [_plan_facts(census, plan, np.flatnonzero(census.plan == code), figures, emp, employers)
                for code, plan in enumerate(plans)]
     return YearendFacts(figures, emp, [r for r in results if len(r.rows)])
 
 
-def _officer_limit(census: Census, rows: np.ndarray, figures: Figures, year: int) -> int:
-    """How many officers may be key employees (416(i)(1)(A)): 10% of the employees of the determination year, a
-    fraction raised to the next whole number (Treas. Reg. 1.416-1, T-14), at least 3 and at most 50; employees
-    excluded under 414(q)(5) by age or service are not counted."""
-    counted = int(_counted(census, rows, figures, year)[1].sum())
-    share = math.ceil(Decimal(counted) * figures.officer_percent / 100)
-    return min(figures.officer_limit, max(figures.officer_minimum, share))
+def _key_officers(census: Census, rows: np.ndarray, plan: Plan, figures: Figures, employers: _Employers,
+                  first: bool) -> tuple[np.ndarray, int]:
+    """Which of a plan's rows are officers who are key employees, and the limit on them (416(i)(1)(A)).
 
-
-def _key_officers(paid_above: np.ndarray, pay: np.ndarray, limit: int) -> np.ndarray:
-    """The officers paid above the 416(i) figure who are key employees: all of them, or the `limit` highest paid
-    (ties in census order)."""
-    if int(paid_above.sum()) <= limit:
-        return paid_above
-    candidates = np.flatnonzero(paid_above)
-    ranked = candidates[np.argsort(-pay[candidates], kind="stable")]
-    kept = np.zeros(len(paid_above), dtype=bool)
-    kept[ranked[:limit]] = True
-    return kept
+    Officers are the employer's, of the determination year: those paid above its 416(i) figure, no
+    more than 50 of them, or if fewer the greater of 3 and 10% of the employer's employees (a
+    fraction raised to the next whole number, Treas. Reg. 1.416-1, T-14; employees excluded under
+    414(q)(5) by age or service not counted): the highest paid, ties in census order.
+    """
+    cached = employers.officers.get((plan.employer_id, first))
+    if cached is None:  # once per employer (and determination year), whichever of its plans asks first
+        year = figures.year if first else figures.year - 1
+        scope = employers.rows[plan.employer_id]
+        pay = census.compensation[scope] if first else census.prior_year_compensation[scope]
+        threshold = figures.key_officer_pay_first_year if first else figures.key_officer_pay
+        counted = employers.persons(scope, _counted(census, scope, figures, year)[1])
+        limit = min(figures.officer_limit, max(figures.officer_minimum,
+                                               math.ceil(Decimal(counted) * figures.officer_percent / 100)))
+        mask = np.zeros(census.rows, dtype=bool)
+        mask[scope] = _highest_paid(employers.person[scope], census.officer[scope] & (pay > threshold), pay, limit)
+        cached = employers.officers[(plan.employer_id, first)] = (mask, limit)
+    mask, limit = cached
+    return mask[rows], limit
 
 
 def _nhce_figure(plan: Plan, current: int, prior: int | None, figures: Figures) -> int:
@@ -383,7 +431,8 @@ def _nhce_figure(plan: Plan, current: int, prior: int | None, figures: Figures) 
     return (prior or 0) // 100
 
 
-def _plan_facts(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Employees) -> PlanFacts:
+def _plan_facts(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Employees,
+                employers: _Employers) -> PlanFacts:
     testing = plan.nondiscrimination_testing
     money = {k: v[rows] for k, v in census.money.items()}
     pay = emp.plan_pay[rows]
@@ -444,8 +493,7 @@ def _plan_facts(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, 
     det_own = emp.ownership[rows] if first else emp.prior_year_ownership[rows]
     officer_pay = figures.key_officer_pay_first_year if first else figures.key_officer_pay
     paid_above = census.officer[rows] & (det_pay > officer_pay)
-    officer_limit = _officer_limit(census, rows, figures, figures.year if first else figures.year - 1)
-    officers = _key_officers(paid_above, det_pay, officer_limit)
+    officers, officer_limit = _key_officers(census, rows, plan, figures, employers, first)
     key_reasons = (np.where(officers, KEY_OFFICER, 0)
                    | np.where(det_own > figures.five_percent_ppm, KEY_FIVE_PERCENT_OWNER, 0)
                    | np.where((det_own > figures.one_percent_ppm) & (det_pay > figures.one_percent_pay),
