@@ -617,3 +617,14 @@ def test_the_top_paid_group_is_the_employer_s(tmp_path, rulebook, limits, engine
     facts = build_yearend_facts(census, [first, second], limits, 2026)
     hces = sorted(census.employee_id[i] for i in np.flatnonzero(facts.employees.hce))
     assert hces == ["P0", "Q0"]
+
+
+@pytest.mark.parametrize("preview", [None, "2026-06-30"])
+def test_a_census_of_only_its_header_is_zero_rows_not_a_crash(preview, tmp_path):
+    """A census with a header and no rows (a plan year with nobody yet, an export gone wrong) reads as nothing."""
+    census = write_census(tmp_path / "empty.csv", [])
+    args = ["yearend", str(census), "--out", str(tmp_path / "out.jsonl"), "--rejects", str(tmp_path / "r.csv")]
+    result = plancheck(*args, *(["--preview", preview] if preview else []))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1])
+    assert (summary["rows_read"], summary["rows_rejected"], summary["findings"]) == (0, 0, 0)

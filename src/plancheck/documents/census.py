@@ -120,7 +120,7 @@ def read_census(path: Path | Source, plan_ids: list[str], year: int, *, preview:
     source = str(path)
     census = open_feed(path, CENSUS)  # the batch's reader: quotes, bad bytes and huge records are rejected rows
     batches = list(census.batches())
-    table = pa.Table.from_batches(batches) if batches else census._empty_batch().to_table()
+    table = pa.Table.from_batches(batches if batches else [census._empty_batch()])
     known = set(CENSUS_COLUMNS) | (set(ELECTION_COLUMNS) if preview else set())
     extra = [c for c in census.header if c not in known]
     lines = table.column(LINE).to_numpy() if table.num_rows else np.zeros(0, dtype=np.int64)
