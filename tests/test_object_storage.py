@@ -345,3 +345,24 @@ def test_an_object_replaced_while_the_batch_reads_it_stops_the_run(s3, tmp_path,
     with (tmp_path / "r.csv").open("wb") as handle, pytest.raises(InputError, match="the feed changed"):
         run_batch(url, ROOT / "plans", ROOT / "rules", 1, BatchFiles(handle), "r.csv", on_read=replace)
     assert replaced
+
+
+def test_the_report_of_a_run_goes_to_object_storage(s3, tmp_path, plans):
+    """`batch --html URL --xlsx URL` and `report RUN --html URL`: the objects are the report and the workbook."""
+    pytest.importorskip("sqlalchemy")
+    feed = feed_with_bad_rows(tmp_path / "feed.csv", plans, 37)
+    db = f"sqlite:///{tmp_path / 'history.db'}"
+    html, xlsx = f"s3://{BUCKET}/reports/night.html", f"s3://{BUCKET}/reports/night.xlsx"
+    result = plancheck("batch", str(feed), "--workers", "1", "--db", db, "--html", html, "--xlsx", xlsx,
+                       "--out", str(tmp_path / "events.jsonl"), "--rejects", str(tmp_path / "r.csv"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    page = read_object(html)
+    assert page.lstrip().lower().startswith(b"<!doctype html") and b"</html>" in page[-200:]
+    assert read_object(xlsx)[:2] == b"PK"  # a workbook is a zip file
+    run = json.loads((tmp_path / "events.jsonl").read_text().splitlines()[-1])["history_run"]
+    again = f"s3://{BUCKET}/reports/again.html"
+    result = plancheck("report", str(run), "--db", db, "--html", again, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert read_object(again).lstrip().lower().startswith(b"<!doctype html")
+    bad = plancheck("report", str(run), "--db", db, "--html", "s3://no-such-bucket/r.html", cwd=tmp_path)
+    assert bad.returncode == 2 and "no-such-bucket does not exist" in bad.stderr

@@ -24,6 +24,7 @@ from plancheck.cli_history import DbOption, write_reports
 from plancheck.engine import Engine
 from plancheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, Problem
 from plancheck.findings import has_errors, severity_counts
+from plancheck.locations import location
 from plancheck.sinks import events
 from plancheck.sinks import text as report
 from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
@@ -36,10 +37,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules directory (default: the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
-HtmlOption = Annotated[Optional[Path], typer.Option(
-    "--html", help="Write the run's report as one self-contained HTML file (records the run)")]
-XlsxOption = Annotated[Optional[Path], typer.Option(
-    "--xlsx", help="Write the run's findings as an Excel workbook (records the run)")]
+# A report's destination: a path, or a URL on object storage (locations.py: a str), uploaded whole when written.
+HtmlOption = Annotated[Optional[str], typer.Option(
+    "--html", parser=location, metavar="PATH|URL",
+    help="Write the run's report as one self-contained HTML file, a path or a URL (records the run)")]
+XlsxOption = Annotated[Optional[str], typer.Option(
+    "--xlsx", parser=location, metavar="PATH|URL",
+    help="Write the run's findings as an Excel workbook, a path or a URL (records the run)")]
 RecordOption = Annotated[bool, typer.Option(
     "--record", help="Record the run in the history database (--db, else PLANCHECK_DB, else history.sqlite "
     "under the user's data directory)")]
@@ -129,7 +133,7 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
     return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), InputHashes(inputs))
 
 
-def _reports(history, html: Path | None, xlsx: Path | None) -> None:
+def _reports(history, html: Path | str | None, xlsx: Path | str | None) -> None:
     if history is not None and (html is not None or xlsx is not None):
         write_reports(history.store, history.id, html, xlsx)
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from plancheck.errors import EXIT_INPUT, InputError, Problem
+from plancheck.locations import location
 from plancheck.sinks.files import replacing, stdout
 
 
@@ -210,8 +211,11 @@ def ack(fingerprint: Annotated[str, typer.Argument(help="The finding's fingerpri
 
 
 def report(run: Annotated[int, typer.Argument(help="Run number (see `plancheck runs`)")],
-           html: Annotated[Optional[Path], typer.Option("--html", help="Self-contained HTML report")] = None,
-           xlsx: Annotated[Optional[Path], typer.Option("--xlsx", help="Excel workbook: a summary sheet, a sheet per rule")] = None,
+           html: Annotated[Optional[str], typer.Option(
+               "--html", parser=location, metavar="PATH|URL", help="Self-contained HTML report, a path or a URL")] = None,
+           xlsx: Annotated[Optional[str], typer.Option(
+               "--xlsx", parser=location, metavar="PATH|URL",
+               help="Excel workbook (a summary sheet, a sheet per rule), a path or a URL")] = None,
            db: DbOption = None) -> None:
     """Write the report of a recorded run: HTML for reading and forwarding, Excel for auditors."""
     from plancheck.sinks.files import check_outputs
@@ -237,8 +241,9 @@ def db_upgrade(db: DbOption = None) -> None:
     _write(f"history database at schema revision {after}" + (f" (was {before})" if before != after else "") + "\n")
 
 
-def write_reports(store, run_id: int, html: Path | None, xlsx: Path | None) -> None:
-    """The HTML report and the Excel workbook of a recorded run, each replaced only when complete."""
+def write_reports(store, run_id: int, html: Path | str | None, xlsx: Path | str | None) -> None:
+    """The HTML report and the Excel workbook of a recorded run, each replaced (or uploaded, for a URL) only when
+    complete."""
     if html is not None:
         from plancheck.sinks.report_html import write_html
         with replacing(html) as stream:
