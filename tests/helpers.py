@@ -81,3 +81,24 @@ def plancheck(*args: str, cwd: Path = ROOT) -> CliResult:
     finally:
         os.chdir(previous)
     return CliResult(status, out.getvalue().decode("utf-8"), err.getvalue())
+
+
+def eventually(check, seconds: float = 15.0):
+    """Poll `check` until it returns something true (and return it), or fail after `seconds`."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def logged_events(path: Path) -> list[dict]:
+    """The JSON events of a log a process is still writing: complete lines only (the last may be half written)."""
+    import json
+
+    complete = path.read_text().rpartition("\n")[0]
+    return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]

@@ -3,7 +3,6 @@ file keeps the old set and the log says why."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, eventually, logged_events
 from service_server import running
 
 
@@ -26,17 +25,6 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copytree(ROOT / "rules", rules)
     shutil.copytree(ROOT / "plans", plans)
     return rules, plans
-
-
-def eventually(check, seconds: float = 15.0):
-    """Poll `check` until it returns something true, or fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def renamed(plans: Path, plan_id: str, name: str) -> None:
@@ -88,10 +76,7 @@ def test_sighup_reloads_and_a_broken_file_keeps_the_old_set(dirs, tmp_path):
          "--port", str(port), "--watch", "0"], stdout=subprocess.DEVNULL, stderr=log, cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        # complete lines only: the service may be in the middle of writing the last one
-        events = lambda: [json.loads(line) for line in  # noqa: E731
-                          (tmp_path / "service.log").read_text().rpartition("\n")[0].splitlines()
-                          if line.startswith("{")]
+        events = lambda: logged_events(tmp_path / "service.log")  # noqa: E731
         eventually(lambda: any(e["event"] == "listening" for e in events()), 30)
         process.send_signal(signal.SIGHUP)  # before the app handles it: ignored, not fatal
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:

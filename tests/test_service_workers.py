@@ -3,7 +3,6 @@ reloaded by a SIGHUP sent to the supervisor, replaced when one dies, all stopped
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -11,12 +10,13 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, eventually, logged_events
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 TOKEN = "workers-test-token-0123456789abcdef"
@@ -26,14 +26,8 @@ SEED = {"plan_id": "monthly-mega-backdoor",
         "election": {"start_date": "2024-12-01", "pretax": {"amount": 2000}}}
 
 
-def eventually(check, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+#: Workers start in fresh interpreters, each building its engine: give them twice the usual wait.
+eventually = partial(eventually, seconds=30.0)
 
 
 class Service:
@@ -54,9 +48,7 @@ class Service:
         assert self.process.poll() is None, self.log_path.read_text()
 
     def events(self) -> list[dict]:
-        """The complete lines logged so far (a worker may be in the middle of writing the last one)."""
-        complete = self.log_path.read_text().rpartition("\n")[0]
-        return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
+        return logged_events(self.log_path)
 
     def find(self, name: str) -> list[dict]:
         return [e for e in self.events() if e["event"] == name]
