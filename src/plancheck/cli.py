@@ -228,7 +228,6 @@ def batch(
     """Check a payroll feed: one finding per employee, year and rule, at the first pay date it broke."""
     from plancheck.checks.batch.run import run_batch
     from plancheck.documents.feed.source import Source
-    from plancheck.locations import location
     from plancheck.sinks.batch import BatchFiles
     source = Source.of(feed)
     out_target = location(out) if out is not None else None
@@ -239,7 +238,7 @@ def batch(
     if cluster is not None and workers is not None:
         raise typer.BadParameter("a cluster runs on its own workers: give --workers or --cluster", param_hint="--workers")
     _check_outputs({"--out": out_target, "--rejects": rejects_path, "--html": html, "--xlsx": xlsx},
-                   [source.local if source.local is not None else source.url], rules_dir, plans_dir)
+                   [source.location], rules_dir, plans_dir)
     executor = _cluster(cluster, work_dir, source) if cluster is not None else None
     history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [source])
     progress = _Progress() if sys.stderr.isatty() else (_ProgressLines() if cluster is not None else None)
@@ -539,8 +538,8 @@ def yearend(
     feed_rejects_path = Path(f"{feed_source.stem}.rejects.csv") if feed_source is not None else None
     plans_dir, rules_dir = _plans_dir(plans), _rules_dir(rules)
     _check_outputs({"--out": out, "--rejects": rejects_path, "feed rejects": feed_rejects_path, "--html": html,
-                    "--xlsx": xlsx}, [census_source.local or census_source.url,
-                                 feed_source and (feed_source.local or feed_source.url)], rules_dir, plans_dir)
+                    "--xlsx": xlsx}, [census_source.location, feed_source and feed_source.location], rules_dir,
+                   plans_dir)
     try:
         rulebook, limits = _rules(rules)
         year = year or limits.last_year

@@ -124,9 +124,9 @@ def check_outputs(outputs: dict[str, Target | None], inputs: list[Target]) -> No
             reason = _url_problem(option, path)
             if reason is None and path in inputs:
                 reason = f"{option}: is an input of this run; writing it would destroy it"
-            if reason is None and any(path == other for _, other in given[:index]):
-                other_option = next(o for o, other in given[:index] if other == path)
-                reason = f"{option}: is the same object as {other_option}"
+            same = next((other_option for other_option, other in given[:index] if other == path), None)
+            if reason is None and same is not None:
+                reason = f"{option}: is the same object as {same}"
             if reason:
                 problems.append(Problem(path, "", reason))
             continue

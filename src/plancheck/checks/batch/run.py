@@ -50,7 +50,7 @@ from plancheck.checks.batch.check import (
 )
 from plancheck.checks.batch.partition import partition_count, spill
 from plancheck.checks.ruleset import load_rules
-from plancheck.documents.feed.reader import COLUMNS, FeedRange, open_feed, renumber
+from plancheck.documents.feed.reader import COLUMNS, Feed, FeedRange, open_feed, renumber
 from plancheck.documents.feed.records import RAW_CHARS, Reject
 from plancheck.documents.feed.source import Source
 from plancheck.documents.plan import Plan, load_plans
@@ -97,11 +97,10 @@ def _spill_range(feed_path: str, span: FeedRange, directory: str, partitions: in
     partition pieces; also the line just past the range as it numbered them (reader.renumber). The feed
     must still be the `version` the run opened, before and after the range is read."""
     feed = open_feed(feed_path)
-    feed.version = version
-    feed.unchanged()
+    feed.unchanged(version)  # the version this process opened is the run's
     feed.threads, feed.keep_types = False, True
     paths, rows = spill(feed.range_batches(span), Path(directory), partitions, tag, employers=employers)
-    feed.unchanged()
+    feed.unchanged()  # and the file is still that version now
     return paths, rows, feed.bad_rows, feed.next_line
 
 
@@ -253,8 +252,9 @@ def _lines(handle: BinaryIO) -> Iterator[list[Any]]:
             yield orjson.loads(line)
 
 
-def _run_id(feed: Source, revision: str, plans: list[Plan]) -> str:
-    digest = hashlib.sha256(f"{feed.name}|{feed.info()['version']}|{revision}".encode())
+def _run_id(feed: Feed, revision: str, plans: list[Plan]) -> str:
+    """The run's id: the feed's name and the version it was opened at, the ruleset revision and the plans."""
+    digest = hashlib.sha256(f"{feed.source.name}|{feed.version}|{revision}".encode())
     for plan in plans:
         digest.update(plan.model_dump_json().encode())
     return digest.hexdigest()[:16]
@@ -275,7 +275,7 @@ def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, 
     plans = [plan for plan, _ in load_plans(plans_dir).values()]
     feed = open_feed(feed_path)
     feed.keep_types = True  # a Parquet feed's decimals and dates go to the partitions as they are (parse.py)
-    run_id = _run_id(feed.source, rulebook.revision, plans)
+    run_id = _run_id(feed, rulebook.revision, plans)
     sink.begin(run_id, rulebook.revision)
     if feed.extra_columns:
         sink.event({"event": "feed_columns_ignored", "feed": str(feed.source), "columns": feed.extra_columns})

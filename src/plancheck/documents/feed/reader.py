@@ -113,11 +113,15 @@ class Feed:
     #: instead of rendering them as text; the batch asks for it, readers of text (the census) do not.
     keep_types: bool = False
 
-    def unchanged(self) -> None:
-        """An InputError if the file is no longer the version opened: replaced or still being written while a run
-        read it, so ranges read by different processes would not be one file."""
-        now = self.source.info()
-        if now.get("version") != self.version:
+    def unchanged(self, version: str | None = None) -> None:
+        """An InputError if the file is no longer the version opened (or `version`, another process's opening of
+        it): replaced or still being written while a run read it, so ranges read by different processes would
+        not be one file. Without `version` the file is asked again for its own."""
+        if version is None:
+            expected, now = self.version, self.source.info().get("version")
+        else:
+            expected, now = version, self.version
+        if now != expected:
             raise InputError(Problem(str(self.source), "", "the feed changed while it was being read (its size, "
                                      "modification time or ETag is not what it was when the run opened it); nothing "
                                      "was written: run again once the file is complete"))

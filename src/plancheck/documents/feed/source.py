@@ -56,6 +56,11 @@ class Source:
     def stem(self) -> str:
         return PurePosixPath(self.name).stem
 
+    @property
+    def location(self) -> Path | str:
+        """The path, or the URL (how sinks/files.py names an input an output must not be)."""
+        return self.local if self.local is not None else self.url
+
     def __str__(self) -> str:
         return str(self.local) if self.local is not None else self.url
 
