@@ -37,3 +37,14 @@ def engine(rulebook: Rulebook) -> Engine:
 @pytest.fixture(scope="session")
 def plans() -> dict[str, Plan]:
     return {pid: plan for pid, (plan, _) in load_plans(ROOT / "plans").items()}
+
+
+@pytest.fixture()
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """(rules, plans): copies of the bundled rules and plans that a test may edit (a service's reload tests)."""
+    import shutil
+
+    rules, plans = tmp_path / "rules", tmp_path / "plans"
+    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(ROOT / "plans", plans)
+    return rules, plans

@@ -4,7 +4,6 @@ file keeps the old set and the log says why."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,16 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import ROOT, eventually, logged_events
+from helpers import eventually, logged_events
 from service_server import running
-
-
-@pytest.fixture()
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    rules, plans = tmp_path / "rules", tmp_path / "plans"
-    shutil.copytree(ROOT / "rules", rules)
-    shutil.copytree(ROOT / "plans", plans)
-    return rules, plans
 
 
 def renamed(plans: Path, plan_id: str, name: str) -> None:

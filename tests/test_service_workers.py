@@ -4,7 +4,6 @@ reloaded by a SIGHUP sent to the supervisor, replaced when one dies, all stopped
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import ROOT, eventually, logged_events
+from helpers import eventually, logged_events
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 TOKEN = "workers-test-token-0123456789abcdef"
@@ -71,14 +70,6 @@ class Service:
             return self.process.wait(30)
         finally:
             self.log.close()
-
-
-@pytest.fixture()
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    rules, plans = tmp_path / "rules", tmp_path / "plans"
-    shutil.copytree(ROOT / "rules", rules)
-    shutil.copytree(ROOT / "plans", plans)
-    return rules, plans
 
 
 def served_by(service: Service, status: int) -> set[int]:
