@@ -262,11 +262,25 @@ def batch(
             outcome.summary.update(history.close(covered=outcome.covered))
         events.emit(outcome.summary)
     status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
+    missing = outcome.summary["years_without_limits"]
+    if missing:  # the outputs are written; still, a night whose rows could not be checked is no pass
+        status = EXIT_INPUT
     if history:
         history.finish(outcome.summary, status)
         _reports(history, html, xlsx)
     report.batch_summary(outcome.summary)
+    if missing:
+        rows = sum(missing.values())
+        sys.stderr.write(f"error: {source}: {rows:,} row(s) of {', '.join(missing)} not checked: "
+                         f"{_limits_hint(rules_dir, [int(y) for y in missing])}; they are in {rejects_path}\n")
     raise typer.Exit(status)
+
+
+def _limits_hint(rules_dir: Path, years: list[int]) -> str:
+    """What to add for years rules/limits does not cover, in the words every command uses."""
+    from plancheck.documents.limits import load_limits
+    limits = load_limits(rules_dir / "limits")
+    return "; ".join(limits.missing_year(year) for year in years)
 
 
 def _cluster(address: str, work_dir: str | None, feed: Source):
@@ -429,12 +443,12 @@ def audit(
     with _recording(history):
         if history:
             history.start(rulebook.revision)
-        status = _audit_outputs(audits, findings, rulebook, output_format, out, history)
+        status = _audit_outputs(audits, findings, rulebook, limits, output_format, out, history)
         _reports(history, html, xlsx)
     raise typer.Exit(status)
 
 
-def _audit_outputs(audits, findings, rulebook, output_format: OutputFormat, out: Path | None, history) -> int:
+def _audit_outputs(audits, findings, rulebook, limits, output_format: OutputFormat, out: Path | None, history) -> int:
     """Write the plan audit in its format (recording each finding on the way); the exit status."""
     recorded = {id(f): history.finding(f.as_event()) for f in findings} if history else {}
     summary = {"event": "audit_summary", "plans": len(audits), "findings": len(findings),
@@ -457,8 +471,14 @@ def _audit_outputs(audits, findings, rulebook, output_format: OutputFormat, out:
                              "mega_backdoor": plan_audit.verdicts.get("mega_backdoor"), "findings": len(plan_audit.findings)})
             events.emit(summary)
     status = _status(history, findings)
+    missing = sorted({a.year for a in audits if a.year is not None and a.year not in limits.years})
+    if missing:  # reported as plan-year-without-limits findings above; the year's checks could not run
+        status = EXIT_INPUT
     if history:
         history.finish(summary, status)
+    for year in missing:
+        plans_of_year = ", ".join(str(a.path) for a in audits if a.year == year)
+        sys.stderr.write(f"error: {plans_of_year}: plan year {year} not checked: {limits.missing_year(year)}\n")
     return status
 
 

@@ -31,6 +31,8 @@ class PlanAudit:
     verdicts: dict[str, str]
     #: The rules that gave those verdicts (a text report says them once, in the plan's heading).
     verdict_rules: frozenset[str] = frozenset()
+    #: The plan year audited (the document's, else --year, else the last year with limits); None when not loaded.
+    year: int | None = None
 
 
 def _locate(rule: Rule, data: Any) -> int | None:
@@ -101,7 +103,7 @@ def _audit_loaded(loaded: list[tuple[Path, Plan, Any, dict[str, int]]], rulebook
             if rule.verdict:
                 verdicts.update(rule.verdict)
                 verdict_rules.add(rule.id)
-        audits.append(PlanAudit(path, plan.plan_id, findings, verdicts, frozenset(verdict_rules)))
+        audits.append(PlanAudit(path, plan.plan_id, findings, verdicts, frozenset(verdict_rules), facts["year"]))
     return audits
 
 

@@ -46,18 +46,22 @@ def example_record(rulebook: Rulebook, limits: LimitTable | None, rule: Rule, ex
 def audit_rules(rules_dir: Path) -> tuple[list[RuleAudit], list[Any]]:
     """Load every rule (compiling it) and run every example through a fresh engine.
 
-    Returns the per-rule audits and the load problems (an empty list when all files load).
+    Returns the per-rule audits and the problems: files that do not load, or limit figures that break
+    their indexing or citation (checks/limit_audit.py); an empty list when there are none.
     """
+    from plancheck.checks.limit_audit import limit_problems
     from plancheck.checks.ruleset import built_facts
     try:
         rulebook = load_rulebook(rules_dir)
         check_built_facts(rulebook, built_facts())
         cases = [(rule, example) for rules in rulebook.rules.values() for rule in rules for example in rule.examples]
-        # Only a plan-document example needs the limits (its facts are built for a plan year).
-        limits = load_limits(rules_dir / "limits") if any(e.plan is not None for _, e in cases) else None
+        has_limits = (rules_dir / "limits").is_dir()
+        # A plan-document example needs the limits (its facts are built for a plan year); so does their own audit.
+        limits = load_limits(rules_dir / "limits") if has_limits or any(e.plan is not None for _, e in cases) else None
         records = {(rule.id, example.name): example_record(rulebook, limits, rule, example) for rule, example in cases}
     except InputError as exc:
         return [], exc.problems
+    figure_problems = limit_problems(limits) if limits is not None else []
     engine = Engine(rulebook)
     audits = []
     try:
@@ -72,4 +76,4 @@ def audit_rules(rules_dir: Path) -> tuple[list[RuleAudit], list[Any]]:
                                         len(rule.examples), failed))
     finally:
         engine.close()
-    return audits, []
+    return audits, figure_problems

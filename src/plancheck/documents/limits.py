@@ -34,6 +34,24 @@ class LimitValue(Strict):
         return self
 
 
+class Indexing(Strict):
+    """How the figure moves from one year to the next: cost-of-living increases under 415(d),
+    each rounded down to a multiple of `step`, never a decrease (`plancheck audit --rules` checks it)."""
+
+    step: Cents = Field(gt=0, description="Increases are rounded down to a multiple of this many dollars")
+    citation: str = Field(min_length=5, description="Where the law sets the step, e.g. 'IRC 402(g)(4)'")
+    #: A statutory floor the figure may equal although it is no multiple of `step` (414(v)(2)(E)(i)(II):
+    #: 150% of the 2024 catch-up limit, $11,250, for ages 60-63).
+    minimum: Cents | None = None
+    minimum_citation: str | None = None
+
+    @model_validator(mode="after")
+    def _minimum_is_cited(self) -> "Indexing":
+        if (self.minimum is None) != (self.minimum_citation is None):
+            raise ValueError("give minimum and minimum_citation together")
+        return self
+
+
 class LimitFamily(Strict):
     """One limit (e.g. 402(g)(1)) with its yearly values and references."""
 
@@ -43,6 +61,10 @@ class LimitFamily(Strict):
     description: str
     unit: Literal["USD"]
     references: list[Reference] = Field(min_length=1)
+    indexing: Indexing
+    #: Each year's figure is published in an IRS notice of the year before (e.g. Notice 2025-67 for 2026):
+    #: `plancheck audit --rules` holds each figure's citation to it.
+    published_by: Literal["irs_notice"] = "irs_notice"
     values: dict[int, LimitValue] = Field(min_length=1)
 
 
@@ -146,13 +168,15 @@ class LimitTable:
     def years(self) -> range:
         return range(self.first_year, self.last_year + 1)
 
+    def missing_year(self, year: int) -> str:
+        """Why a year cannot be checked, and what to add: the one wording every command uses."""
+        return (f"no IRS limits for {year}: rules/limits covers {self.first_year}-{self.last_year}; add {year} "
+                "to each file under rules/limits/ once the IRS publishes its figures (README, 'Adding a limit year')")
+
     def for_year(self, year: int, *, source: str = "", field: str = "year") -> YearLimits:
         """The limits for a year; a year outside rules/limits is a clear error."""
         if year not in self.years:
-            raise LimitYearMissing(Problem(
-                source or "rules/limits", field,
-                f"no IRS limits for {year}: rules/limits covers {self.first_year}-{self.last_year}",
-            ))
+            raise LimitYearMissing(Problem(source or "rules/limits", field, self.missing_year(year)))
         kwargs: dict = {}
         citations = {}
         for family_id, attr in FAMILIES.items():

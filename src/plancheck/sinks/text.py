@@ -89,9 +89,9 @@ def audit_text(audits: list[Any]) -> str:
 
 
 def rules_audit_text(audits: list[Any], problems: list[Any], failed: list[Any]) -> str:
-    """`plancheck audit --rules --format text`: load problems, then a line per rule, then the counts."""
+    """`plancheck audit --rules --format text`: problems (files that do not load, limit figures), then a line per rule, then the counts."""
     lines = [f"{p}" for p in problems]
     lines += [f"{a.file}: {a.rule}: {'FAILED ' + ', '.join(a.failed) if a.failed else 'ok'} "
               f"({a.examples} examples; {a.citation})" for a in audits]
-    lines.append(f"{len(audits)} rules, {len(failed)} failing, {len(problems)} load problems")
+    lines.append(f"{len(audits)} rules, {len(failed)} failing, {len(problems)} file problems")
     return "\n".join(lines) + "\n"

@@ -115,6 +115,8 @@ class PartitionResult:
     years: list[int] = field(default_factory=list)
     #: The (plan, year) pairs of the rows checked: what the run history compares plan by plan, year by year.
     plan_years: list[tuple[str, int]] = field(default_factory=list)
+    #: Rows rejected because rules/limits has no figures for their year, per year.
+    years_without_limits: dict[int, int] = field(default_factory=dict)
 
 
 #: The phases of checking one partition, in order (the batch summary's `phases.partition`).
@@ -448,6 +450,7 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
         peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, phases=clock.seconds,
         years=[int(y) for y in np.unique(parsed.year[accepted])],
         plan_years=_plan_years(checker, parsed.plan_index[accepted], parsed.year[accepted]),
+        years_without_limits=parsed.years_without_limits,
     )
 
 

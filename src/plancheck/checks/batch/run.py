@@ -319,6 +319,7 @@ def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, 
         "employees": sum(r.employees for r in results),
         "plans": len({p for r in results for p in r.plans}),
         "years": sorted({y for r in results for y in r.years}),
+        "years_without_limits": _years_without_limits(results),
         "findings": sum(by_rule.values()),
         "findings_by_rule": dict(sorted(by_rule.items())),
         "findings_by_severity": by_severity,
@@ -334,6 +335,14 @@ def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, 
     }
     covered = sorted({pair for r in results for pair in r.plan_years})
     return BatchOutcome(summary=summary, errors=by_severity["error"], covered=covered)
+
+
+def _years_without_limits(results: list[PartitionResult]) -> dict[str, int]:
+    """Rows rejected per year that rules/limits does not cover ({"2027": rows}): such a run is exit 2."""
+    years: Counter[int] = Counter()
+    for result in results:
+        years.update(result.years_without_limits)
+    return {str(year): years[year] for year in sorted(years)}
 
 
 def allow_open_files(count: int) -> None:

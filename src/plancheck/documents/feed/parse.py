@@ -13,8 +13,9 @@ same reasons as text; a null reads as an empty cell.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +56,8 @@ class Parsed:
     limitation_year: np.ndarray                     # 415 limitation year of the row's employer money
     source_row: np.ndarray                          # row of each accepted row in the partition table
     raw: Callable[[int], tuple[str, ...]]           # a partition row's values as read, for rejects
+    #: Rejected rows per year that rules/limits does not cover (pay date's or limitation year's).
+    years_without_limits: dict[int, int] = field(default_factory=dict)
 
 
 def _distinct(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -218,15 +221,16 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
         flag(too_big, lambda r, c=column: f"{c}: expected at most {MAX_DOLLARS_TEXT}, got {shown(value(c, r))}")
     year = years["pay_date"]
     covered = (year >= limits.first_year) & (year <= limits.last_year)
-    flag(date_ok["pay_date"] & ~covered, lambda r: f"pay_date: no IRS limits for {int(year[r])}: rules/limits covers "
-                                         f"{limits.first_year}-{limits.last_year}")
+    uncovered = date_ok["pay_date"] & ~covered
+    flag(uncovered, lambda r: f"pay_date: {limits.missing_year(int(year[r]))}")
     fica = text["prior_year_fica_wages"]
     fica_known = (fica.is_valid() if kept_type(fica.type) else pc.not_equal(fica, EMPTY_TEXT)).to_numpy(
         zero_copy_only=False) if n else np.zeros(0, dtype=bool)
     limitation_year = _limitation_years(text["limitation_year"], year, date_ok["pay_date"], flag, value)
-    flag(date_ok["pay_date"] & covered & ((limitation_year < limits.first_year) | (limitation_year > limits.last_year)),
-         lambda r: f"limitation_year: no IRS limits for {int(limitation_year[r])}: rules/limits covers "
-                   f"{limits.first_year}-{limits.last_year}")
+    limitation_uncovered = date_ok["pay_date"] & covered & ((limitation_year < limits.first_year)
+                                                             | (limitation_year > limits.last_year))
+    flag(limitation_uncovered, lambda r: f"limitation_year: {limits.missing_year(int(limitation_year[r]))}")
+    years_without_limits = Counter(year[uncovered].tolist()) + Counter(limitation_year[limitation_uncovered].tolist())
     birth_year = years["birth_date"]
     both = date_ok["birth_date"] & date_ok["pay_date"]
     flag(both & (dates["birth_date"] >= dates["pay_date"]), lambda r: "birth_date: must be before pay_date")
@@ -246,5 +250,6 @@ def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTa
         year=year[keep], money={k: v[keep] for k, v in money.items()},
         fica_known=fica_known[keep], limitation_year=limitation_year[keep],
         source_row=np.flatnonzero(keep), raw=raw_row,
+        years_without_limits={int(y): n for y, n in years_without_limits.items()},
     )
     return parsed, rejects
