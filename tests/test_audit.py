@@ -96,6 +96,21 @@ def test_sarif_output_is_valid_sarif():
     assert result.returncode == 1
 
 
+def test_sarif_results_carry_the_findings_fingerprint_that_history_compares_runs_by():
+    """partialFingerprints holds the same identity as the JSON-lines finding's history fingerprint, so a review
+    tool matches results across runs as `plancheck runs diff` does; distinct findings have distinct ones."""
+    from plancheck.history.fingerprint import fingerprint
+    paths = [str(DATA / "contradictory.yaml"), str(DATA / "broken.yaml")]
+    sarif = json.loads(plancheck("audit", *paths, "--format", "sarif").stdout)["runs"][0]["results"]
+    events = [json.loads(line) for line in plancheck("audit", *paths).stdout.splitlines()]
+    expected = sorted(fingerprint(e) for e in events if e["event"] in ("violation", "warning", "notice"))
+    prints = sorted(r["partialFingerprints"]["plancheckFinding/v1"] for r in sarif)
+    assert prints == expected
+    assert len(set(prints)) == len(prints)
+    again = json.loads(plancheck("audit", *paths, "--format", "sarif").stdout)["runs"][0]["results"]
+    assert sorted(r["partialFingerprints"]["plancheckFinding/v1"] for r in again) == prints
+
+
 def test_text_output_is_readable():
     """--format text gives file:line, severity, rule and message, and each plan's verdict."""
     result = plancheck("audit", str(DATA / "contradictory.yaml"), "--format", "text")

@@ -7,9 +7,13 @@ from typing import Any
 
 from plancheck import __version__
 from plancheck.findings import Finding
+from plancheck.history.fingerprint import fingerprint
 from plancheck.rulebook.rules import Rule
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+#: The partialFingerprints key of a finding's identity (history/fingerprint.py): code-review tools match results
+#: of two runs by it, as `plancheck runs diff` does. Versioned, as SARIF asks, in case the identity ever changes.
+FINGERPRINT_KEY = "plancheckFinding/v1"
 LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 
 
@@ -45,6 +49,7 @@ def sarif_log(findings: list[Finding], rules: list[Rule], base: Path) -> dict[st
             "level": LEVEL[finding.severity],
             "message": {"text": finding.message},
             "properties": {"citation": finding.citation},
+            "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding.as_event())},
         }
         if finding.context.get("file"):
             location: dict[str, Any] = {"artifactLocation": {"uri": _uri(finding.context["file"], base)}}
