@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, plancheck
+from plancheck.money import display_cents, parse_cents
 from test_history import FEED, _batch, _findings, _without
 
 CHROMIUM = os.environ.get("PLANCHECK_CHROMIUM", "/usr/bin/chromium")
@@ -83,6 +84,26 @@ def test_report_in_chromium(recorded, browser):
     assert (headline("new"), headline("recurring"), headline("resolved"), headline("acknowledged")) == (
         summary["new"], summary["recurring"], summary["resolved"], summary["acknowledged"])
     assert summary["resolved"] > 0
+
+    # The headline first says how bad: findings by severity, with the dollars at stake, as an administrator reads money.
+    severities = summary["findings_by_severity"]
+    assert (headline("error"), headline("warning"), headline("info")) == (
+        severities["error"], severities["warning"], severities["info"])
+    at_stake = sum(abs(parse_cents(f["excess"], allow_negative=True)) for f in recorded["findings"]
+                   if f["severity"] == "error" and f.get("excess") is not None)
+    assert page.locator("[data-at-stake=error]").inner_text() == f"{display_cents(at_stake)} over limits or owed"
+
+    # The table starts with the errors, the largest excess first; money reads $1,234.56.
+    errors = [f for f in recorded["findings"] if f["severity"] == "error"]
+    largest = max(errors, key=lambda f: abs(parse_cents(f["excess"], allow_negative=True)) if f.get("excess") else -1)
+    first_row = page.locator("#findings tbody tr").first
+    assert first_row.get_attribute("data-severity") == "error"
+    assert first_row.locator("td.num").nth(2).inner_text() == display_cents(parse_cents(largest["excess"],
+                                                                                         allow_negative=True))
+    shown_money = page.locator("#findings tbody td.num").all_inner_texts()
+    assert all(text == "" or text.lstrip("-").startswith("$") for text in shown_money) and any("," in t for t in shown_money)
+    severities_in_order = page.eval_on_selector_all("#findings tbody tr", "rows => rows.map(r => r.dataset.severity)")
+    assert severities_in_order == sorted(severities_in_order, key=["error", "warning", "info"].index)
 
     # The filters work.
     rows = page.locator("#findings tbody tr")
@@ -229,9 +250,17 @@ def test_large_report_is_compressed_and_reasonable(large):
     assert large["path"].stat().st_size < 3_000_000, "12,800 rows stay a file that can be mailed"
 
 
+def _table_order(events: list[dict]) -> list[dict]:
+    """The order the report's table shows findings: errors, warnings, notices; the largest excess first; as recorded."""
+    rank = {"error": 0, "warning": 1, "info": 2}
+    return [e for _, e in sorted(enumerate(events), key=lambda pair: (
+        rank[pair[1]["severity"]], -abs(parse_cents(pair[1]["excess"], allow_negative=True)), pair[0]))]
+
+
 def test_every_finding_of_a_large_report_is_reachable(large, browser):
     """A finding far beyond row 5,000 is found by the search, by filters and by paging; the counts match."""
-    summary, events = large["summary"], large["events"]
+    summary, recorded_events = large["summary"], large["events"]
+    events = _table_order(recorded_events)
     counts = (summary["findings"], summary["new"], summary["recurring"], summary["resolved"])
     assert counts == (12_300, 300, 12_000, 500)
     page = browser.new_page(viewport={"width": 1366, "height": 900})
@@ -247,13 +276,13 @@ def test_every_finding_of_a_large_report_is_reachable(large, browser):
 
     # The search finds finding 11,234 (row 10,735 of the run): exactly one row, with its figures and fingerprint.
     target = next(e for e in events if e["employee_id"] == "E0011234")
-    assert events.index(target) > 5_000
+    assert recorded_events.index(target) > 5_000
     page.fill("input[data-filter=search]", "e0011234")
     page.wait_for_function("document.getElementById('shown').textContent === '1'")
     assert rows.count() == 1
     row = rows.first
     assert row.get_attribute("data-employee") == "E0011234"
-    assert row.locator("td.num").nth(2).inner_text() == target["excess"]
+    assert row.locator("td.num").nth(2).inner_text() == display_cents(parse_cents(target["excess"]))
     assert row.locator("details code").text_content() == target["fingerprint"][:16]
     message = row.locator("details p").text_content()
     assert message == "Finding 11234 <b>not bold</b> & escaped", "data is text, never markup"
@@ -278,11 +307,12 @@ def test_every_finding_of_a_large_report_is_reachable(large, browser):
     page.select_option("select[data-filter=rule]", "")
     page.select_option("select[data-filter=plan]", "")
     page.select_option("select[data-filter=status]", "resolved")
-    assert shown() == 500 and rows.first.get_attribute("data-employee") == "E0000000"
+    first_resolved = _table_order([_synthetic(i) for i in range(500)])[0]["employee_id"]
+    assert shown() == 500 and rows.first.get_attribute("data-employee") == first_resolved
     assert f"last seen in run {large['first_run']}" in rows.first.inner_text()
     page.select_option("select[data-filter=status]", "")
 
-    # Paging reaches the last row, in the order the findings were recorded.
+    # Paging reaches the last row, in the table's order (errors first, the largest excess first).
     page.click("[data-page=next]")
     assert page.locator("#findings").get_attribute("data-page") == "2"
     assert rows.first.get_attribute("data-employee") == events[100]["employee_id"]
@@ -300,3 +330,24 @@ def test_every_finding_of_a_large_report_is_reachable(large, browser):
     assert page.locator("#range").is_visible() and "status new" in page.locator("#range").inner_text()
     assert problems == []
     page.close()
+
+
+def test_a_count_of_zero_is_not_painted_as_an_alarm():
+    """Red says "look here": a tile of zero new findings or errors carries no colour class; one above zero does."""
+    from plancheck.sinks.report_data import RunReport
+    from plancheck.sinks.report_html import FindingsTable, render_html
+
+    def tiles(new: int, errors: int) -> str:
+        report = RunReport(run={"id": 1, "command": "batch", "scope_label": "feed", "started_at": None, "exit_status": 0,
+                                "ruleset_revision": "r", "counts": {}, "inputs": []},
+                           counts={"findings": errors, "new": new, "recurring": 0, "resolved": 0, "acknowledged": 0},
+                           by_rule=[], by_plan=[], trend=[], resolved_from=[],
+                           by_severity={"error": {"count": errors, "at_stake": 123456}, "warning": {"count": 0, "at_stake": 0},
+                                        "info": {"count": 0, "at_stake": 0}})
+        return render_html(report, FindingsTable())
+
+    quiet = tiles(0, 0)
+    assert 'class="tile new"' in quiet and 'class="tile error"' in quiet
+    loud = tiles(3, 2)
+    assert 'class="tile new has"' in loud and 'class="tile error has"' in loud
+    assert "$1,234.56 over limits or owed" in loud

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from plancheck.findings import SEVERITY_ORDER
+from plancheck.money import parse_cents
+
 
 @dataclass
 class RunReport:
@@ -22,6 +25,9 @@ class RunReport:
     trend: list[dict[str, Any]]
     #: The runs the resolved findings were last seen in (several for a run compared year by year).
     resolved_from: list[int]
+    #: This run's findings per severity ("error", "warning", "info"): `count`, and `at_stake`, the sum of their
+    #: excesses in cents, each taken whole whichever its sign (over a limit, or short of what a formula owes).
+    by_severity: dict[str, dict[str, int]]
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -49,9 +55,15 @@ def run_report(store, run_id: int, each_row: Callable[[dict[str, Any]], None] | 
     by_rule: Counter = Counter()
     by_plan: Counter = Counter()
     severity_of: dict[str, str] = {}
+    by_severity = {severity: {"count": 0, "at_stake": 0} for severity in SEVERITY_ORDER}
     total = 0
     for record in store.findings(run_id):
         total += 1
+        tally = by_severity.setdefault(record["severity"], {"count": 0, "at_stake": 0})
+        tally["count"] += 1
+        excess = record["event"].get("excess")
+        if excess is not None:
+            tally["at_stake"] += abs(parse_cents(excess, allow_negative=True))  # short of a formula is owed too
         by_rule[(record["rule"], record["status"])] += 1
         by_plan[(record["plan_id"] or record["event"].get("file") or "-", record["status"])] += 1
         severity_of[record["rule"]] = record["severity"]
@@ -78,4 +90,4 @@ def run_report(store, run_id: int, each_row: Callable[[dict[str, Any]], None] | 
         by_rule=[{"rule": rule, "status": status, "count": n, "severity": severity_of[rule]}
                  for (rule, status), n in sorted(by_rule.items())],
         by_plan=[{"plan": plan, "status": status, "count": n} for (plan, status), n in sorted(by_plan.items())],
-        trend=trend, resolved_from=sorted(resolved_from))
+        trend=trend, resolved_from=sorted(resolved_from), by_severity=by_severity)
