@@ -369,5 +369,8 @@ class RecordingBatchSink:
     def event(self, event: dict[str, Any]) -> None:
         self.inner.event(self.run.finding(event))
 
+    def finding_json(self, event: bytes) -> None:
+        self.inner.event(self.run.finding(orjson.loads(event)))
+
     def rejects(self, header: list[str], rows: Iterator[list[Any]]) -> int:
         return self.inner.rejects(header, rows)

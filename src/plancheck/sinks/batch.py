@@ -26,5 +26,8 @@ class BatchFiles:
     def event(self, event: dict[str, Any]) -> None:
         events.emit(event)
 
+    def finding_json(self, event: bytes) -> None:
+        events.emit_json(event)
+
     def rejects(self, header: list[str], rows: Iterator[list[Any]]) -> int:
         return write_rejects(self._rejects, header, rows)

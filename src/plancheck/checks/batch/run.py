@@ -66,7 +66,11 @@ class BatchSink(Protocol):
         """The run is identified; every event after this belongs to it."""
 
     def event(self, event: dict[str, Any]) -> None:
-        """One event: `feed_columns_ignored`, then each finding in (plan, employee, year, pay date, rule) order."""
+        """One event: `feed_columns_ignored` (and `batch_cluster`) before the findings."""
+
+    def finding_json(self, event: bytes) -> None:
+        """Each finding in (plan, employee, year, pay date, rule) order, as the worker serialized it: one JSON
+        object (orjson), without the run's bound fields; a sink that only writes it need not parse it."""
 
     def rejects(self, header: list[str], rows: Iterator[list[Any]]) -> int:
         """Every rejected row in line order; return how many were written."""
@@ -252,6 +256,14 @@ def _lines(handle: BinaryIO) -> Iterator[list[Any]]:
             yield orjson.loads(line)
 
 
+def _keyed(handle: BinaryIO) -> Iterator[tuple[list[Any], bytes]]:
+    """A partition's findings file: (sort key, the finding's JSON) per line, only the short key parsed."""
+    with handle:
+        for line in handle:
+            key, _tab, event = line.rstrip(b"\n").partition(b"\t")
+            yield orjson.loads(key), event
+
+
 def _run_id(feed: Feed, revision: str, plans: list[Plan]) -> str:
     """The run's id: the feed's name and the version it was opened at, the ruleset revision and the plans."""
     digest = hashlib.sha256(f"{feed.source.name}|{feed.version}|{revision}".encode())
@@ -295,8 +307,10 @@ def run_batch(feed_path: Source | Path | str, plans_dir: Path, rules_dir: Path, 
         results = _check_phase(pieces, shifts, tasks, on_partition)
         clock.lap("check")
         lines = lambda path: _lines(tasks.run_dir.open(path))  # noqa: E731
-        for _key, event in heapq.merge(*(lines(r.findings_path) for r in results), key=lambda item: item[0]):
-            sink.event(event)
+        # Findings were serialized by the workers: merged by their keys and handed on as they are, not re-parsed.
+        for _key, event in heapq.merge(*(_keyed(tasks.run_dir.open(r.findings_path)) for r in results),
+                                       key=lambda item: item[0]):
+            sink.finding_json(event)
         rows_read += len(bad_rows)
         rejected = sink.rejects(rejects_header(),
                                 _reject_rows(results, sorted(bad_rows, key=lambda bad: bad.line), lines))
