@@ -90,3 +90,23 @@ def test_concurrent_callers_lose_no_firings():
         t.join()
     assert results == [3000, 3000]
     assert rs.leftover_facts() == []
+
+
+def test_a_record_of_some_fields_decides_the_rules_that_read_only_them():
+    """Asked about one rule with only its facts, the engine decides it exactly as on the whole record, on both
+    sides of its boundary, and leaves nothing behind."""
+    rs = DurableRuleset("t", {"over": BIG, "positive": POSITIVE, "other": {"$gt": {"other": 0}}},
+                        ["amount", "limit", "other"])
+    whole = [[limit + delta, limit, 7] for limit in (0, 100) for delta in (-1, 0, 1)]
+    slim = [[amount, limit] for amount, limit, _ in whole]
+    decided = lambda firings: sorted(i for i, rule in firings if rule == "over")  # noqa: E731
+    assert decided(rs.evaluate(slim, ["amount", "limit"])) == decided(rs.evaluate(whole)) == [2, 5]
+    assert rs.leftover_facts() == []
+
+
+def test_fields_the_rules_do_not_read_are_refused():
+    rs = DurableRuleset("t", {"over": BIG}, ["amount", "limit"])
+    with pytest.raises(EngineError, match="unknown fields"):
+        rs.evaluate([[1, 2]], ["amount", "nonsense"])
+    with pytest.raises(EngineError, match="expected 2 values"):
+        rs.evaluate([[1]], ["amount", "limit"])

@@ -23,9 +23,14 @@ class SubjectEngine:
         self.fields = used_facts(list(rules))
         self._ruleset = DurableRuleset(subject, {r.id: to_durable(r.condition) for r in rules}, self.fields)
 
-    def fire_rows(self, rows: Iterable[Sequence[int]]) -> list[tuple[int, str]]:
-        """(row index, rule id) for every rule that holds on each row of values aligned with `fields`."""
-        return self._ruleset.evaluate(rows)
+    def fire_rows(self, rows: Iterable[Sequence[int]], fields: Sequence[str] | None = None) -> list[tuple[int, str]]:
+        """(row index, rule id) for every rule that holds on each row of values aligned with `fields` (default:
+        every field the rules read; with fewer, only the rules whose fields are all there are decided)."""
+        return self._ruleset.evaluate(rows, fields)
+
+    def reads(self, rule_ids: Iterable[str]) -> list[str]:
+        """The fields some rules read, in `fields` order: what a row must carry for the engine to decide them."""
+        return used_facts([self.rules[rule_id] for rule_id in rule_ids])
 
     def fire(self, facts: Sequence[Mapping[str, int]]) -> list[tuple[int, str]]:
         """(fact index, rule id) for every rule that holds on each fact record."""

@@ -61,20 +61,26 @@ class DurableRuleset:
         self._lock = threading.Lock()
         self._closed = False
 
-    def evaluate(self, records: Iterable[Sequence[int]]) -> list[tuple[int, str]]:
+    def evaluate(self, records: Iterable[Sequence[int]], fields: Sequence[str] | None = None) -> list[tuple[int, str]]:
         """Fire every rule on every record; return (record index, rule id) pairs, de-duplicated.
 
-        A record is a sequence of ints aligned with `fields`. Records that match no rule are
+        A record is a sequence of ints aligned with `fields` (default: every field the rules read).
+        A rule is decided exactly on a record that carries every field it reads; a caller that asks
+        about some rules only may send just their fields (a smaller fact is cheaper to serialize,
+        match and read back) and must disregard what the others say. Records that match no rule are
         simply absent from the result.
         """
         if self._closed:
             raise EngineError("ruleset is closed")
+        names = self.fields if fields is None else tuple(fields)
+        if fields is not None and not set(names) <= set(self.fields):
+            raise EngineError(f"unknown fields {sorted(set(names) - set(self.fields))}")
         fired: set[tuple[int, str]] = set()
         batch: list[dict] = []
         ids: dict[int, int] = {}
         with self._lock:
             for index, values in enumerate(records):
-                fact = self._fact(values)
+                fact = self._fact(values, names)
                 ids[fact["id"]] = index
                 batch.append(fact)
                 if len(batch) == _BATCH:
@@ -84,11 +90,11 @@ class DurableRuleset:
                 self._run(batch, ids, fired)
         return sorted(fired, key=lambda pair: (pair[0], self._order[pair[1]]))
 
-    def _fact(self, values: Sequence[int]) -> dict:
-        if len(values) != len(self.fields):
-            raise EngineError(f"expected {len(self.fields)} values, got {len(values)}")
+    def _fact(self, values: Sequence[int], names: Sequence[str]) -> dict:
+        if len(values) != len(names):
+            raise EngineError(f"expected {len(names)} values, got {len(values)}")
         fact = {"sid": _SESSION, "id": next(self._ids), "kind": self.kind}
-        for name, value in zip(self.fields, values):
+        for name, value in zip(names, values):
             if type(value) is not int:
                 raise EngineError(f"fact {name!r} must be an int (cents or 0/1), got {type(value).__name__} {value!r}")
             fact[name] = value

@@ -15,8 +15,15 @@ def fact_rows(columns: dict[str, np.ndarray], fields: Sequence[str], rows: np.nd
     return [list(values) for values in zip(*picked)] if picked else [[] for _ in rows]
 
 
-def fire_on_rows(engine: SubjectEngine, columns: dict[str, np.ndarray], rows: np.ndarray) -> list[tuple[int, str]]:
-    """(row, rule id) for every rule that fires on each of `rows` (row indices into columns)."""
+def fire_on_rows(engine: SubjectEngine, columns: dict[str, np.ndarray], rows: np.ndarray,
+                 rule_ids: Sequence[str] | None = None) -> list[tuple[int, str]]:
+    """(row, rule id) for every rule that fires on each of `rows` (row indices into columns).
+
+    With `rule_ids`, the engine is asked about those rules only: each row carries just the facts
+    they read, and only their firings come back.
+    """
     rows = np.asarray(rows, dtype=np.int64)
-    firings = engine.fire_rows(fact_rows(columns, engine.fields, rows))
-    return [(int(rows[i]), rule_id) for i, rule_id in firings]
+    fields = engine.fields if rule_ids is None else engine.reads(rule_ids)
+    firings = engine.fire_rows(fact_rows(columns, fields, rows), fields)
+    wanted = None if rule_ids is None else set(rule_ids)
+    return [(int(rows[i]), rule_id) for i, rule_id in firings if wanted is None or rule_id in wanted]
