@@ -99,3 +99,10 @@ def test_an_elections_own_unmatched_after_tax_leaves_its_after_tax_room_unchange
                                    {"pretax": terms["pretax"], "after_tax": {"amount": after_tax}}, year_to_date=ytd)
     room = run(plan, without, rulebook, limits, engine)[1]["after_tax_room"]
     assert run(plan, with_after_tax, rulebook, limits, engine)[1]["after_tax_room"] == room
+
+
+@given(st.lists(st.integers(min_value=-9_999_999_999, max_value=9_999_999_999), max_size=50))
+def test_money_formatted_a_column_at_a_time_is_each_value_formatted(cents):
+    """The batch's column formatting of year-to-date amounts is the exact dollar text, sign and cents included."""
+    from plancheck.money import format_cents, format_cents_column
+    assert format_cents_column(np.array(cents, dtype=np.int64)) == [format_cents(c) for c in cents]

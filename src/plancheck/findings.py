@@ -76,7 +76,8 @@ def build_finding(rule: Rule, facts: Mapping[str, int], fact_types: Mapping[str,
         amount = int(facts[rule.report.amount])
         limit = int(facts[rule.report.limit]) if rule.report.limit else 0
         excess = amount - limit
-    values: dict[str, str] = {name: _display(int(facts[name]), t) for name, t in fact_types.items() if name in facts}
+    values: dict[str, str] = {name: _display(int(value), fact_types[name]) for name, value in facts.items()
+                              if name in fact_types}
     values.update({k: "" if v is None else str(v) for k, v in context.items()})
     values.update({
         "rule": rule.id, "title": rule.title, "citation": rule.citation,

@@ -86,6 +86,19 @@ def format_cents(cents: int) -> str:
     return f"{sign}{whole}.{frac:02d}"
 
 
+def format_cents_column(cents) -> list[str]:
+    """format_cents of every value of an int64 array, at once: integer division in numpy, one str.format each
+    (a batch writes ten year-to-date amounts on every finding)."""
+    import numpy as np
+
+    cents = np.asarray(cents, dtype=np.int64)
+    whole, frac = np.divmod(np.abs(cents), 100)
+    texts = list(map("{}.{:02d}".format, whole.tolist(), frac.tolist()))
+    for i in np.flatnonzero(cents < 0).tolist():
+        texts[i] = "-" + texts[i]
+    return texts
+
+
 def display_cents(cents: int) -> str:
     """Integer cents for people: 123456 -> '$1,234.56'."""
     sign = "-" if cents < 0 else ""

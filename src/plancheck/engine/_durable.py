@@ -29,6 +29,7 @@ import threading
 from collections.abc import Iterable, Sequence
 
 import durable_rules_engine as _dre
+import orjson
 
 _SESSION = "0"
 _BATCH = 1000
@@ -108,7 +109,7 @@ class DurableRuleset:
                 result = _dre.start_action_for_state(self._handle, state)
                 message = result[1] if result else None
                 while message:
-                    for rule_id, match in json.loads(message).items():
+                    for rule_id, match in orjson.loads(message).items():
                         fired.add((ids[match["m"]["id"]], rule_id))
                     message = _dre.complete_and_start_action(self._handle, state)
             finally:

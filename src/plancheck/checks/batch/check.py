@@ -35,7 +35,7 @@ from plancheck.engine.prescreen import evaluate_columns
 from plancheck.facts.period import EMPLOYER_AMOUNTS, PeriodRows, build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.findings import build_finding
-from plancheck.money import format_cents
+from plancheck.money import format_cents_column
 from plancheck.rulebook.rules import Rule, Rulebook
 
 NEVER = np.iinfo(np.int64).max
@@ -407,18 +407,19 @@ def _finding_events(checker: Checker, parsed: Parsed, entries: Entries, facts: d
     by_id = {r.id: r for r in checker.rules}
     at = np.array([row for row, _rule in firings], dtype=np.int64)
     source = entries.row[at]
-    names = {"year", "period"} | {fact for _key, fact in YTD_FIELDS} | {n for _r, rule in firings for n in checker.needed[rule]}
+    names = {"year", "period"} | {n for _r, rule in firings for n in checker.needed[rule]}
     value = {name: facts[name][at].tolist() for name in names}
     plan_ids = [checker.plans[i].plan_id for i in parsed.plan_index[source].tolist()]
     employee_ids = [parsed.employee_ids[i] for i in parsed.employee[source].tolist()]
     pay_dates = parsed.pay_day[source].astype("datetime64[D]").astype(str).tolist()
     lines = parsed.line[source].tolist()
+    ytd = [(key, format_cents_column(facts[fact][at])) for key, fact in YTD_FIELDS]
     events = []
     for i, (_row, rule_id) in enumerate(firings):
         year = value["year"][i]
         context = {"plan_id": plan_ids[i], "employee_id": employee_ids[i], "year": year, "period": value["period"][i],
                    "pay_date": pay_dates[i], "line": lines[i]}
-        extra = {"ytd": {key: format_cents(value[fact][i]) for key, fact in YTD_FIELDS}}
+        extra = {"ytd": {key: texts[i] for key, texts in ytd}}
         finding = build_finding(by_id[rule_id], {name: value[name][i] for name in checker.needed[rule_id]}, types,
                                 context, extra)
         events.append(([plan_ids[i], employee_ids[i], year, pay_dates[i], rank[rule_id]], finding.as_event()))
