@@ -9,6 +9,7 @@ ratio. Not a test: it prints figures to compare by hand.
 
     python benchmarks/bench_batch.py                      # 2.6 M rows, 1 and 2 workers, with the reference
     python benchmarks/bench_batch.py --employees 20000 100000 --workers 2 --no-reference
+    python benchmarks/bench_batch.py --dense --workers 2       # a bad night: about one finding per employee
 """
 
 from __future__ import annotations
@@ -53,12 +54,15 @@ print(json.dumps({"wall": time.perf_counter() - start, "found": sorted(found)}))
 """
 
 
-def feed_for(employees: int) -> Path:
-    path = DATA / f"feed-{employees}.csv"
+def feed_for(employees: int, dense: bool = False) -> Path:
+    """The benchmark feed: 5% of employees with a problem, or with `dense` 90% (a bad night: about one finding per
+    employee, e.g. 100,228 findings for 100,000 employees)."""
+    path = DATA / (f"dense-{employees}.csv" if dense else f"feed-{employees}.csv")
     if not path.exists():
+        DATA.mkdir(exist_ok=True)
         subprocess.run([sys.executable, str(HERE / "generate_feed.py"), "--employees", str(employees),
-                        "--plan", "acme-mega-backdoor", "--violations", "0.05", "--shuffle", "--out", str(path)],
-                       check=True)
+                        "--plan", "acme-mega-backdoor", "--violations", "0.9" if dense else "0.05", "--shuffle",
+                        "--out", str(path)], check=True)
     return path
 
 
@@ -97,6 +101,8 @@ def main() -> None:
                         help="employees per feed (26 biweekly rows each)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-reference", action="store_true", help="skip the polars yardstick")
+    parser.add_argument("--dense", action="store_true",
+                        help="a feed where most employees have a finding (90%% given a problem) instead of 5%%")
     args = parser.parse_args()
     if not args.no_reference:
         sys.path.insert(0, str(HERE))
@@ -104,7 +110,7 @@ def main() -> None:
     print(f"{'rows':>10} {'workers':>7} {'seconds':>8} {'rows/s':>10} {'main MB':>8} {'worker MB':>9} {'findings':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for employees in args.employees:
-            feed = feed_for(employees)
+            feed = feed_for(employees, args.dense)
             reference = None if args.no_reference else run_reference(feed)
             for workers in args.workers:
                 out = Path(tmp) / f"findings-{employees}-{workers}.jsonl"
