@@ -13,6 +13,13 @@ _KIND = {
     "match_forfeiture": "forfeit match on distributed deferrals",
     "acp_excess_distribution": "distribute ACP excess",
     "top_heavy_minimum": "contribute top-heavy minimum",
+    "roth_catch_up_to_roth": "make pretax catch-up Roth (414(v)(7))",
+    "adp_recharacterized_to_roth": "make recharacterized catch-up Roth or distribute it (414(v)(7))",
+    "annual_additions_after_tax": "return after-tax contributions (415(c))",
+    "annual_additions_deferrals": "return elective deferrals (415(c))",
+    "annual_additions_match_forfeited": "forfeit match on returned deferrals (415(c))",
+    "annual_additions_nonelective": "take out nonelective money (415(c))",
+    "annual_additions_match": "take out match (415(c))",
 }
 
 
