@@ -73,7 +73,9 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
             out.append("  Corrections:")
             for c in plan_corrections:
                 by = ""
-                if c["deadline"]:
+                if c["kind"] == "roth_catch_up_to_roth":
+                    by = f" (on the Form W-2 by {c['deadline']}, else in-plan Roth rollover by {c['final_deadline']})"
+                elif c["deadline"]:
                     by = f" by {c['deadline']}"
                     if c["final_deadline"]:
                         by += f" (excise-free; at the latest {c['final_deadline']})"
