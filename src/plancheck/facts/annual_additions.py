@@ -82,6 +82,11 @@ def annual_additions(census: Census, plans: list[Plan], person: np.ndarray, doll
     counted = kept - row_catch_up
     additions = people.total(counted + m["after_tax"] + employer)
     excess = np.maximum(additions - limit, 0)
+    taken = {k: np.zeros(n, dtype=np.int64) for k in KINDS}
+    none = {"after_tax": taken["annual_additions_after_tax"], "deferrals": taken["annual_additions_deferrals"]}
+    if not excess.any():
+        return AnnualAdditions(additions=additions, limit=limit, catch_up=people.total(row_catch_up), excess=excess,
+                               taken=taken, unmatched=none)
 
     # What the match reaches: the deferrals (then after-tax money) up to the last tier's share of pay.
     pay = np.minimum(census.compensation, pay_limit)
@@ -99,7 +104,6 @@ def annual_additions(census: Census, plans: list[Plan], person: np.ndarray, doll
     matched_after_tax = np.where(matches_after_tax,
                                  np.minimum(m["after_tax"], np.maximum(ceiling - matched_deferrals, 0)), 0)
 
-    taken = {k: np.zeros(n, dtype=np.int64) for k in KINDS}
     need = excess.copy()
 
     def take(available: np.ndarray) -> np.ndarray:
