@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -281,3 +282,40 @@ def test_the_command_line_reports_both_in_text_and_exits_1(tmp_path):
     assert ("H1: make pretax catch-up Roth (414(v)(7)) $8,000.00 (on the Form W-2 by 2027-01-31, else in-plan Roth "
             "rollover by 2027-04-15)") in result.stdout
     assert "H2: return after-tax contributions (415(c)) $1,500.00" in result.stdout
+
+
+def test_roth_deferrals_in_one_plan_offset_pretax_catch_up_in_another_of_the_employer():
+    """One person, two plans: $8,000 of catch-up made pretax in the first, $3,000 Roth in the second (no catch-up
+    there): $5,000 of the first plan's catch-up must become Roth, none of the second's. A second person, alone,
+    keeps their own figures; their wages unknown, their pretax catch-up is the warning's."""
+    from types import SimpleNamespace
+
+    from plancheck.facts.roth_catch_up import RothCatchUp
+    census = SimpleNamespace(rows=3, money={"roth": np.array([0, 300_000, 0])})
+    person = np.array([7, 7, 9])
+    rule = RothCatchUp(in_force=True, threshold=15_000_000, wages=np.array([20_000_000, 20_000_000, 0]),
+                       known=np.array([True, True, False]), applies=np.array([True, True, False]),
+                       no_roth=np.zeros(3, dtype=bool))
+    rule.restrict(np.full(3, 800_000))
+    rule.settle(census, person, catch_up=np.array([800_000, 0, 100_000]), recharacterized=np.zeros(3, np.int64),
+                excess_deferral=np.zeros(3, np.int64))
+    assert rule.to_roth.tolist() == [500_000, 0, 0]
+    assert rule.unknown_pretax.tolist() == [0, 0, 100_000]
+
+
+def test_taking_from_a_person_s_rows_goes_in_census_order_and_stops_at_the_budget():
+    """Budget $10 from rows of $4, $3, $5 of one person (census order) and $2 of another with budget $1."""
+    from plancheck.facts.by_person import People
+    people = People(np.array([5, 3, 5, 5]))
+    taken = people.take_in_order(np.array([400, 200, 300, 500]), np.array([1000, 100, 1000, 1000]))
+    assert taken.tolist() == [400, 100, 300, 300]
+    assert people.total(np.array([1, 2, 3, 4])).tolist() == [8, 2, 8, 8]
+    alone = People(np.array([0, 1, 2]))
+    assert alone.one_row_each and alone.take_in_order(np.array([5, 5, 5]), np.array([9, 2, -1])).tolist() == [5, 2, 0]
+
+
+def test_the_age_60_to_63_catch_up_made_pretax_is_roth_catch_up_too(tmp_path, rulebook, limits, engine):
+    """61 in 2026 in a plan with the higher limit: $35,750 pretax is $11,250 of catch-up, all to make Roth."""
+    rows = [person("H", "250000", birth_date="1965-06-30", pretax="35750", prior_year_fica_wages="250000")]
+    outcome = run(tmp_path, rows, [plan(catch_up={"offered": True, "age_60_63": True})], rulebook, limits, engine)
+    assert by_employee(outcome, "roth_catch_up_to_roth") == {"H": "11250.00"}
