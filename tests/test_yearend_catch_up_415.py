@@ -319,3 +319,15 @@ def test_the_age_60_to_63_catch_up_made_pretax_is_roth_catch_up_too(tmp_path, ru
     rows = [person("H", "250000", birth_date="1965-06-30", pretax="35750", prior_year_fica_wages="250000")]
     outcome = run(tmp_path, rows, [plan(catch_up={"offered": True, "age_60_63": True})], rulebook, limits, engine)
     assert by_employee(outcome, "roth_catch_up_to_roth") == {"H": "11250.00"}
+
+
+def test_the_match_forfeited_with_returned_deferrals_counts_toward_the_excess(tmp_path, rulebook, limits, engine):
+    """A practitioners' example under EPCRS 6.06(2), 2025 ($70,000): under 50, $23,500 deferred, a 50% match on all
+    deferrals ($11,750) and $40,000 profit sharing: $75,250, $5,250 over. Every deferral is matched, so $3,500 of
+    deferrals go back and their $1,750 match is forfeited ($5,250 in all), not $5,250 of deferrals."""
+    half = plan(match={"tiers": [{"rate": 50, "up_to_percent": 100}]})
+    rows = [person("E", "200000", pretax="23500", employer_match="11750", employer_nonelective="40000")]
+    outcome = run(tmp_path, rows, [half], rulebook, limits, engine, year=2025)
+    assert by_employee(outcome, "annual_additions_deferrals") == {"E": "3500.00"}
+    assert by_employee(outcome, "annual_additions_match_forfeited") == {"E": "1750.00"}
+    assert not by_employee(outcome, "annual_additions_nonelective")
