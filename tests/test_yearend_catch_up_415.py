@@ -331,3 +331,14 @@ def test_the_match_forfeited_with_returned_deferrals_counts_toward_the_excess(tm
     assert by_employee(outcome, "annual_additions_deferrals") == {"E": "3500.00"}
     assert by_employee(outcome, "annual_additions_match_forfeited") == {"E": "1750.00"}
     assert not by_employee(outcome, "annual_additions_nonelective")
+
+
+@pytest.mark.parametrize("forfeitures, nonelective_back", [("1000.00", None), ("1000.01", "0.01")])
+def test_forfeitures_allocated_are_annual_additions(forfeitures, nonelective_back, tmp_path, rulebook, limits, engine):
+    """$71,000 nonelective and $1,000 of forfeitures allocated is $72,000, at the limit; a cent more comes out of
+    the nonelective money first (the order's step before forfeitures)."""
+    rows = [person("E", "100000", employer_nonelective="71000", forfeitures=forfeitures)]
+    outcome = run(tmp_path, rows, [plan()], rulebook, limits, engine)
+    assert by_employee(outcome, "annual_additions_nonelective") == ({"E": nonelective_back} if nonelective_back else {})
+    alone = run(tmp_path, [person("E", "100000", forfeitures="72000.01")], [plan()], rulebook, limits, engine)
+    assert by_employee(alone, "annual_additions_forfeitures") == {"E": "0.01"}

@@ -1,6 +1,7 @@
 """415(c) at year end, per person across every defined contribution plan of the employer.
 
-Annual additions = pretax + Roth + after-tax + match + nonelective, less catch-up contributions and
+Annual additions = pretax + Roth + after-tax + match + nonelective + forfeitures allocated (census column
+`forfeitures`, if given), less catch-up contributions and
 less excess deferrals (402(g)) distributed by April 15, summed over the employer's plans (plans whose
 documents name the same `employer`; 415(f), 414(b), (c), (m)). Catch-up is counted as the batch
 counts it (facts/period.py): the catch-up the plans' limits and the ADP recharacterization already
@@ -11,7 +12,7 @@ of the census, capped by 401(a)(17); the largest any of the person's rows shows)
 
 The excess is corrected in the order of Rev. Proc. 2021-30 (section 6.06(2), Appendix A .08): unmatched
 after-tax contributions, unmatched elective deferrals, matched after-tax contributions and matched
-deferrals with the match on them forfeited, then employer nonelective money, then what is left of the
+deferrals with the match on them forfeited, then employer nonelective money, forfeitures, then what is left of the
 match; each source across the person's plans in census order. All on the year's totals, before the
 ADP and ACP corrections.
 """
@@ -32,7 +33,7 @@ ANNUAL_ADDITIONS_FACTS = frozenset({"annual_additions_excess", "annual_additions
                                     "annual_additions_corrected"})
 #: Correction kinds, in the order they are taken.
 KINDS = ("annual_additions_after_tax", "annual_additions_deferrals", "annual_additions_match_forfeited",
-         "annual_additions_nonelective", "annual_additions_match")
+         "annual_additions_nonelective", "annual_additions_forfeitures", "annual_additions_match")
 
 
 @dataclass
@@ -69,6 +70,8 @@ def annual_additions(census: Census, plans: list[Plan], person: np.ndarray, doll
     n = census.rows
     deferrals = m["pretax"] + m["roth"]
     employer = m["employer_match"] + m["employer_nonelective"]
+    forfeitures = m.get("forfeitures", np.zeros(n, dtype=np.int64))  # forfeitures allocated: employer money too
+    employer = employer + forfeitures
     kept = np.maximum(deferrals - excess_deferral, 0)  # excess deferrals distributed are not annual additions
     limit = np.minimum(dollar_limit, people.largest(np.minimum(census.compensation, pay_limit))) if n else kept
     # Catch-up as the batch counts it, for the person across the employer's plans.
@@ -133,6 +136,7 @@ def annual_additions(census: Census, plans: list[Plan], person: np.ndarray, doll
     taken["annual_additions_deferrals"] = unmatched_deferrals + returned - matched_after_tax_taken
     taken["annual_additions_match_forfeited"] = forfeited
     taken["annual_additions_nonelective"] = take(m["employer_nonelective"])
+    taken["annual_additions_forfeitures"] = take(forfeitures)
     taken["annual_additions_match"] = take(m["employer_match"] - forfeited)
     return AnnualAdditions(additions=additions, limit=limit, catch_up=people.total(row_catch_up), excess=excess,
                            taken=taken, unmatched={"after_tax": unmatched_after_tax, "deferrals": unmatched_deferrals})

@@ -19,6 +19,7 @@ _KIND = {
     "annual_additions_deferrals": "return elective deferrals (415(c))",
     "annual_additions_match_forfeited": "forfeit match on returned deferrals (415(c))",
     "annual_additions_nonelective": "take out nonelective money (415(c))",
+    "annual_additions_forfeitures": "take out forfeitures allocated (415(c))",
     "annual_additions_match": "take out match (415(c))",
 }
 
