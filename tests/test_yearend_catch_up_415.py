@@ -100,6 +100,7 @@ def test_a_plan_without_roth_turns_a_high_earners_catch_up_into_excess_deferrals
                 rulebook, limits, engine)
     assert by_employee(above, "excess_deferral") == {"H": "8000.00"}
     assert {"roth-catch-up-without-roth-at-year-end", "excess-deferrals-to-distribute"} <= rules_fired(above)
+    assert above.summaries[0]["roth_catch_up"]["not_allowed_without_roth"] == "8000.00"
     event = events(above, "excess_deferral")[f"{PLAN}/H"]
     assert (event["deadline"], event["not_catch_up_roth_required"]) == ("2027-04-15", "8000.00")
     assert not by_employee(above, "roth_catch_up_to_roth")
@@ -282,6 +283,9 @@ def test_the_command_line_reports_both_in_text_and_exits_1(tmp_path):
     assert ("H1: make pretax catch-up Roth (414(v)(7)) $8,000.00 (on the Form W-2 by 2027-01-31, else in-plan Roth "
             "rollover by 2027-04-15)") in result.stdout
     assert "H2: return after-tax contributions (415(c)) $1,500.00" in result.stdout
+    assert ("  Roth catch-up (414(v)(7)): $8,000.00 of catch-up made pretax, to make Roth (1 participant(s))"
+            in result.stdout)
+    assert "  415(c) across the employer's plans: 1 participant(s) over, $1,500.00 in all;" in result.stdout
 
 
 def test_roth_deferrals_in_one_plan_offset_pretax_catch_up_in_another_of_the_employer():

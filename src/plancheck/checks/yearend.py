@@ -106,7 +106,7 @@ def check_yearend(census: Census, plans: Sequence[Plan], limits: LimitTable, rul
         corrections.extend(_corrections(census, facts, plan_facts, fired_rules))
         hces.extend(_hce_records(census, facts, plan_facts))
         summaries.append(_summary(plan_facts, fired_rules, sum(c.plan_id == plan.plan_id for c in corrections),
-                                  int(facts.figures.top_heavy_percent * 100)))
+                                  int(facts.figures.top_heavy_percent * 100)) | yearend_employer.summary(plan_facts))
     return YearendOutcome(year, facts, findings, corrections, hces, summaries)
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from plancheck.facts.annual_additions import KINDS as ADDITIONS_KINDS
-from plancheck.facts.yearend import YearendFacts, months_after_year_end
+from plancheck.facts.yearend import PlanFacts, YearendFacts, months_after_year_end
 from plancheck.money import format_cents
 
 #: How a pretax catch-up that had to be Roth is corrected (Treas. Reg. 1.414(v)-2(c)(2), T.D. 10033).
@@ -34,6 +34,22 @@ def wanted(facts: YearendFacts, deadlines: dict[str, dt.date]) -> dict[str, tupl
         for kind in ADDITIONS_KINDS:
             out[kind] = (additions.taken[kind], None, None)
     return out
+
+
+def summary(plan_facts: PlanFacts) -> dict[str, Any]:
+    """The `yearend_summary` keys of the checks across the employer, from the plan's facts."""
+    f = plan_facts.facts
+    return {
+        "roth_catch_up": {"in_force": bool(f["roth_catch_up_in_force"]),
+                          "pretax": format_cents(f["roth_catch_up_pretax"]),
+                          "from_adp_recharacterization": format_cents(f["roth_catch_up_adp_pretax"]),
+                          "employees": f["roth_catch_up_employees"],
+                          "not_allowed_without_roth": format_cents(f["roth_catch_up_not_allowed"]),
+                          "wages_unknown_pretax": format_cents(f["roth_catch_up_wages_unknown_pretax"])},
+        "annual_additions": {"employees_over_415c": f["annual_additions_excess_employees"],
+                             "excess": format_cents(f["annual_additions_excess"]),
+                             "corrected_in_plan": format_cents(f["annual_additions_corrected"])},
+    }
 
 
 def details(facts: YearendFacts, kind: str, row: int) -> dict[str, Any]:
