@@ -346,3 +346,12 @@ def test_forfeitures_allocated_are_annual_additions(forfeitures, nonelective_bac
     assert by_employee(outcome, "annual_additions_nonelective") == ({"E": nonelective_back} if nonelective_back else {})
     alone = run(tmp_path, [person("E", "100000", forfeitures="72000.01")], [plan()], rulebook, limits, engine)
     assert by_employee(alone, "annual_additions_forfeitures") == {"E": "0.01"}
+
+
+def test_a_bad_prior_year_fica_wages_rejects_its_row_with_the_reason(tmp_path):
+    """'150,000' is not dollars: the row is rejected, named by its line and field; an empty figure is accepted."""
+    rows = [older("BAD", "200000", prior_year_fica_wages="150,000"), older("EMPTY", "200000", prior_year_fica_wages="")]
+    census = read_census(write_census(tmp_path / "census.csv", rows), [PLAN], 2026)
+    assert [r.line for r in census.rejects] == [2]
+    assert census.rejects[0].reason.startswith("prior_year_fica_wages: expected dollars with at most two decimals")
+    assert census.employee_id.tolist() == ["EMPTY"] and census.fica_known.tolist() == [False]
