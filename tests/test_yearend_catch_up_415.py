@@ -355,3 +355,15 @@ def test_a_bad_prior_year_fica_wages_rejects_its_row_with_the_reason(tmp_path):
     assert [r.line for r in census.rejects] == [2]
     assert census.rejects[0].reason.startswith("prior_year_fica_wages: expected dollars with at most two decimals")
     assert census.employee_id.tolist() == ["EMPTY"] and census.fica_known.tolist() == [False]
+
+
+def test_once_unmatched_deferrals_are_back_the_matched_ones_take_their_match_with_them(tmp_path, rulebook, limits,
+                                                                                       engine):
+    """Match 100% up to 4% of $100,000. $24,500 pretax + $4,000 match + $65,500 nonelective = $94,000, $22,000
+    over: the $20,500 unmatched deferrals, then $750 of matched deferrals and their $750 match ($1,500)."""
+    rows = [person("E", "100000", pretax="24500", employer_match="4000", employer_nonelective="65500")]
+    outcome = run(tmp_path, rows, [plan(match=MATCH_4)], rulebook, limits, engine)
+    assert by_employee(outcome, "annual_additions_deferrals") == {"E": "21250.00"}
+    assert by_employee(outcome, "annual_additions_match_forfeited") == {"E": "750.00"}
+    event = events(outcome, "annual_additions_deferrals")[f"{PLAN}/E"]
+    assert (event["unmatched"], event["matched"]) == ("20500.00", "750.00")

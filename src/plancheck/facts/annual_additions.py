@@ -118,6 +118,8 @@ def annual_additions(census: Census, plans: list[Plan], person: np.ndarray, doll
     unmatched_after_tax = take(m["after_tax"] - matched_after_tax)
     unmatched_deferrals = take(counted - matched_deferrals)
     # Matched contributions: each dollar returned also forfeits the match on it, which counts toward the excess.
+    # The formula's base is what is left of the matched sources once the excess deferrals and the unmatched
+    # amounts are back; the match lost is the formula on it less the formula on it less what is returned.
     forfeitable = m["employer_match"]
     matched_base = np.zeros(n, dtype=np.int64)
     for code, plan in enumerate(plans):
@@ -125,6 +127,9 @@ def annual_additions(census: Census, plans: list[Plan], person: np.ndarray, doll
             rows = census.plan == code
             for source in plan.match.sources:
                 matched_base[rows] += m[source][rows]
+    matched_base -= (np.where(matches_deferrals, excess_deferral + unmatched_deferrals, 0)
+                     + np.where(matches_after_tax, unmatched_after_tax, 0))
+    matched_base = np.maximum(matched_base, 0)
     capacity_source = matched_after_tax + matched_deferrals
     full_forfeit = _forfeit(census, plans, pay, matched_base, capacity_source, forfeitable)
     reduce_by = people.take_in_order(capacity_source + full_forfeit, need)
