@@ -367,3 +367,39 @@ def test_once_unmatched_deferrals_are_back_the_matched_ones_take_their_match_wit
     assert by_employee(outcome, "annual_additions_match_forfeited") == {"E": "750.00"}
     event = events(outcome, "annual_additions_deferrals")[f"{PLAN}/E"]
     assert (event["unmatched"], event["matched"]) == ("20500.00", "750.00")
+
+
+def test_the_415c_corrections_add_up_to_each_person_s_excess(tmp_path, limits):
+    """Seeded random people in two plans of one employer (one with a tiered match): what comes back (returned,
+    forfeited, taken out) adds up to each person's excess, to the cent or at most the match's rounding above it,
+    and nobody gives back more of a source than they have."""
+    from plancheck.facts.annual_additions import KINDS
+    from plancheck.facts.yearend import build_yearend_facts
+    rng = np.random.default_rng(415)
+    rows = []
+    for i in range(300):
+        for plan_id in (PLAN, PLAN_2):
+            if rng.random() < 0.3:
+                continue
+            money = {k: f"{rng.integers(0, 3_000_000) / 100:.2f}" for k in
+                     ("pretax", "after_tax", "employer_match", "employer_nonelective")}
+            rows.append(person(f"E{i}", f"{rng.integers(2_000_000, 40_000_000) / 100:.2f}", plan_id=plan_id,
+                               birth_date=str(rng.choice(["1960-05-01", "1985-05-01"])), **money))
+    plans = [plan(employer="acme", match={"tiers": [{"rate": 100, "up_to_percent": 3}, {"rate": 50, "up_to_percent": 5}]}),
+             plan(plan_id=PLAN_2, employer="acme")]
+    census = read_census(write_census(tmp_path / "census.csv", rows), [PLAN, PLAN_2], 2026)
+    facts = build_yearend_facts(census, plans, limits, 2026)
+    a = facts.annual_additions
+    back = sum(a.taken[k] for k in KINDS)
+    ids = census.employee_id
+    people = {}
+    for row in range(census.rows):
+        total, excess = people.get(ids[row], (0, int(a.excess[row])))
+        people[ids[row]] = (total + int(back[row]), excess)
+    assert any(excess for _, excess in people.values())
+    for person_id, (total, excess) in people.items():
+        assert excess <= total <= excess + 1, person_id
+    m = census.money
+    assert (a.taken["annual_additions_after_tax"] <= m["after_tax"]).all()
+    assert (a.taken["annual_additions_deferrals"] <= m["pretax"] + m["roth"]).all()
+    assert (a.taken["annual_additions_match_forfeited"] + a.taken["annual_additions_match"] <= m["employer_match"]).all()
