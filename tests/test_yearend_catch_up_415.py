@@ -403,3 +403,16 @@ def test_the_415c_corrections_add_up_to_each_person_s_excess(tmp_path, limits):
     assert (a.taken["annual_additions_after_tax"] <= m["after_tax"]).all()
     assert (a.taken["annual_additions_deferrals"] <= m["pretax"] + m["roth"]).all()
     assert (a.taken["annual_additions_match_forfeited"] + a.taken["annual_additions_match"] <= m["employer_match"]).all()
+
+
+def test_415c_comes_before_the_acp_test_which_does_not_count_what_415c_returned(tmp_path, rulebook, limits, engine):
+    """HCE H ($200,000): $24,500 pretax + $50,000 after-tax = $74,500, $2,500 over 415(c): that after-tax money goes
+    back first and is not ACP-tested. The ACP test then sees $47,500 (23.75%) against NHCEs at 2.00% (limit 4.00%):
+    $39,500 more to distribute - $42,000 of after-tax money in all, not $44,500. (ADP: 12.25% against 12.50%.)"""
+    rows = [person("H", "200000", pretax="24500", after_tax="50000"),
+            person("N1", "50000", pretax="5000", after_tax="1000"), person("N2", "50000", pretax="5000", after_tax="1000")]
+    outcome = run(tmp_path, rows, [plan()], rulebook, limits, engine)
+    assert by_employee(outcome, "annual_additions_after_tax") == {"H": "2500.00"}
+    assert by_employee(outcome, "acp_excess_distribution") == {"H": "39500.00"}
+    hce = next(h for h in outcome.hces if h["employee_id"] == "H")
+    assert (hce["adr"], hce["acr"]) == ("12.25", "23.75")

@@ -1,25 +1,25 @@
 """415(c) at year end, per person across every defined contribution plan of the employer.
 
-Annual additions = pretax + Roth + after-tax + match + nonelective + forfeitures allocated (census column
-`forfeitures`, if given), less catch-up contributions and
-less excess deferrals (402(g)) distributed by April 15, summed over the employer's plans (plans whose
-documents name the same `employer`; 415(f), 414(b), (c), (m)). Catch-up is counted as the batch
-counts it (facts/period.py): the catch-up the plans' limits and the ADP recharacterization already
-made, and up to the person's catch-up limit the deferrals that take additions above 415(c) once
-employer money is counted (Treas. Reg. 1.414(v)-1(b)(1)(ii)); after-tax money never makes deferrals
-catch-up. Limit: the lesser of the 415(c)(1)(A) figure and 100% of 415 compensation (the year's pay
-of the census, capped by 401(a)(17); the largest any of the person's rows shows).
+Annual additions = pretax + Roth + after-tax + match + nonelective + forfeitures allocated (census
+column `forfeitures`, if given), less catch-up contributions and less excess deferrals (402(g))
+distributed by April 15, summed over the employer's plans (plans whose documents name the same
+`employer`; 415(f), 414(b), (c), (m)). Catch-up is counted as the batch counts it (facts/period.py):
+what the plans' limits (402(g), the plan's cap) made catch-up, and up to the person's catch-up limit
+the deferrals that take additions above 415(c) once employer money is counted (Treas. Reg.
+1.414(v)-1(b)(1)(ii)); after-tax money never makes deferrals catch-up. No ADP recharacterization is
+counted: 415(c) is corrected first, and the ADP and ACP tests leave out what it returns (as plan
+documents and EPCRS provide). Limit: the lesser of the 415(c)(1)(A) figure and 100% of 415
+compensation (the year's pay of the census, capped by 401(a)(17); the largest of the person's rows).
 
-The excess is corrected in the order of Rev. Proc. 2021-30 (section 6.06(2), Appendix A .08): unmatched
-after-tax contributions, unmatched elective deferrals, matched after-tax contributions and matched
-deferrals with the match on them forfeited, then employer nonelective money, forfeitures, then what is left of the
-match; each source across the person's plans in census order. All on the year's totals, before the
-ADP and ACP corrections.
+The excess is corrected in the order of Rev. Proc. 2021-30 (section 6.06(2), Appendix A .08):
+unmatched after-tax contributions, unmatched elective deferrals, matched after-tax contributions and
+matched deferrals with the match on them forfeited, then employer nonelective money, forfeitures,
+then what is left of the match; each source across the person's plans in census order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,6 +48,23 @@ class AnnualAdditions:
     taken: dict[str, np.ndarray]    # KINDS -> amount from this row
     unmatched: dict[str, np.ndarray]  # after_tax / deferrals -> of the amount taken, the unmatched part
 
+    def left(self, census: Census) -> Census:
+        """The census with what the correction returns or takes out gone (deferrals pretax first), for the ADP and
+        ACP tests and the top-heavy minimum; the census itself where nothing is over."""
+        if not self.excess.any():
+            return census
+        m, t = census.money, self.taken
+        from_pretax = np.minimum(t["annual_additions_deferrals"], m["pretax"])
+        money = {**m, "pretax": m["pretax"] - from_pretax,
+                 "roth": m["roth"] - (t["annual_additions_deferrals"] - from_pretax),
+                 "after_tax": m["after_tax"] - t["annual_additions_after_tax"],
+                 "employer_match": m["employer_match"] - t["annual_additions_match_forfeited"]
+                 - t["annual_additions_match"],
+                 "employer_nonelective": m["employer_nonelective"] - t["annual_additions_nonelective"]}
+        if "forfeitures" in m:
+            money["forfeitures"] = m["forfeitures"] - t["annual_additions_forfeitures"]
+        return replace(census, money=money)
+
     def plan_facts(self, rows: np.ndarray) -> dict[str, int]:
         corrected = sum(self.taken[k][rows] for k in KINDS) if len(rows) else np.zeros(0, np.int64)
         return {"annual_additions_excess": int(self.excess[rows].sum()),
@@ -63,8 +80,9 @@ def match_formula_of(plan: Plan):
 
 def annual_additions(census: Census, plans: list[Plan], person: np.ndarray, dollar_limit: int, pay_limit: int,
                      catch_up_limit: np.ndarray, catch_up: np.ndarray, excess_deferral: np.ndarray) -> AnnualAdditions:
-    """Every person's 415(c) figures and the corrections of an excess (catch_up: what the plans' limits and the
-    ADP recharacterization already made catch-up, per row)."""
+    """Every person's 415(c) figures and the corrections of an excess (catch_up: what the plans' limits - 402(g),
+    the plan's cap, 415(c) - already made catch-up, per row, as the batch counts it: before any ADP
+    recharacterization)."""
     people = People(person)
     m = census.money
     n = census.rows

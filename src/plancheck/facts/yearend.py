@@ -385,8 +385,11 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     individual_excess = deferrals + money["other_plan_deferrals"] - figures.deferral_402g - by_age(band_age)
     excess_deferral = np.clip(np.maximum(deferrals - figures.deferral_402g - catch_up_limit, individual_excess),
                               0, deferrals)
+    # 415(c) across the employer's plans before the ADP and ACP tests, which leave out what it returns.
+    additions = annual_additions(census, plans, employers.person, figures.annual_additions_415c,
+                                 figures.compensation_401a17, catch_up_limit, catch_up, excess_deferral)
     # Catch-up is left out of the ADP; an NHCE's distributed excess deferrals too (Treas. Reg. 1.401(k)-2(a)(4)).
-    adp_amount = deferrals - catch_up - np.where(hce, 0, excess_deferral)
+    adp_amount = deferrals - additions.taken["annual_additions_deferrals"] - catch_up - np.where(hce, 0, excess_deferral)
     adr = ratios(adp_amount, plan_pay)
 
     emp = Employees(
@@ -398,13 +401,10 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         acp_amount=np.zeros(n, np.int64), acr=np.zeros(n, np.int64), acp_excess=np.zeros(n, np.int64),
         acp_from_after_tax=np.zeros(n, np.int64), acp_from_match=np.zeros(n, np.int64),
         top_heavy_minimum=np.zeros(n, np.int64))
-    results = [_plan_facts(census, plan, np.flatnonzero(census.plan == code), figures, emp, employers)
+    results = [_plan_facts(additions.left(census), plan, np.flatnonzero(census.plan == code), figures, emp, employers)
                for code, plan in enumerate(plans)]
-    # Across the employer's plans, once the plans' catch-up and ADP corrections are known: 414(v)(7), 415(c).
+    # Across the employer's plans, once the plans' catch-up and ADP corrections are known: 414(v)(7).
     roth.settle(census, employers.person, emp.catch_up, emp.recharacterized, emp.excess_deferral)
-    additions = annual_additions(census, plans, employers.person, figures.annual_additions_415c,
-                                 figures.compensation_401a17, emp.catch_up_limit, emp.catch_up + emp.recharacterized,
-                                 emp.excess_deferral)
     for result in results:
         result.facts |= roth.plan_facts(result.rows) | additions.plan_facts(result.rows)
     return YearendFacts(figures, emp, [r for r in results if len(r.rows)], roth, additions)
