@@ -401,7 +401,8 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         acp_amount=np.zeros(n, np.int64), acr=np.zeros(n, np.int64), acp_excess=np.zeros(n, np.int64),
         acp_from_after_tax=np.zeros(n, np.int64), acp_from_match=np.zeros(n, np.int64),
         top_heavy_minimum=np.zeros(n, np.int64))
-    results = [_plan_facts(additions.left(census), plan, np.flatnonzero(census.plan == code), figures, emp, employers)
+    tested = additions.left(census)  # without what 415(c) returned or took out
+    results = [_plan_facts(tested, plan, np.flatnonzero(census.plan == code), figures, emp, employers)
                for code, plan in enumerate(plans)]
     # Across the employer's plans, once the plans' catch-up and ADP corrections are known: 414(v)(7).
     roth.settle(census, employers.person, emp.catch_up, emp.recharacterized, emp.excess_deferral)
