@@ -40,10 +40,12 @@ def events(outcome, kind: str) -> dict[str, dict]:
 
 # -- Roth catch-up ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("wages, to_roth", [("150000.00", None), ("150000.01", "8000.00"), ("0", None)])
+@pytest.mark.parametrize("wages, to_roth", [("149999.00", None), ("150000.00", None), ("150000.01", "8000.00"),
+                                            ("150001.00", "8000.00"), ("0", None)])
 def test_pretax_catch_up_of_a_high_earner_must_be_made_roth(wages, to_roth, tmp_path, rulebook, limits, engine):
-    """56, $32,500 pretax in 2026: $8,000 is catch-up, all pretax. Prior-year FICA wages one cent above $150,000
-    make it a Roth catch-up to correct; at $150,000 exactly (not above) or zero (a new hire) nothing."""
+    """56, $32,500 pretax in 2026: $8,000 is catch-up, all pretax. Prior-year FICA wages a cent or a dollar above
+    $150,000 make it a Roth catch-up to correct; a dollar below, at $150,000 exactly (not above) or zero (a new
+    hire), nothing."""
     rows = [older("H", "200000", pretax="32500", prior_year_fica_wages=wages)]
     outcome = run(tmp_path, rows, [plan()], rulebook, limits, engine)
     assert by_employee(outcome, "roth_catch_up_to_roth") == ({"H": to_roth} if to_roth else {})
