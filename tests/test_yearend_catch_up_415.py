@@ -418,3 +418,17 @@ def test_415c_comes_before_the_acp_test_which_does_not_count_what_415c_returned(
     assert by_employee(outcome, "acp_excess_distribution") == {"H": "39500.00"}
     hce = next(h for h in outcome.hces if h["employee_id"] == "H")
     assert (hce["adr"], hce["acr"]) == ("12.25", "23.75")
+
+
+@pytest.mark.parametrize("nonelective, excess", [("55500.00", None), ("55500.01", "0.01")])
+def test_deferrals_above_415c_across_the_employer_are_catch_up_at_50(nonelective, excess, tmp_path, rulebook, limits,
+                                                                     engine):
+    """56, $200,000, two plans of one employer: $24,500 pretax in the first, $55,500 nonelective in the second
+    ($80,000). The deferrals that take the employer's additions above $72,000 are catch-up, up to $8,000
+    (1.414(v)-1(b)(1)(ii)), though neither plan alone is over: nothing to correct. A cent more of nonelective
+    money is a cent over, returned from the first plan's deferrals."""
+    rows = [older("E", "200000", pretax="24500", prior_year_fica_wages="0"),
+            older("E", "200000", plan_id=PLAN_2, employer_nonelective=nonelective, prior_year_fica_wages="0")]
+    outcome = run(tmp_path, rows, _two_plans("acme"), rulebook, limits, engine)
+    back = {key: e["amount"] for key, e in events(outcome, "annual_additions_deferrals").items()}
+    assert back == ({f"{PLAN}/E": excess} if excess else {})

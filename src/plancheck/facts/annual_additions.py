@@ -94,10 +94,10 @@ def annual_additions(census: Census, plans: list[Plan], person: np.ndarray, doll
     limit = np.minimum(dollar_limit, people.largest(np.minimum(census.compensation, pay_limit))) if n else kept
     # Catch-up as the batch counts it, for the person across the employer's plans.
     kept_all = people.total(kept)
-    made = people.total(np.minimum(catch_up, kept))
-    person_catch_up = np.minimum(np.minimum(people.largest(catch_up_limit), kept_all),
-                                 np.maximum(made, kept_all + people.total(employer) - limit)) if n else kept
-    person_catch_up = np.maximum(person_catch_up, 0)
+    made = people.total(np.minimum(catch_up, kept))  # what the plans' limits made catch-up stands
+    above_415 = kept_all + people.total(employer) - limit
+    more = np.clip(np.minimum(people.largest(catch_up_limit), above_415) - made, 0, None) if n else kept
+    person_catch_up = np.minimum(made + more, kept_all)
     first = people.take_in_order(np.minimum(catch_up, kept), person_catch_up)
     row_catch_up = first + people.take_in_order(kept - first, person_catch_up - people.total(first))
     counted = kept - row_catch_up
