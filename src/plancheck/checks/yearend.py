@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from plancheck.checks import yearend_employer
 from plancheck.documents.census import Census
 from plancheck.documents.feed.source import Source
 from plancheck.documents.limits import LimitTable
@@ -105,7 +106,7 @@ def check_yearend(census: Census, plans: Sequence[Plan], limits: LimitTable, rul
         corrections.extend(_corrections(census, facts, plan_facts, fired_rules))
         hces.extend(_hce_records(census, facts, plan_facts))
         summaries.append(_summary(plan_facts, fired_rules, sum(c.plan_id == plan.plan_id for c in corrections),
-                                  int(facts.figures.top_heavy_percent * 100)))
+                                  int(facts.figures.top_heavy_percent * 100)) | yearend_employer.summary(plan_facts))
     return YearendOutcome(year, facts, findings, corrections, hces, summaries)
 
 
@@ -148,7 +149,7 @@ def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, fir
         "match_forfeiture": (e.match_forfeited, d["excise"], d["final"]),
         "acp_excess_distribution": (e.acp_excess, d["excise"], d["final"]),
         "top_heavy_minimum": (e.top_heavy_minimum, None, None),
-    }
+    } | yearend_employer.wanted(facts, d)  # 414(v)(7) and 415(c), across the employer's plans
     unknown = set(citations) - set(wanted)
     assert not unknown, f"rules ask for corrections plancheck does not compute: {sorted(unknown)}"
     amounts = {kind: values[plan_rows] for kind, (values, _, _) in wanted.items() if kind in citations}
@@ -170,6 +171,9 @@ def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, fir
                             "from_match": format_cents(int(e.acp_from_match[row]))}
             if kind == "adp_excess_distribution" and e.excess_deferral[row]:
                 details["reduced_by_excess_deferral"] = format_cents(int(e.excess_deferral[row]))
+            if kind == "excess_deferral" and facts.roth_catch_up is not None and facts.roth_catch_up.not_catch_up[row]:
+                details["not_catch_up_roth_required"] = format_cents(int(facts.roth_catch_up.not_catch_up[row]))
+            details |= yearend_employer.details(facts, kind, row)
             out.append(Correction(plan_id, str(census.employee_id[row]), kind, amount, deadline, final,
                                   citations[kind], int(census.line[row]), details))
     return out

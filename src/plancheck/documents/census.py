@@ -31,13 +31,13 @@ from plancheck.money import MAX_DOLLARS_TEXT
 CENSUS_COLUMNS = ("plan_id", "employee_id", "birth_date", "hire_date", "termination_date", "compensation",
                   "prior_year_compensation", "ownership_percent", "prior_year_ownership_percent", "related_to",
                   "officer", "pretax", "roth", "after_tax", "employer_match", "employer_nonelective",
-                  "account_balance", "other_plan_deferrals")
+                  "account_balance", "other_plan_deferrals", "prior_year_fica_wages", "forfeitures")
 #: Columns the header must have; the others may be left out (read as empty).
 REQUIRED_COLUMNS = ("plan_id", "employee_id", "birth_date", "hire_date", "compensation")
 #: Contribution totals of the year (or year to date for a preview); empty is zero.
 CONTRIBUTIONS = ("pretax", "roth", "after_tax", "employer_match", "employer_nonelective")
 #: Optional money columns; empty is zero (no prior-year pay from this employer, no balance).
-OPTIONAL_MONEY = ("prior_year_compensation", *CONTRIBUTIONS, "account_balance", "other_plan_deferrals")
+OPTIONAL_MONEY = ("prior_year_compensation", *CONTRIBUTIONS, "account_balance", "other_plan_deferrals", "forfeitures")
 #: Mid-year preview only: each employee's current elections, percent of pay per pay period.
 #: Empty means "continue at the year-to-date rate".
 ELECTION_COLUMNS = ("election_pretax_percent", "election_roth_percent", "election_after_tax_percent")
@@ -77,6 +77,9 @@ class Census:
     rows_read: int
     rejects: list[Reject] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
+    #: Prior-year FICA wages (W-2 box 3) from the employer, cents; empty is unknown, not zero (Roth catch-up).
+    prior_year_fica_wages: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    fica_known: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def rows(self) -> int:
@@ -165,7 +168,7 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
         flag(~ok, lambda r, c=column: f"{c}: expected a date YYYY-MM-DD{' or nothing' if c == 'termination_date' else ''}"
                                       f", got {shown(value(c, r))}")
     money, money_ok = {}, {}
-    for column in ("compensation", *OPTIONAL_MONEY):
+    for column in ("compensation", *OPTIONAL_MONEY, "prior_year_fica_wages"):
         money[column], ok, too_big = parse_money(text[column], column != "compensation")
         money_ok[column] = ok
         flag(~ok & ~too_big, lambda r, c=column: f"{c}: expected dollars with at most two decimals (zero or more), "
@@ -230,9 +233,12 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
         compensation=money["compensation"][keep], prior_year_compensation=money["prior_year_compensation"][keep],
         ownership=ownership["ownership_percent"][keep], prior_year_ownership=ownership["prior_year_ownership_percent"][keep],
         related=related_kept, officer=officer[keep],
-        money={c: money[c][keep] for c in (*CONTRIBUTIONS, "account_balance", "other_plan_deferrals")},
+        money={c: money[c][keep] for c in (*CONTRIBUTIONS, "account_balance", "other_plan_deferrals", "forfeitures")},
         elections={c: v[keep] for c, v in elections.items()},
         rows_read=n + len(unsplit), rejects=rejects, extra_columns=extra,
+        prior_year_fica_wages=money["prior_year_fica_wages"][keep],
+        fica_known=pc.not_equal(pc.utf8_trim_whitespace(text["prior_year_fica_wages"]), EMPTY_TEXT).to_numpy(
+            zero_copy_only=False)[keep] if n else np.zeros(0, dtype=bool),
     )
 
 

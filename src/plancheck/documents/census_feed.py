@@ -41,6 +41,8 @@ def contributions_from_feed(feed_path: Source | Path | str,
                                                                                    census.employee_id.tolist())])
     totals = {c: np.zeros(census.rows, dtype=np.int64) for c in CONTRIBUTIONS}
     elsewhere = census.money["other_plan_deferrals"].copy()  # the feed's other_plan_deferrals, where larger
+    fica = np.zeros(census.rows, dtype=np.int64)  # the feed's prior_year_fica_wages, where it gives them
+    fica_given = np.zeros(census.rows, dtype=bool)
     rejects: list[list[Any]] = []
     rows_read = rows_outside = 0
     for batch in feed.batches():
@@ -77,6 +79,13 @@ def contributions_from_feed(feed_path: Source | Path | str,
                                        f"more), got {shown(value('other_plan_deferrals', r))}")
         flag(too_big, lambda r: f"other_plan_deferrals: expected at most {MAX_DOLLARS_TEXT}, got "
                                 f"{shown(value('other_plan_deferrals', r))}")
+        wages, ok, too_big = parse_money(column["prior_year_fica_wages"], True)
+        flag(~ok & ~too_big, lambda r: f"prior_year_fica_wages: expected dollars with at most two decimals (zero or "
+                                       f"more) or nothing, got {shown(value('prior_year_fica_wages', r))}")
+        flag(too_big, lambda r: f"prior_year_fica_wages: expected at most {MAX_DOLLARS_TEXT}, got "
+                                f"{shown(value('prior_year_fica_wages', r))}")
+        given = pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(column["prior_year_fica_wages"]), ""), False).to_numpy(
+            zero_copy_only=False)
         bad = np.zeros(n, dtype=bool)
         bad[list(problems)] = True
         in_year = year == census.year
@@ -85,6 +94,8 @@ def contributions_from_feed(feed_path: Source | Path | str,
         for name in CONTRIBUTIONS:
             np.add.at(totals[name], index[use], cents[name][use])
         np.maximum.at(elsewhere, index[use], other[use])
+        np.maximum.at(fica, index[use & given], wages[use & given])
+        fica_given[index[use & given]] = True
         lines = batch.column(LINE).to_numpy()
         for row in sorted(problems):
             rejects.append([int(lines[row]), shorten("; ".join(problems[row]), 1000),
@@ -95,6 +106,9 @@ def contributions_from_feed(feed_path: Source | Path | str,
     rejects.sort(key=lambda item: item[0])
     census.replace_contributions(totals)
     census.money["other_plan_deferrals"] = elsewhere
+    if len(census.prior_year_fica_wages) == census.rows:  # the feed's figure where it has one (empty is unknown)
+        census.prior_year_fica_wages = np.where(fica_given, fica, census.prior_year_fica_wages)
+        census.fica_known = census.fica_known | fica_given
     checked = rows_read - len(rejects)
     summary = {"feed": str(feed.source), "rows_read": rows_read, "rows_checked": checked, "rows_rejected": len(rejects),
                "rows_outside_year": rows_outside}

@@ -23,8 +23,10 @@ from plancheck.documents.census import Census
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem
+from plancheck.facts.annual_additions import ANNUAL_ADDITIONS_FACTS, AnnualAdditions, annual_additions
 from plancheck.facts.leveling import WHOLE, allocate_by_amount, average, excess_by_ratio, ratios, test_limits
 from plancheck.facts.period import catch_up as catch_up_of
+from plancheck.facts.roth_catch_up import ROTH_CATCH_UP_FACTS, RothCatchUp
 from plancheck.money import apply_rate
 
 EPOCH = dt.date(1970, 1, 1)
@@ -237,6 +239,8 @@ class YearendFacts:
     figures: Figures
     employees: Employees
     plans: list[PlanFacts]
+    roth_catch_up: RothCatchUp | None = None        # 414(v)(7), facts/roth_catch_up.py
+    annual_additions: AnnualAdditions | None = None  # 415(c) across the employer, facts/annual_additions.py
 
 
 #: The name of every fact a plan's record holds; rules/facts/yearend.yaml must declare exactly these.
@@ -249,7 +253,7 @@ BUILT_FACTS = frozenset({
     "acp_limit_alternative", "acp_excess", "match_forfeited", "excess_deferrals", "excess_deferral_employees",
     "top_heavy_exempt", "key_employees", "key_officer_limit", "officers_beyond_limit", "key_account_balances",
     "account_balances", "top_heavy_balance_limit", "top_heavy_ratio", "top_heavy_minimum_rate", "top_heavy_minimum_owed", "top_heavy_minimum_employees",
-})
+}) | ROTH_CATCH_UP_FACTS | ANNUAL_ADDITIONS_FACTS
 
 
 def _per_plan(census: Census, plans: list[Plan], getter, dtype=np.int64) -> np.ndarray:
@@ -365,6 +369,8 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
 
     plan_60_63 = _per_plan(census, plans, lambda p: p.catch_up.age_60_63, bool)
     catch_up_limit = np.where(offered, by_age(band_age & plan_60_63), 0)
+    roth = RothCatchUp.of(census, plans, limits, year, employers.person)
+    catch_up_limit = roth.restrict(catch_up_limit)  # no catch-up for those it reaches in a plan without Roth
     deferrals = money["pretax"] + money["roth"]
     employer = money["employer_match"] + money["employer_nonelective"]
     limit_415 = np.minimum(figures.annual_additions_415c, plan_pay)
@@ -379,8 +385,11 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     individual_excess = deferrals + money["other_plan_deferrals"] - figures.deferral_402g - by_age(band_age)
     excess_deferral = np.clip(np.maximum(deferrals - figures.deferral_402g - catch_up_limit, individual_excess),
                               0, deferrals)
+    # 415(c) across the employer's plans before the ADP and ACP tests, which leave out what it returns.
+    additions = annual_additions(census, plans, employers.person, figures.annual_additions_415c,
+                                 figures.compensation_401a17, catch_up_limit, catch_up, excess_deferral)
     # Catch-up is left out of the ADP; an NHCE's distributed excess deferrals too (Treas. Reg. 1.401(k)-2(a)(4)).
-    adp_amount = deferrals - catch_up - np.where(hce, 0, excess_deferral)
+    adp_amount = deferrals - additions.taken["annual_additions_deferrals"] - catch_up - np.where(hce, 0, excess_deferral)
     adr = ratios(adp_amount, plan_pay)
 
     emp = Employees(
@@ -392,9 +401,14 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         acp_amount=np.zeros(n, np.int64), acr=np.zeros(n, np.int64), acp_excess=np.zeros(n, np.int64),
         acp_from_after_tax=np.zeros(n, np.int64), acp_from_match=np.zeros(n, np.int64),
         top_heavy_minimum=np.zeros(n, np.int64))
-    results = [_plan_facts(census, plan, np.flatnonzero(census.plan == code), figures, emp, employers)
+    tested = additions.left(census)  # without what 415(c) returned or took out
+    results = [_plan_facts(tested, plan, np.flatnonzero(census.plan == code), figures, emp, employers)
                for code, plan in enumerate(plans)]
-    return YearendFacts(figures, emp, [r for r in results if len(r.rows)])
+    # Across the employer's plans, once the plans' catch-up and ADP corrections are known: 414(v)(7).
+    roth.settle(census, employers.person, emp.catch_up, emp.recharacterized, emp.excess_deferral)
+    for result in results:
+        result.facts |= roth.plan_facts(result.rows) | additions.plan_facts(result.rows)
+    return YearendFacts(figures, emp, [r for r in results if len(r.rows)], roth, additions)
 
 
 def _key_officers(census: Census, rows: np.ndarray, plan: Plan, figures: Figures, employers: _Employers,

@@ -13,6 +13,14 @@ _KIND = {
     "match_forfeiture": "forfeit match on distributed deferrals",
     "acp_excess_distribution": "distribute ACP excess",
     "top_heavy_minimum": "contribute top-heavy minimum",
+    "roth_catch_up_to_roth": "make pretax catch-up Roth (414(v)(7))",
+    "adp_recharacterized_to_roth": "make recharacterized catch-up Roth or distribute it (414(v)(7))",
+    "annual_additions_after_tax": "return after-tax contributions (415(c))",
+    "annual_additions_deferrals": "return elective deferrals (415(c))",
+    "annual_additions_match_forfeited": "forfeit match on returned deferrals (415(c))",
+    "annual_additions_nonelective": "take out nonelective money (415(c))",
+    "annual_additions_forfeitures": "take out forfeitures allocated (415(c))",
+    "annual_additions_match": "take out match (415(c))",
 }
 
 
@@ -54,6 +62,7 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
             out.append(f"  Top-heavy: key employees ({heavy['key_employees']}) hold {heavy['ratio']}% of "
                        f"{_money(heavy['account_balances'])} (limit {heavy['limit']}%): {state}"
                        + (f"; minimum owed {_money(heavy['minimum_owed'])}" if heavy["top_heavy"] else ""))
+        out += _employer_lines(summary)
         plan_hces = [h for h in hces if h["plan_id"] == plan_id]
         if plan_hces:
             out.append("  HCEs:")
@@ -66,7 +75,9 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
             out.append("  Corrections:")
             for c in plan_corrections:
                 by = ""
-                if c["deadline"]:
+                if c["kind"] == "roth_catch_up_to_roth":
+                    by = f" (on the Form W-2 by {c['deadline']}, else in-plan Roth rollover by {c['final_deadline']})"
+                elif c["deadline"]:
                     by = f" by {c['deadline']}"
                     if c["final_deadline"]:
                         by += f" (excise-free; at the latest {c['final_deadline']})"
@@ -83,6 +94,26 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
                            f"({_money(p['remaining_deferral_per_period'])} a pay period), after-tax at most "
                            f"{_money(p['remaining_after_tax'])} ({_money(p['remaining_after_tax_per_period'])}){note}")
     return "\n".join(out) + "\n"
+
+
+def _employer_lines(summary: dict[str, Any]) -> list[str]:
+    """Roth catch-up and 415(c), counted across the employer's plans (only where there is something to say)."""
+    lines = []
+    roth, additions = summary.get("roth_catch_up"), summary.get("annual_additions")
+    if roth and roth["in_force"] and roth["employees"]:
+        lines.append(f"  Roth catch-up (414(v)(7)): {_money(roth['pretax'])} of catch-up made pretax, to make Roth "
+                     f"({roth['employees']} participant(s))")
+    if roth and roth["in_force"] and parse_cents(roth["not_allowed_without_roth"]):
+        lines.append(f"  Roth catch-up (414(v)(7)): no Roth in the plan, so {_money(roth['not_allowed_without_roth'])}"
+                     " that would be catch-up is excess deferrals")
+    if roth and roth["in_force"] and parse_cents(roth["wages_unknown_pretax"]):
+        lines.append(f"  Roth catch-up: {_money(roth['wages_unknown_pretax'])} of pretax catch-up with prior-year "
+                     "FICA wages unknown")
+    if additions and additions["employees_over_415c"]:
+        lines.append(f"  415(c) across the employer's plans: {additions['employees_over_415c']} participant(s) over, "
+                     f"{_money(additions['excess'])} in all; {_money(additions['corrected_in_plan'])} corrected in "
+                     "this plan")
+    return lines
 
 
 def _reason(reason: dict[str, Any]) -> str:
