@@ -292,6 +292,7 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         "ytd_deferrals_employer": employer_deferrals,
         "ytd_deferrals_all_plans": employer_deferrals + g.spread(other_employers),
         "ytd_deferrals_above_plan_max": above_cap,
+        "ytd_deferrals_above_plan_max_not_catch_up": np.maximum(above_cap - ytd_catch_up, 0),
         "ytd_catch_up": ytd_catch_up,
         "ytd_pretax_catch_up": np.maximum(ytd_catch_up - employer_roth, 0),
         "ytd_employer_match": ytd_match,
@@ -318,7 +319,8 @@ BUILT_FACTS = frozenset({
     "compensation", "plan_compensation", "ytd_compensation", "pretax", "roth", "after_tax", "deferrals",
     "employee_contributions", "employer_match", "employer_nonelective", "ytd_pretax", "ytd_roth", "ytd_after_tax",
     "ytd_deferrals", "ytd_deferrals_employer", "ytd_deferrals_all_plans", "ytd_deferrals_above_plan_max",
-    "ytd_catch_up", "ytd_pretax_catch_up", "ytd_employer_match", "ytd_employer_nonelective", "ytd_annual_additions",
+    "ytd_deferrals_above_plan_max_not_catch_up", "ytd_catch_up", "ytd_pretax_catch_up", "ytd_employer_match",
+    "ytd_employer_nonelective", "ytd_annual_additions",
     "match_expected", "ytd_match_expected", "match_true_up_owed", "match_tolerance", "deferral_cap", "after_tax_cap",
     "election_percent_off_step",
 })
