@@ -25,6 +25,8 @@ Which limit counts which money (README "Conventions behind the figures"):
 * Match: per-period plans must deposit the per-period formula; annual-basis plans may deposit
   anything between the per-period formula and the annual formula on year-to-date figures (a
   true-up brings them to the annual figure). A cited tolerance per period allows for rounding.
+  What a per-period plan's formula gives less than the annual formula on the same year-to-date
+  pay and deferrals is the match a participant loses by the timing of deferrals (front-loading).
 """
 
 from __future__ import annotations
@@ -214,6 +216,13 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
     high = np.maximum(per_period_ytd, np.where(annual, annual_ytd, per_period_ytd))
     low, high, annual_ytd = (np.where(cap >= 0, np.minimum(x, cap), x) for x in (low, high, annual_ytd))
 
+    # The annual formula on the pay from when matched deferrals began: pay before an election that followed
+    # no deferrals is a late start, not deferrals' timing within the year (front-loading).
+    deferred_before = before_matched > 0
+    since_start = g.ytd(plan_comp, np.where(deferred_before, np.minimum(before("compensation"), limit_401a17), 0))
+    timing_formula = _tiered_match(since_start, g.ytd(matched, before_matched), pr, plans)
+    timing_formula = np.where(cap >= 0, np.minimum(timing_formula, cap), timing_formula)
+
     if "employer_match" in rows.amounts:
         match = rows.amounts["employer_match"].astype(I64, copy=False)
     else:  # projection: deposit the formula; a true-up plan gets its true-up with the year's last pay
@@ -301,6 +310,8 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         "match_expected": match_period,
         "ytd_match_expected": np.clip(ytd_match, low, high),
         "match_true_up_owed": np.where(annual, np.maximum(annual_ytd - ytd_match, 0), 0),
+        "ytd_match_annual_formula": timing_formula,
+        "match_lost_per_period": np.where(annual, 0, np.maximum(timing_formula - low, 0)),
         "match_tolerance": ordinal * limits.cents("match_rounding_tolerance"),
         "deferral_cap": deferral_cap,
         "after_tax_cap": np.where(max_after_tax >= 0, apply_rate(comp, np.maximum(max_after_tax, 0)), comp),
@@ -321,6 +332,7 @@ BUILT_FACTS = frozenset({
     "ytd_deferrals", "ytd_deferrals_employer", "ytd_deferrals_all_plans", "ytd_deferrals_above_plan_max",
     "ytd_deferrals_above_plan_max_not_catch_up", "ytd_catch_up", "ytd_pretax_catch_up", "ytd_employer_match",
     "ytd_employer_nonelective", "ytd_annual_additions",
-    "match_expected", "ytd_match_expected", "match_true_up_owed", "match_tolerance", "deferral_cap", "after_tax_cap",
+    "match_expected", "ytd_match_expected", "match_true_up_owed", "ytd_match_annual_formula", "match_lost_per_period",
+    "match_tolerance", "deferral_cap", "after_tax_cap",
     "election_percent_off_step",
 })
