@@ -207,6 +207,14 @@ PARAMETERS = {
     "excess_deferral_deadline": "months",
     "eligibility_maximum_age": "years",
     "eligibility_maximum_service": "months",
+    "eligibility_maximum_service_full_vesting": "months",
+    # QACA automatic enrollment (facts/enrollment.py)
+    "qaca_minimum_initial_percent": "percent",
+    "qaca_minimum_annual_increase_percent": "percent",
+    "qaca_minimum_final_percent": "percent",
+    "qaca_maximum_percent": "percent",
+    "qaca_maximum_initial_percent": "percent",
+    "qaca_maximum_percent_first_year": "calendar year",
 }
 
 
