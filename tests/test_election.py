@@ -234,6 +234,14 @@ def test_a_percentage_between_the_plan_s_payroll_steps_is_a_warning(step, terms,
         assert finding.severity == "warning" and finding.context["period"] == 1
 
 
+def test_a_percentage_off_step_reports_the_years_contributions(rulebook, limits, engine):
+    """5.5% of $10,000 a month is $550 in each of 12 periods: $6,600 for the year, not the last period's $550."""
+    finding = findings_of(make_plan(), make_election("1980-01-01", "2024-01-01", MONTHLY_120K,
+                                                     {"pretax": {"percent": "5.5"}}), rulebook, limits, engine)[
+        "election-percent-off-step"]
+    assert (finding.extra["year_end_amount"], finding.extra["periods_affected"]) == ("6600.00", 12)
+
+
 PER_PERIOD_MATCH = {"tiers": [{"rate": 100, "up_to_percent": 6}]}  # $600 a month on $10,000
 
 
