@@ -151,3 +151,16 @@ def test_the_72t_fields_are_validated(tmp_path):
     assert "roth source only" in reasons[4]
     assert "exception_amount_used" in reasons[5] and "exception" in reasons[6]
     assert "exception_amount_used goes with" in reasons[7]
+
+
+def test_disability_death_and_qdro_payments_are_not_held_to_59_half_in_service(tmp_path):
+    """Pretax money in service at 40: an error (in-service-withdrawal-age), unless paid to a QDRO alternate payee,
+    on disability or on death (401(k)(2)(B)(i)(I); 414(p)(10)); a birth or adoption claim does not change that."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([
+        paid(reason, kind="in_service_withdrawal", **({"exception": reason} if reason != "none" else {}),
+             **({"birth_or_adoption_date": "2026-05-01"} if reason == "birth_or_adoption" else {}))
+        for reason in ("none", "qdro", "disability", "death", "birth_or_adoption")]))
+    events = [json.loads(line) for line in plancheck("withdrawals", str(path)).stdout.splitlines()]
+    held = sorted(e["request_id"] for e in events if e.get("rule") == "in-service-withdrawal-age")
+    assert held == ["birth_or_adoption", "none"]

@@ -31,7 +31,7 @@ WHOLE = ("disability", "death", "qdro")
 #: The exception facts of rules/facts/withdrawal.yaml built here.
 EXCEPTION_FACTS = frozenset({
     "exception_separation_55", "exception_disability", "exception_death", "exception_qdro", "exception_emergency",
-    "exception_birth_adoption", "exception_claimed_not_met", "separation_year_age", "exempt_amount_72t",
+    "exception_birth_adoption", "exception_claimed_not_met", "statutory_distribution_reason", "separation_year_age", "exempt_amount_72t",
     "additional_tax_72t_before_exceptions", "additional_tax_72t",
 })
 
@@ -107,6 +107,7 @@ def exception_facts(request: WithdrawalRequest, result: EarlyDistribution) -> di
         "exception_emergency": applies("emergency_personal_expense"),
         "exception_birth_adoption": applies("birth_or_adoption"),
         "exception_claimed_not_met": int(claimed is not None and not result.claimed_met),
+        "statutory_distribution_reason": int(claimed in WHOLE),
         "separation_year_age": separation_age,
         "exempt_amount_72t": result.exempt if result.tax_before else 0,
         "additional_tax_72t_before_exceptions": result.tax_before,
