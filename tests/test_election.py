@@ -295,3 +295,14 @@ def test_the_match_lost_in_the_last_paycheck_counts_to_the_cent(december, lost, 
     findings, _ = run(make_plan(match=PER_PERIOD_MATCH), election, rulebook, limits, engine)
     f = findings.get("match-lost-by-front-loading")
     assert (f.amount if f else None) == lost
+
+
+def test_an_election_that_would_pass_402g_is_told_the_match_its_early_stop_costs(rulebook, limits, engine):
+    """Age 40, 2024, 25% of $10,000 a month: $22,500 by September, $500 in October, then payroll stops at $23,000.
+    Paycheck by paycheck: 9 x $600 + $500 = $5,900; the annual formula on $120,000 and $23,000: $7,200. $1,300 lost."""
+    election = make_election("1984-03-01", "2024-01-01", MONTHLY_120K, {"pretax": {"percent": 25}})
+    findings, _ = run(make_plan(match=PER_PERIOD_MATCH), election, rulebook, limits, engine)
+    assert "402g-deferral-limit" in findings
+    f = findings["match-lost-by-front-loading"]
+    assert (f.amount, f.context["period"]) == (130_000, 12)
+    assert "$5,900.00" in f.message and "$7,200.00" in f.message

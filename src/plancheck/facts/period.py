@@ -216,12 +216,22 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
     high = np.maximum(per_period_ytd, np.where(annual, annual_ytd, per_period_ytd))
     low, high, annual_ytd = (np.where(cap >= 0, np.minimum(x, cap), x) for x in (low, high, annual_ytd))
 
-    # The annual formula on the pay from when matched deferrals began: pay before an election that followed
-    # no deferrals is a late start, not deferrals' timing within the year (front-loading).
-    deferred_before = before_matched > 0
-    since_start = g.ytd(plan_comp, np.where(deferred_before, np.minimum(before("compensation"), limit_401a17), 0))
-    timing_formula = _tiered_match(since_start, g.ytd(matched, before_matched), pr, plans)
-    timing_formula = np.where(cap >= 0, np.minimum(timing_formula, cap), timing_formula)
+    # Match lost to the timing of deferrals (front-loading): deferrals as payroll takes them, stopping at the
+    # plan-level 402(g) limit; the per-period formula on them against the annual formula on their totals, on
+    # the pay from when matched deferrals began (pay before an election that followed no deferrals is a late
+    # start, not timing within the year).
+    stop = g.spread(limit_402g + usable_limit)
+    taken_ytd = np.minimum(employer_deferrals, stop)
+    taken = np.clip(taken_ytd - g.previous(taken_ytd, np.minimum(deferrals_before, limit_402g + usable_limit)),
+                    0, deferrals)
+    stopped_pretax = np.minimum(deferrals - taken, pretax)
+    matched_taken = np.maximum(matched - stopped_pretax * plans.match_pretax[pr]
+                               - (deferrals - taken - stopped_pretax) * plans.match_roth[pr], 0)
+    timing_per_period = g.ytd(_tiered_match(plan_comp, matched_taken, pr, plans), before("employer_match"))
+    since_start = g.ytd(plan_comp, np.where(before_matched > 0, np.minimum(before("compensation"), limit_401a17), 0))
+    timing_annual = _tiered_match(since_start, g.ytd(matched_taken, before_matched), pr, plans)
+    timing_per_period, timing_annual = (np.where(cap >= 0, np.minimum(x, cap), x)
+                                        for x in (timing_per_period, timing_annual))
 
     if "employer_match" in rows.amounts:
         match = rows.amounts["employer_match"].astype(I64, copy=False)
@@ -310,8 +320,9 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         "match_expected": match_period,
         "ytd_match_expected": np.clip(ytd_match, low, high),
         "match_true_up_owed": np.where(annual, np.maximum(annual_ytd - ytd_match, 0), 0),
-        "ytd_match_annual_formula": timing_formula,
-        "match_lost_per_period": np.where(annual, 0, np.maximum(timing_formula - low, 0)),
+        "ytd_match_annual_formula": timing_annual,
+        "ytd_match_per_period_formula": timing_per_period,
+        "match_lost_per_period": np.where(annual, 0, np.maximum(timing_annual - timing_per_period, 0)),
         "match_tolerance": ordinal * limits.cents("match_rounding_tolerance"),
         "deferral_cap": deferral_cap,
         "after_tax_cap": np.where(max_after_tax >= 0, apply_rate(comp, np.maximum(max_after_tax, 0)), comp),
@@ -332,7 +343,8 @@ BUILT_FACTS = frozenset({
     "ytd_deferrals", "ytd_deferrals_employer", "ytd_deferrals_all_plans", "ytd_deferrals_above_plan_max",
     "ytd_deferrals_above_plan_max_not_catch_up", "ytd_catch_up", "ytd_pretax_catch_up", "ytd_employer_match",
     "ytd_employer_nonelective", "ytd_annual_additions",
-    "match_expected", "ytd_match_expected", "match_true_up_owed", "ytd_match_annual_formula", "match_lost_per_period",
+    "match_expected", "ytd_match_expected", "match_true_up_owed", "ytd_match_annual_formula", "ytd_match_per_period_formula",
+    "match_lost_per_period",
     "match_tolerance", "deferral_cap", "after_tax_cap",
     "election_percent_off_step",
 })
