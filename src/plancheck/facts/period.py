@@ -126,6 +126,22 @@ class _Groups:
         return np.add.reduceat(values, self.starts) if self.n else self.zero
 
 
+def _match_timing(g: _Groups, plans: PlanArrays, pr: np.ndarray, cap: np.ndarray, plan_comp: np.ndarray,
+                  matched: np.ndarray, pretax: np.ndarray, deferrals: np.ndarray, employer_deferrals: np.ndarray,
+                  deferrals_before: np.ndarray, stop_limit: np.ndarray, before_matched: np.ndarray,
+                  match_before: np.ndarray, pay_before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Year-to-date match paycheck by paycheck and by the annual formula, on deferrals as payroll takes them
+    (stopping at the plan-level 402(g) limit `stop_limit`), pay counted from `pay_before` (per group)."""
+    taken_ytd = np.minimum(employer_deferrals, g.spread(stop_limit))
+    taken = np.clip(taken_ytd - g.previous(taken_ytd, np.minimum(deferrals_before, stop_limit)), 0, deferrals)
+    stopped_pretax = np.minimum(deferrals - taken, pretax)
+    matched_taken = np.maximum(matched - stopped_pretax * plans.match_pretax[pr]
+                               - (deferrals - taken - stopped_pretax) * plans.match_roth[pr], 0)
+    per_period = g.ytd(_tiered_match(plan_comp, matched_taken, pr, plans), match_before)
+    annual = _tiered_match(g.ytd(plan_comp, pay_before), g.ytd(matched_taken, before_matched), pr, plans)
+    return np.where(cap >= 0, np.minimum(per_period, cap), per_period), np.where(cap >= 0, np.minimum(annual, cap), annual)
+
+
 def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) -> dict[str, np.ndarray]:
     """Every period fact (rules/facts/period.yaml) as int64 columns, one entry per row."""
     n = len(rows.period)
@@ -220,18 +236,13 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
     # plan-level 402(g) limit; the per-period formula on them against the annual formula on their totals, on
     # the pay from when matched deferrals began (pay before an election that followed no deferrals is a late
     # start, not timing within the year).
-    stop = g.spread(limit_402g + usable_limit)
-    taken_ytd = np.minimum(employer_deferrals, stop)
-    taken = np.clip(taken_ytd - g.previous(taken_ytd, np.minimum(deferrals_before, limit_402g + usable_limit)),
-                    0, deferrals)
-    stopped_pretax = np.minimum(deferrals - taken, pretax)
-    matched_taken = np.maximum(matched - stopped_pretax * plans.match_pretax[pr]
-                               - (deferrals - taken - stopped_pretax) * plans.match_roth[pr], 0)
-    timing_per_period = g.ytd(_tiered_match(plan_comp, matched_taken, pr, plans), before("employer_match"))
-    since_start = g.ytd(plan_comp, np.where(before_matched > 0, np.minimum(before("compensation"), limit_401a17), 0))
-    timing_annual = _tiered_match(since_start, g.ytd(matched_taken, before_matched), pr, plans)
-    timing_per_period, timing_annual = (np.where(cap >= 0, np.minimum(x, cap), x)
-                                        for x in (timing_per_period, timing_annual))
+    if "employer_match" in rows.amounts:  # a payroll feed: the notice is for elections (rule inputs), skip the cost
+        timing_per_period = timing_annual = np.zeros(n, dtype=I64)
+    else:
+        timing_per_period, timing_annual = _match_timing(
+            g, plans, pr, cap, plan_comp, matched, pretax, deferrals, employer_deferrals, deferrals_before,
+            limit_402g + usable_limit, before_matched, before("employer_match"),
+            np.where(before_matched > 0, np.minimum(before("compensation"), limit_401a17), 0))
 
     if "employer_match" in rows.amounts:
         match = rows.amounts["employer_match"].astype(I64, copy=False)
