@@ -53,10 +53,11 @@ def test_employer_money_may_wait_two_years_only_with_full_immediate_vesting(mont
     assert audit(doc)[0] == ({"employer-eligibility-service-above-maximum"} if fires else set())
 
 
-def test_deferral_service_counts_for_employer_money_when_not_given_apart(audit):
-    """13 months for deferrals with nothing said of employer money: both waits are too long."""
-    assert audit(document(eligibility={"months_of_service": 13}))[0] == {
-        "eligibility-service-above-one-year", "employer-eligibility-service-above-maximum"}
+def test_employer_money_without_its_own_terms_is_reported_once_with_the_deferrals(audit):
+    """13 months for deferrals with nothing said of employer money: one error, on the deferrals' key."""
+    fired, facts = audit(document(eligibility={"months_of_service": 13}))
+    assert fired == {"eligibility-service-above-one-year"}
+    assert facts["employer_eligibility_months_of_service"] == 13
 
 
 QACA = {"safe_harbor": "qaca_nonelective", "nonelective": {"percent": 3}}

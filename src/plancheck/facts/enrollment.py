@@ -19,7 +19,7 @@ QACA_DESIGNS = (SafeHarborDesign.qaca_match, SafeHarborDesign.qaca_nonelective)
 #: The plan facts enrollment_facts builds (part of facts/plan.py BUILT_FACTS).
 ENROLLMENT_FACTS = frozenset({
     "eligibility_minimum_age", "eligibility_maximum_age", "eligibility_months_of_service",
-    "eligibility_maximum_service", "employer_eligibility_months_of_service", "employer_eligibility_full_vesting",
+    "eligibility_maximum_service", "employer_eligibility_given", "employer_eligibility_months_of_service", "employer_eligibility_full_vesting",
     "eligibility_maximum_service_full_vesting", "qaca_design", "automatic_enrollment",
     "automatic_enrollment_default_percent", "qaca_percent_short", "qaca_percent_short_year",
     "qaca_percent_given", "qaca_percent_required", "qaca_percent_above_maximum", "qaca_percent_above_year",
@@ -71,6 +71,7 @@ def enrollment_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int
         "eligibility_maximum_age": int(limits.parameter("eligibility_maximum_age")),
         "eligibility_months_of_service": eligibility.months_of_service,
         "eligibility_maximum_service": int(limits.parameter("eligibility_maximum_service")),
+        "employer_eligibility_given": int(employer is not None),
         "employer_eligibility_months_of_service": employer.months_of_service if employer
         else eligibility.months_of_service,
         "employer_eligibility_full_vesting": int(bool(employer and employer.full_immediate_vesting)),
