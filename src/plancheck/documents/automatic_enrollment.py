@@ -22,9 +22,11 @@ class AutomaticEnrollment(Strict):
     414A mandate build on the same terms. Percentages of plan pay, in the plan's percent steps.
     """
 
-    default_percent: Ppm = Field(description="Deemed deferral in the first plan year of automatic enrollment, % of pay")
+    default_percent: Ppm = Field(description="Deemed deferral in year 1 of automatic enrollment, % of pay: for a "
+                                 "QACA the initial period, to the end of the plan year after the one of the first "
+                                 "deemed deferral (401(k)(13)(C)(iii)(I))")
     source: Literal["pretax", "roth"] = Field(default="pretax", description="Where the deemed deferral goes")
-    annual_increase: Ppm = Field(default=0, description="Points added each later plan year (0: no escalation)")
+    annual_increase: Ppm = Field(default=0, description="Points added in each plan year after year 1 (0: none)")
     cap: Ppm | None = Field(default=None, description="Highest deemed deferral the escalation reaches, % of pay "
                             "(required with annual_increase)")
     covered: Literal["new_entrants", "all"] = Field(
