@@ -232,3 +232,77 @@ def test_a_percentage_between_the_plan_s_payroll_steps_is_a_warning(step, terms,
     if fires:
         finding = findings["election-percent-off-step"]
         assert finding.severity == "warning" and finding.context["period"] == 1
+
+
+def test_a_percentage_off_step_reports_the_years_contributions(rulebook, limits, engine):
+    """5.5% of $10,000 a month is $550 in each of 12 periods: $6,600 for the year, not the last period's $550."""
+    finding = findings_of(make_plan(), make_election("1980-01-01", "2024-01-01", MONTHLY_120K,
+                                                     {"pretax": {"percent": "5.5"}}), rulebook, limits, engine)[
+        "election-percent-off-step"]
+    assert (finding.extra["year_end_amount"], finding.extra["periods_affected"]) == ("6600.00", 12)
+
+
+PER_PERIOD_MATCH = {"tiers": [{"rate": 100, "up_to_percent": 6}]}  # $600 a month on $10,000
+
+
+def test_a_front_loader_in_a_per_period_plan_is_told_the_match_lost(rulebook, limits, engine):
+    """Age 40, 2024, $10,000 a month: $23,000 deferred January-May ($3,000 of match), nothing from June.
+    The annual formula on $120,000 and $23,000 is $7,200; paycheck by paycheck $3,000: $4,200 lost."""
+    election = make_election("1984-03-01", "2024-06-01", MONTHLY_120K, {"pretax": {"amount": 0}},
+                             year_to_date={"pretax": 23000, "employer_match": 3000})
+    findings, summary = run(make_plan(match=PER_PERIOD_MATCH), election, rulebook, limits, engine)
+    f = findings["match-lost-by-front-loading"]
+    assert (f.severity, f.context["period"], f.amount) == ("info", 12, 420_000)
+    assert "$4,200.00" in f.message and "$7,200.00" in f.message
+    assert summary["year_end"]["employer_match"] == "3000.00"
+
+
+def test_deferrals_spread_over_the_year_lose_no_match(rulebook, limits, engine):
+    """$1,916.67 a month from January: every paycheck above 6% of pay, the whole $7,200 matched."""
+    election = make_election("1984-03-01", "2024-01-01", MONTHLY_120K, {"pretax": {"amount": "1916.67"}})
+    findings, summary = run(make_plan(match=PER_PERIOD_MATCH), election, rulebook, limits, engine)
+    assert "match-lost-by-front-loading" not in findings
+    assert summary["year_end"]["employer_match"] == "7200.00"
+
+
+def test_an_annual_plan_owes_a_true_up_rather_than_losing_the_match(rulebook, limits, engine):
+    """The same front-loader in an annual-basis plan: the sponsor owes the $4,200 (match-true-up-owed)."""
+    election = make_election("1984-03-01", "2024-06-01", MONTHLY_120K, {"pretax": {"amount": 0}},
+                             year_to_date={"pretax": 23000, "employer_match": 3000})
+    findings, _ = run(make_plan(match={**PER_PERIOD_MATCH, "basis": "annual"}), election, rulebook, limits, engine)
+    assert "match-lost-by-front-loading" not in findings
+    assert findings["match-true-up-owed"].amount == 420_000
+    findings, _ = run(make_plan(match={**PER_PERIOD_MATCH, "basis": "annual", "true_up": True}), election,
+                      rulebook, limits, engine)
+    assert not {"match-lost-by-front-loading", "match-true-up-owed"} & set(findings)
+
+
+def test_a_late_start_deferring_evenly_is_not_front_loading(rulebook, limits, engine):
+    """Nothing deferred before July, then 6% every month: the match of each paycheck is all the formula gives."""
+    election = make_election("1984-03-01", "2024-07-01", MONTHLY_120K, {"pretax": {"percent": 6}})
+    findings, summary = run(make_plan(match=PER_PERIOD_MATCH), election, rulebook, limits, engine)
+    assert "match-lost-by-front-loading" not in findings
+    assert summary["year_end"]["employer_match"] == "3600.00"
+
+
+@pytest.mark.parametrize(("december", "lost"), [("600", None), ("599.99", None), ("599.98", 2), ("500", 10_000)],
+                         ids=["$600: none", "one cent: within the rounding tolerance", "two cents", "$100"])
+def test_the_match_lost_in_the_last_paycheck_counts_to_the_cent(december, lost, rulebook, limits, engine):
+    """$700 deferred in each of January-November ($7,700, $6,600 matched at 6% of $10,000), then December's amount:
+    the annual formula matches $7,200; paycheck by paycheck $6,600 plus December's deferral up to $600."""
+    election = make_election("1984-03-01", "2024-12-01", MONTHLY_120K, {"pretax": {"amount": december}},
+                             year_to_date={"pretax": 7700, "employer_match": 6600})
+    findings, _ = run(make_plan(match=PER_PERIOD_MATCH), election, rulebook, limits, engine)
+    f = findings.get("match-lost-by-front-loading")
+    assert (f.amount if f else None) == lost
+
+
+def test_an_election_that_would_pass_402g_is_told_the_match_its_early_stop_costs(rulebook, limits, engine):
+    """Age 40, 2024, 25% of $10,000 a month: $22,500 by September, $500 in October, then payroll stops at $23,000.
+    Paycheck by paycheck: 9 x $600 + $500 = $5,900; the annual formula on $120,000 and $23,000: $7,200. $1,300 lost."""
+    election = make_election("1984-03-01", "2024-01-01", MONTHLY_120K, {"pretax": {"percent": 25}})
+    findings, _ = run(make_plan(match=PER_PERIOD_MATCH), election, rulebook, limits, engine)
+    assert "402g-deferral-limit" in findings
+    f = findings["match-lost-by-front-loading"]
+    assert (f.amount, f.context["period"]) == (130_000, 12)
+    assert "$5,900.00" in f.message and "$7,200.00" in f.message

@@ -308,3 +308,36 @@ def test_a_declared_fact_that_is_never_built_is_a_load_error(tmp_path):
     load_rules.cache_clear()
     with pytest.raises(InputError, match="declared but not built by plancheck: ytd_imaginary"):
         load_rules(rules)
+
+
+# --- year_end_excess: the year's total, not the last period's -------------------------------------
+
+@pytest.mark.parametrize(("start", "amount", "excess"), [("2024-01-01", "14400.00", "2400.00"),
+                                                          ("2024-12-01", "1200.00", "200.00")],
+                         ids=["twelve periods $200 over: $2,400", "one period $200 over: $200"])
+def test_year_end_excess_above_the_plan_cap_is_the_years_total(start, amount, excess, rulebook, limits, engine):
+    """Age 35, 12% of $10,000 a month where the plan caps deferrals at 10%: $200 over in every period."""
+    plan = make_plan(contributions={"pretax": True, "max_deferral_percent": 10})
+    f = run(plan, make_election("1989-06-01", start, {"per_period": 10000}, {"pretax": {"percent": 12}}),
+            rulebook, limits, engine)[0]["deferral-rate-above-plan-max"]
+    assert dollars(f.excess) == "200.00"
+    assert (f.extra["year_end_amount"], f.extra["year_end_excess"]) == (amount, excess)
+
+
+def test_year_end_excess_above_the_cap_leaves_out_what_catch_up_covers(rulebook, limits, engine):
+    """Age 55 in 2024, 20% against a 10% cap: $12,000 above it in the year, $7,500 of it catch-up: $4,500 over."""
+    plan = make_plan(contributions={"pretax": True, "max_deferral_percent": 10})
+    f = run(plan, make_election("1969-06-01", "2024-01-01", {"per_period": 10000}, {"pretax": {"percent": 20}}),
+            rulebook, limits, engine)[0]["deferral-rate-above-plan-max"]
+    assert (f.extra["periods_affected"], f.extra["year_end_excess"]) == (5, "4500.00")
+
+
+def test_year_end_excess_of_after_tax_above_the_plan_max_is_the_years_total(rulebook, limits, engine):
+    """12% after-tax against a 10% cap on $10,000 a month: $200 a period, one cent less is 0.01 a period less."""
+    plan = make_plan(contributions={"pretax": True, "after_tax": True, "max_after_tax_percent": 10})
+    f = run(plan, make_election("1989-06-01", "2024-01-01", {"per_period": 10000}, {"after_tax": {"amount": 1200}}),
+            rulebook, limits, engine)[0]["after-tax-rate-above-plan-max"]
+    assert f.extra["year_end_excess"] == "2400.00"
+    f = run(plan, make_election("1989-06-01", "2024-01-01", {"per_period": 10000}, {"after_tax": {"amount": 1000.01}}),
+            rulebook, limits, engine)[0]["after-tax-rate-above-plan-max"]
+    assert f.extra["year_end_excess"] == "0.12"

@@ -217,3 +217,41 @@ def test_a_move_to_roth_keeps_the_elected_total_percent(nearest, rulebook, limit
                       roth=[0] * 9 + [252000, 270000, 270000])
     assert "roth-catch-up-required" in breaks(plan, election, rulebook, limits, engine, pretax=nine + [27000, 0, 0],
                                               roth=[0] * 9 + [243000, 270000, 270000])
+
+
+def test_a_deferral_cut_that_lowers_the_match_frees_415c_room_and_is_counted(nearest, rulebook, limits, engine):
+    """Cutting the whole 415(c) excess overshoots when the cut takes matched deferrals: the lost match is room too.
+
+    2024, age 40, $1,000 a month ($12,000: the 415(c) limit is 100% of pay), $900 pretax a month, match 100% of
+    the first 6% ($60 a month) and a 15% nonelective ($150): $10,800 + $720 + $1,800 = $13,320, $1,320 over.
+    December's $900 goes (its $60 match with it: $960 freed); November needs $360 more, so it keeps $540.
+    Cutting the whole $1,320 (November $480) left $60 of room unused."""
+    plan = make_plan(match={"tiers": [{"rate": 100, "up_to_percent": 6}]}, nonelective={"percent": 15})
+    election = make_election("1984-03-01", "2024-01-01", {"per_period": 1000}, {"pretax": {"amount": 900}})
+    asked, answer = nearest(plan, election)
+    assert "415c-annual-additions" in asked
+    assert runs(answer) == [(1, 10, "900.00", "0.00", "0.00"), (11, 11, "540.00", "0.00", "0.00"),
+                            (12, 12, "0.00", "0.00", "0.00")]
+    assert answer["changes"] == {"pretax": {"asked": "10800.00", "proposed": "9540.00"}}
+    assert answer["summary"]["year_end"]["annual_additions"] == "12000.00"
+    ten = [90000] * 10
+    assert not breaks(plan, election, rulebook, limits, engine, pretax=ten + [54000, 0])
+    assert "415c-annual-additions" in breaks(plan, election, rulebook, limits, engine, pretax=ten + [54001, 0])
+
+
+def test_a_matched_after_tax_cut_is_the_smallest_that_clears_415c(nearest, rulebook, limits, engine):
+    """After-tax money the plan matches: each dollar cut below the matched 6% also takes a dollar of match.
+
+    2024, age 45, $25,000 a month, $6,000 after-tax a month matched 100% up to 6% ($1,500): $72,000 + $18,000 =
+    $90,000, $21,000 over $69,000. December and November go ($7,500 freed each); October needs $6,000 more:
+    cutting $5,250 leaves $750, matched $750, which frees $5,250 + $750."""
+    plan = make_plan(match={"tiers": [{"rate": 100, "up_to_percent": 6}], "sources": ["pretax", "roth", "after_tax"]})
+    election = make_election("1979-03-01", "2024-01-01", {"per_period": 25000}, {"after_tax": {"amount": 6000}})
+    asked, answer = nearest(plan, election)
+    assert "415c-annual-additions" in asked
+    assert runs(answer) == [(1, 9, "0.00", "0.00", "6000.00"), (10, 10, "0.00", "0.00", "750.00"),
+                            (11, 12, "0.00", "0.00", "0.00")]
+    assert answer["summary"]["year_end"]["annual_additions"] == "69000.00"
+    nine = [600000] * 9
+    assert not breaks(plan, election, rulebook, limits, engine, after_tax=nine + [75000, 0, 0])
+    assert "415c-annual-additions" in breaks(plan, election, rulebook, limits, engine, after_tax=nine + [75001, 0, 0])

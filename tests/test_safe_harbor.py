@@ -97,6 +97,15 @@ def test_enhanced_match_above_6_percent_of_pay(audit):
     assert audit(plan("enhanced_match", [(100, 6)]))[0] == set()
 
 
+@pytest.mark.parametrize(("up_to", "fires"), [(6, False), ("6.01", True)], ids=["6%", "6.01%"])
+def test_a_match_above_6_percent_is_a_valid_adp_safe_harbor_that_is_acp_tested(up_to, fires, rulebook, audit):
+    """401(k)(12)(B)(iii) holds at 6.01% (the match is at least basic, its rate flat): only the ACP exemption of
+    401(m)(11)(B) is lost, so the audit warns and reports no error."""
+    fired, _ = audit(plan("enhanced_match", [(100, up_to)]))
+    assert fired == ({"safe-harbor-match-above-6-percent"} if fires else set())
+    assert rulebook.by_id["safe-harbor-match-above-6-percent"].severity == "warning"
+
+
 def test_enhanced_match_whose_rate_increases(audit):
     """100% up to 3%, 50% up to 4%, 100% up to 5%: 3.5% at 4% and 4.5% at 5% (basic 3.5%, 4%), but the rate rises."""
     fired, facts = audit(plan("enhanced_match", [(100, 3), (50, 4), (100, 5)]))

@@ -33,13 +33,21 @@ def test_sample_requests():
         ("W-009", "withdrawal-exceeds-balance"),
         ("W-014", "in-service-withdrawal-age"),
         ("W-016", "after-tax-earnings-taxable"),
+        # 72(t): paid before 59 1/2, taxable, no exception shown.
+        ("W-001", "early-distribution-additional-tax"), ("W-005", "early-distribution-additional-tax"),
+        ("W-009", "early-distribution-additional-tax"), ("W-010", "early-distribution-additional-tax"),
+        ("W-011", "early-distribution-additional-tax"), ("W-014", "early-distribution-additional-tax"),
+        ("W-016", "early-distribution-additional-tax"),
     }
+    tax = {e["request_id"]: e["amount"] for e in events if e.get("rule") == "early-distribution-additional-tax"}
+    assert tax == {"W-001": "200.00", "W-005": "250.00", "W-009": "200.00", "W-010": "400.00", "W-011": "600.00",
+                   "W-014": "150.00", "W-016": "123.46"}
     taxable = {e["request_id"]: (e["amount"], e["additional_tax_72t"], e["severity"])
                for e in events if e.get("rule") == "after-tax-earnings-taxable"}
     assert taxable == {"W-001": ("2000.00", "200.00", "info"), "W-002": ("2000.00", "0.00", "info"),
                        "W-009": ("2000.00", "200.00", "info"), "W-016": ("1234.55", "123.46", "info")}
     rejected = [e for e in events if e["event"] == "request_rejected"]
-    assert [e["line"] for e in rejected] == [44, 47]
+    assert [e["line"] for e in rejected] == [45, 48]
     summary = events[-1]
     assert (summary["requests_read"], summary["requests_checked"], summary["requests_rejected"]) == (16, 14, 2)
     assert code == 1
@@ -121,8 +129,10 @@ def test_in_service_withdrawal_age_boundary_through_the_cli(tmp_path):
     path.write_text(json.dumps(requests))
     events, _ = run(str(path))
     found = [e for e in events if "rule" in e]
-    assert [(e["request_id"], e["rule"]) for e in found] == [("R1", "in-service-withdrawal-age")]
-    assert found[0]["age"] == "59 years 5 months" and found[0]["minimum_age"] == "59 years 6 months"
+    assert [(e["request_id"], e["rule"]) for e in found] == [("R1", "early-distribution-additional-tax"),
+                                                              ("R1", "in-service-withdrawal-age")]
+    assert found[1]["age"] == "59 years 5 months" and found[1]["minimum_age"] == "59 years 6 months"
+    assert (found[0]["amount"], found[0]["additional_tax_72t"]) == ("10.00", "10.00")  # 10% of $100, the day before
 
 
 def test_unreadable_request_file_is_exit_2(tmp_path):
@@ -152,7 +162,8 @@ def test_safe_harbor_money_waits_for_59_half(tmp_path):
         request(request_id="early"),
         request(request_id="on-time", birth_date="1966-12-01"),          # 59 1/2 on 2026-06-01
         request(request_id="separated", employed=False),
-    ]) == [("early", "in-service-withdrawal-age")]
+    ]) == [("early", "early-distribution-additional-tax"), ("early", "in-service-withdrawal-age"),
+           ("separated", "early-distribution-additional-tax")]  # 72(t): paid before 59 1/2, no separation_date
 
 
 def test_match_money_of_a_safe_harbor_match_plan_is_safe_harbor_money(tmp_path, plans):
@@ -172,12 +183,14 @@ def test_match_money_of_a_safe_harbor_match_plan_is_safe_harbor_money(tmp_path, 
     result = plancheck("withdrawals", str(path), "--plans", str(plan_dir))
     found = [json.loads(line) for line in result.stdout.splitlines() if '"rule"' in line]
     assert [(e["rule"], e["age"], e["minimum_age"]) for e in found] == [
+        ("early-distribution-additional-tax", "57 years 4 months", "59 years 6 months"),
         ("in-service-withdrawal-age", "57 years 4 months", "59 years 6 months")]
 
 
 def test_hardship_from_safe_harbor_money_follows_the_plan(tmp_path):
     """Hardship is allowed from safe-harbor money where the plan lists it (401(k)(14)(A)); bayside lists pretax only."""
-    assert rules_for(tmp_path, [request(request_id="h", kind="hardship")]) == [("h", "hardship-not-permitted")]
+    assert rules_for(tmp_path, [request(request_id="h", kind="hardship")]) == [
+        ("h", "early-distribution-additional-tax"), ("h", "hardship-not-permitted")]  # a hardship is no 72(t) exception
 
 
 def after_tax(**fields) -> dict:

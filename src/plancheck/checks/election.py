@@ -21,7 +21,7 @@ from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.facts.projection import Projection, project
 from plancheck.findings import Finding, build_finding
 from plancheck.money import format_cents
-from plancheck.rulebook.rules import Rulebook
+from plancheck.rulebook.rules import Report, Rulebook
 
 
 @dataclass
@@ -38,6 +38,23 @@ def _milestone(facts: dict[str, np.ndarray], mask: np.ndarray, dates: list[dt.da
         return None
     row = int(hits[0])
     return {"period": int(facts["period"][row]), "pay_date": dates[row].isoformat()}
+
+
+def _year_end(report: Report, facts: dict[str, np.ndarray], rows: list[int]) -> dict[str, str]:
+    """The year's figures of a finding: `year_end_amount` and `year_end_excess` (the year's total excess).
+
+    A running total (report.total year_to_date) is read at the last pay period. A per-period amount
+    (per_period) is added up over the year, and its excess over the periods the rule fires on: a
+    deferral $200 above the plan's cap in each of 12 periods is $2,400 over for the year, not $200;
+    where a year-to-date fact holds the year's excess itself (report.year_excess) it is read instead."""
+    amount = facts[report.amount]
+    limit = facts[report.limit] if report.limit else np.zeros_like(amount)
+    if report.total == "per_period":
+        excess = int(np.maximum(amount[rows] - limit[rows], 0).sum())
+        if report.year_excess:
+            excess = int(facts[report.year_excess][-1])
+        return {"year_end_amount": format_cents(int(amount.sum())), "year_end_excess": format_cents(excess)}
+    return {"year_end_amount": format_cents(int(amount[-1])), "year_end_excess": format_cents(int(amount[-1] - limit[-1]))}
 
 
 def _after_tax_room(election: ElectionFile, plan: Plan, limits: LimitTable, arrays: PlanArrays,
@@ -114,21 +131,19 @@ def check_election(election: ElectionFile, plan: Plan, limits: LimitTable, ruleb
         candidates |= evaluate_columns(rule.condition, facts)
     firings = fire_on_rows(engine["period"], facts, np.flatnonzero(candidates)) if candidates.any() else []
     first: dict[str, int] = {}
-    affected: dict[str, int] = {}
+    fired: dict[str, list[int]] = {}
     for row, rule_id in firings:
         first.setdefault(rule_id, row)
-        affected[rule_id] = affected.get(rule_id, 0) + 1
+        fired.setdefault(rule_id, []).append(row)
     types = rulebook.fact_types("period")
     employee = election.employee
     findings = []
     for rule in sorted((r for r in rules if r.id in first), key=lambda r: first[r.id]):
         row = first[rule.id]
         at_row = {k: int(v[row]) for k, v in facts.items()}
-        extra: dict[str, Any] = {"periods_affected": affected[rule.id]}
+        extra: dict[str, Any] = {"periods_affected": len(fired[rule.id])}
         if rule.report:
-            end_amount = int(facts[rule.report.amount][-1])
-            end_limit = int(facts[rule.report.limit][-1]) if rule.report.limit else 0
-            extra.update(year_end_amount=format_cents(end_amount), year_end_excess=format_cents(end_amount - end_limit))
+            extra.update(_year_end(rule.report, facts, fired[rule.id]))
         context = {"plan_id": plan.plan_id, "employee_id": employee.id, "year": projection.year,
                    "period": at_row["period"], "pay_date": projection.dates[row].isoformat()}
         findings.append(build_finding(rule, at_row, types, context, extra))

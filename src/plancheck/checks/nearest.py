@@ -13,7 +13,8 @@ clears its rule at the first pay period where it breaks:
 * deferrals above the plan-level 402(g) limit (catch-up included where available) are cut from the
   period the limit is reached (402g-deferral-limit, catch-up-not-permitted);
 * annual additions above 415(c) are cut from after-tax first, then from deferrals, latest pay period
-  first (415c-annual-additions: a limit on the year).
+  first (415c-annual-additions: a limit on the year), by the smallest total that clears the year-end
+  excess: a cut that lowers the match frees its 415(c) room too, and is counted.
 
 Cuts are made from where the limit is reached, so every earlier period keeps what was asked, and
 the total cut is the excess: no smaller change clears the rule. The result is re-checked with
@@ -166,51 +167,51 @@ def _deferral_limit(s: _Schedule, _plan: Plan) -> bool:
     return sum(s.cut(int(row), int(rises[row]), ("pretax", "roth")) for row in rows) > 0
 
 
+def _cut_latest_first(s: _Schedule, total: int) -> int:
+    """Cut `total` cents from after-tax, latest pay period first, then from deferrals; return what was cut."""
+    taken = 0
+    for order in (("after_tax",), ("pretax", "roth")):
+        for row in range(len(s.facts["period"]) - 1, -1, -1):
+            if taken >= total:
+                return taken
+            taken += s.cut(row, total - taken, order)
+    return taken
+
+
 def _annual_additions(s: _Schedule, _plan: Plan) -> bool:
-    """415(c) is a limit on the year: cut the year-end excess from after-tax, latest pay period first,
-    and only then from deferrals, so deferrals keep what was asked whenever after-tax money can give way."""
+    """415(c) is a limit on the year: cut from after-tax, latest pay period first, and only then from
+    deferrals, so deferrals keep what was asked whenever after-tax money can give way.
+
+    The cut is the smallest total that clears the year-end excess, found by binary search: a cut of
+    matched money also lowers the match, which frees 415(c) room too, so cutting the whole excess
+    would take more than needed (a $60 match lost with December's deferrals is $60 less to cut)."""
     f = s.facts
     excess = int(f["ytd_annual_additions"][-1] - f["annual_additions_limit"][-1])
     if excess <= 0:
         return False
     s.note("415c-annual-additions")
-    taken = 0
-    for order in (("after_tax",), ("pretax", "roth")):
-        for row in range(len(f["period"]) - 1, -1, -1):
-            taken += s.cut(row, excess - taken, order)
-            if taken >= excess:
-                return True
-    return taken > 0
+    start = {k: v.copy() for k, v in s.amounts.items()}
+
+    def fits(total: int) -> bool:
+        s.amounts = {k: v.copy() for k, v in start.items()}
+        _cut_latest_first(s, total)
+        s.refresh()
+        return bool(s.facts["ytd_annual_additions"][-1] <= s.facts["annual_additions_limit"][-1])
+
+    low, high = 0, excess  # the whole excess always clears what employee money can clear
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    s.amounts = {k: v.copy() for k, v in start.items()}
+    return _cut_latest_first(s, low) > 0
 
 
 #: Applied in this order, one repair per round, until a round changes nothing.
 _REPAIRS = (_unpermitted, _above_pay, _after_tax_cap, _deferral_cap, _roth_catch_up, _deferral_limit,
             _annual_additions)
-
-
-def _after_tax_back(s: _Schedule, limit_rows: int) -> None:
-    """Where after-tax was cut for 415(c) and that cut lowered a match on after-tax money, give back
-    the largest part that still fits (binary search on the earliest period cut)."""
-    f = s.facts
-    room = int(f["annual_additions_limit"][-1] - f["ytd_annual_additions"][-1])
-    if room <= 0 or "415c-annual-additions" not in s.repairs:
-        return
-    cut_rows = [r for r in range(limit_rows) if s.amounts["after_tax"][r] < s.asked["after_tax"][r]]
-    if not cut_rows:
-        return
-    row = cut_rows[0]
-    base = int(s.amounts["after_tax"][row])
-    low, high = 0, min(room, int(s.asked["after_tax"][row]) - base)
-    while low < high:
-        middle = (low + high + 1) // 2
-        s.amounts["after_tax"][row] = base + middle
-        s.refresh()
-        if (s.facts["ytd_annual_additions"] <= s.facts["annual_additions_limit"]).all():
-            low = middle
-        else:
-            high = middle - 1
-    s.amounts["after_tax"][row] = base + low
-    s.refresh()
 
 
 def _units(election: ElectionFile) -> dict[str, str]:
@@ -285,7 +286,6 @@ def nearest_compliant(election: ElectionFile, plan: Plan, limits: LimitTable, ru
             break  # a round with nothing to repair: done
     else:
         return {"found": False, "reason": "the repairs did not settle", "repairs": schedule.repairs}
-    _after_tax_back(schedule, periods)
 
     def recheck(amounts: dict[str, np.ndarray]):
         return check_election(election, plan, limits, rulebook, engine, "nearest compliant election", amounts=amounts)

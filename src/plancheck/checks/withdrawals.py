@@ -19,6 +19,9 @@ from plancheck.findings import Finding, build_finding, severity_counts
 from plancheck.money import display_cents, format_cents
 from plancheck.rulebook.rules import Rulebook
 
+#: Facts of the 72(t) additional tax: a finding naming one carries `additional_tax_72t` on its event.
+TAX_72T_FACTS = frozenset({"additional_tax_72t", "additional_tax_72t_before_exceptions", "exempt_amount_72t"})
+
 
 @dataclass
 class WithdrawalOutcome:
@@ -78,9 +81,9 @@ def check_accepted(accepted: list[tuple[int | None, WithdrawalRequest]], rejecte
                    "age": age_text(this["age_months"]), "minimum_age": age_text(needs),
                    "amount_requested": display_cents(request.amount)}
         rule = rulebook.by_id[rule_id]
-        # A rule that names the 72(t) figure in its message also carries it as a field of the event.
-        extra = {"additional_tax_72t": format_cents(this["additional_tax_72t"])} \
-            if "additional_tax_72t" in rule.placeholders else None
+        # A rule that names a 72(t) figure (in its message or as its amount) carries the tax as a field of the event.
+        named = rule.placeholders | ({rule.report.amount} if rule.report else set())
+        extra = {"additional_tax_72t": format_cents(this["additional_tax_72t"])} if named & TAX_72T_FACTS else None
         findings.append(build_finding(rule, this, types, context, extra))
     rejected.sort(key=lambda r: (r.line or 0, r.where))
     return WithdrawalOutcome(findings=findings, rejected=rejected, checked=len(checkable),

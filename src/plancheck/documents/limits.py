@@ -119,7 +119,7 @@ class Parameter(Strict):
     title: str
     section: str = Field(min_length=3, description="Statute or regulation, e.g. 'IRC 414(v)(5)(A)'")
     description: str
-    unit: Literal["years", "months", "percent", "multiplier", "USD", "USD per pay period", "employees"]
+    unit: Literal["years", "months", "percent", "multiplier", "USD", "USD per pay period", "employees", "calendar year"]
     references: list[Reference] = Field(min_length=1)
     value: Decimal | None = Field(default=None, ge=0)
     tiers: list[ParameterTier] | None = None
@@ -203,6 +203,12 @@ PARAMETERS = {
     "safe_harbor_nonelective_percent": "percent",
     "safe_harbor_qaca_nonelective_percent": "percent",
     "early_distribution_additional_tax_percent": "percent",
+    "early_distribution_separation_age": "years",
+    "emergency_personal_expense_distribution_limit": "USD",
+    "emergency_personal_expense_distribution_first_year": "calendar year",
+    "qualified_birth_adoption_distribution_limit": "USD",
+    "qualified_birth_adoption_distribution_period": "months",
+    "qualified_birth_adoption_distribution_first_year": "calendar year",
     # Year-end testing (facts/yearend.py)
     "adp_acp_multiplier_basic": "multiplier",
     "adp_acp_multiplier_alternative": "multiplier",
@@ -225,6 +231,14 @@ PARAMETERS = {
     "excess_deferral_deadline": "months",
     "eligibility_maximum_age": "years",
     "eligibility_maximum_service": "months",
+    "eligibility_maximum_service_full_vesting": "months",
+    # QACA automatic enrollment (facts/enrollment.py)
+    "qaca_minimum_initial_percent": "percent",
+    "qaca_minimum_annual_increase_percent": "percent",
+    "qaca_minimum_final_percent": "percent",
+    "qaca_maximum_percent": "percent",
+    "qaca_maximum_initial_percent": "percent",
+    "qaca_maximum_percent_first_year": "calendar year",
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from plancheck.documents.automatic_enrollment import AutomaticEnrollment
 from plancheck.documents.yamlio import read_document, validation_problems
 from plancheck.errors import InputError, Problem
 from plancheck.models import Reference, Strict
@@ -217,9 +218,20 @@ class Eligibility(Strict):
     minimum_age: int = Field(default=0, ge=0, le=100, description="Age in whole years an employee must reach")
     months_of_service: int = Field(default=0, ge=0, le=120,
                                    description="Months of elapsed service from the hire date (0: none)")
+    employer_contributions: EmployerEligibility | None = Field(
+        default=None, description="Longer service for employer contributions than for deferrals (default: the same)")
     entry: Literal["immediate", "monthly", "quarterly", "semiannual"] = Field(
         default="immediate", description="Entry dates once age and service are met: at once, or on the first "
         "day of the next month, calendar quarter or half year (coinciding with or next following)")
+
+
+class EmployerEligibility(Strict):
+    """Service employer contributions (match, nonelective) require, where it differs from deferrals'."""
+
+    months_of_service: int = Field(ge=0, le=120, description="Months of elapsed service from the hire date")
+    full_immediate_vesting: bool = Field(
+        default=False, description="Employer money is 100% vested when contributed: 410(a)(1)(B)(i) then allows "
+        "up to two years of service (never for the deferrals themselves, 401(k)(2)(D))")
 
 
 class NondiscriminationTesting(Strict):
@@ -278,6 +290,8 @@ class Plan(Strict):
     in_service_withdrawals: InServiceWithdrawals = InServiceWithdrawals()
     in_plan_roth_conversion: InPlanRothConversion = InPlanRothConversion()
     eligibility: Eligibility = Eligibility()
+    automatic_enrollment: AutomaticEnrollment | None = Field(
+        default=None, description="Automatic enrollment terms (a QACA needs them, 401(k)(13)(C))")
     nondiscrimination_testing: NondiscriminationTesting = NondiscriminationTesting()
     notes: str | None = None
     references: list[Reference] = Field(default_factory=list)
@@ -314,6 +328,14 @@ class Plan(Strict):
                 and (self.match is not None or self.contributions.after_tax)):
             raise ValueError("nondiscrimination_testing: the prior-year method needs prior_year_nhce_acp in a plan "
                              "with a match or after-tax contributions (or first_plan_year: true)")
+        return self
+
+    @model_validator(mode="after")
+    def _enrollment_source(self) -> "Plan":
+        enrollment = self.automatic_enrollment
+        if enrollment and not getattr(self.contributions, enrollment.source):
+            raise ValueError(f"automatic_enrollment.source: {enrollment.source} deferrals are not accepted by the plan "
+                             f"(contributions.{enrollment.source} is false)")
         return self
 
     @property

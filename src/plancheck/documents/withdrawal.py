@@ -22,6 +22,9 @@ from plancheck.money import Cents
 Kind = Literal["in_service_withdrawal", "hardship", "in_plan_roth_conversion", "rollover_to_roth_ira"]
 
 
+#: The 72(t)(2) exceptions a request may claim besides separation from service (given by separation_date).
+Exception72t = Literal["disability", "death", "qdro", "emergency_personal_expense", "birth_or_adoption"]
+
 #: Kinds of request paid to the participant, who keeps the money: distributions under 72(t).
 #: A rollover to a Roth IRA and an in-plan Roth conversion are not (408A(d)(3)(A)(ii); 402A(c)(4)(B)).
 PAID_TO_PARTICIPANT = frozenset({"in_service_withdrawal", "hardship"})
@@ -45,17 +48,52 @@ class WithdrawalRequest(Strict):
     after_tax_earnings: Cents | None = None
     withdrawals_this_year: int = Field(default=0, ge=0, description="Withdrawals already made from this source this "
                                        "plan year")
+    roth_basis: Cents | None = Field(default=None, description="Roth source: the designated Roth contributions in it "
+                                     "(its basis, not taxed again)")
+    roth_earnings: Cents | None = Field(default=None, description="Roth source: the earnings on them (taxable in a "
+                                        "distribution that is not qualified, 402A(d))")
+    separation_date: dt.date | None = Field(
+        default=None, description="With employed: false, the day the participant left the employer's service: a "
+        "separation in or after the calendar year of turning 55 ends the 72(t) additional tax (72(t)(2)(A)(v))")
+    exception: Exception72t | None = Field(
+        default=None, description="The 72(t)(2) exception the payment is made under: disability (72(t)(2)(A)(iii)), "
+        "death (paid to a beneficiary, (A)(ii)), qdro (paid to an alternate payee, (C)), emergency_personal_expense "
+        "((I)), birth_or_adoption ((H))")
+    birth_or_adoption_date: dt.date | None = Field(
+        default=None, description="With exception: birth_or_adoption, the day the child was born or the adoption "
+        "was finalized (the payment must fall within the year that begins on it)")
+    exception_amount_used: Cents = Field(
+        default=0, ge=0, description="With exception: emergency_personal_expense, what was already paid as one this "
+        "calendar year (one a year); with birth_or_adoption, what was already paid for the same child")
 
     @model_validator(mode="after")
     def _consistent(self) -> "WithdrawalRequest":
         if self.birth_date >= self.request_date:
             raise ValueError("birth_date must be before request_date")
+        self._check_exception_fields()
         basis_given = (self.after_tax_basis is not None, self.after_tax_earnings is not None)
         if any(basis_given) and self.source is not Source.after_tax:
             raise ValueError("after_tax_basis and after_tax_earnings apply to the after_tax source only")
         if any(basis_given) and not all(basis_given):
             raise ValueError("give both after_tax_basis and after_tax_earnings")
+        roth_given = (self.roth_basis is not None, self.roth_earnings is not None)
+        if any(roth_given) and self.source is not Source.roth:
+            raise ValueError("roth_basis and roth_earnings apply to the roth source only")
+        if any(roth_given) and not all(roth_given):
+            raise ValueError("give both roth_basis and roth_earnings")
         return self
+
+    def _check_exception_fields(self) -> None:
+        """The 72(t) fields go together: a separation needs employed: false; each date its exception."""
+        if self.separation_date is not None:
+            if self.employed:
+                raise ValueError("separation_date goes with employed: false")
+            if not self.birth_date < self.separation_date <= self.request_date:
+                raise ValueError("separation_date must be after birth_date and on or before request_date")
+        if (self.birth_or_adoption_date is not None) != (self.exception == "birth_or_adoption"):
+            raise ValueError("exception: birth_or_adoption needs birth_or_adoption_date, and that date goes with it only")
+        if self.exception_amount_used and self.exception not in ("emergency_personal_expense", "birth_or_adoption"):
+            raise ValueError("exception_amount_used goes with exception: emergency_personal_expense or birth_or_adoption")
 
 
 @dataclass(frozen=True)

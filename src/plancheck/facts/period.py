@@ -25,6 +25,8 @@ Which limit counts which money (README "Conventions behind the figures"):
 * Match: per-period plans must deposit the per-period formula; annual-basis plans may deposit
   anything between the per-period formula and the annual formula on year-to-date figures (a
   true-up brings them to the annual figure). A cited tolerance per period allows for rounding.
+  What a per-period plan's formula gives less than the annual formula on the same year-to-date
+  pay and deferrals is the match a participant loses by the timing of deferrals (front-loading).
 """
 
 from __future__ import annotations
@@ -124,6 +126,22 @@ class _Groups:
         return np.add.reduceat(values, self.starts) if self.n else self.zero
 
 
+def _match_timing(g: _Groups, plans: PlanArrays, pr: np.ndarray, cap: np.ndarray, plan_comp: np.ndarray,
+                  matched: np.ndarray, pretax: np.ndarray, deferrals: np.ndarray, employer_deferrals: np.ndarray,
+                  deferrals_before: np.ndarray, stop_limit: np.ndarray, before_matched: np.ndarray,
+                  match_before: np.ndarray, pay_before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Year-to-date match paycheck by paycheck and by the annual formula, on deferrals as payroll takes them
+    (stopping at the plan-level 402(g) limit `stop_limit`), pay counted from `pay_before` (per group)."""
+    taken_ytd = np.minimum(employer_deferrals, g.spread(stop_limit))
+    taken = np.clip(taken_ytd - g.previous(taken_ytd, np.minimum(deferrals_before, stop_limit)), 0, deferrals)
+    stopped_pretax = np.minimum(deferrals - taken, pretax)
+    matched_taken = np.maximum(matched - stopped_pretax * plans.match_pretax[pr]
+                               - (deferrals - taken - stopped_pretax) * plans.match_roth[pr], 0)
+    per_period = g.ytd(_tiered_match(plan_comp, matched_taken, pr, plans), match_before)
+    annual = _tiered_match(g.ytd(plan_comp, pay_before), g.ytd(matched_taken, before_matched), pr, plans)
+    return np.where(cap >= 0, np.minimum(per_period, cap), per_period), np.where(cap >= 0, np.minimum(annual, cap), annual)
+
+
 def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) -> dict[str, np.ndarray]:
     """Every period fact (rules/facts/period.yaml) as int64 columns, one entry per row."""
     n = len(rows.period)
@@ -214,6 +232,18 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
     high = np.maximum(per_period_ytd, np.where(annual, annual_ytd, per_period_ytd))
     low, high, annual_ytd = (np.where(cap >= 0, np.minimum(x, cap), x) for x in (low, high, annual_ytd))
 
+    # Match lost to the timing of deferrals (front-loading): deferrals as payroll takes them, stopping at the
+    # plan-level 402(g) limit; the per-period formula on them against the annual formula on their totals, on
+    # the pay from when matched deferrals began (pay before an election that followed no deferrals is a late
+    # start, not timing within the year).
+    if "employer_match" in rows.amounts:  # a payroll feed: the notice is for elections (rule inputs), skip the cost
+        timing_per_period = timing_annual = np.zeros(n, dtype=I64)
+    else:
+        timing_per_period, timing_annual = _match_timing(
+            g, plans, pr, cap, plan_comp, matched, pretax, deferrals, employer_deferrals, deferrals_before,
+            limit_402g + usable_limit, before_matched, before("employer_match"),
+            np.where(before_matched > 0, np.minimum(before("compensation"), limit_401a17), 0))
+
     if "employer_match" in rows.amounts:
         match = rows.amounts["employer_match"].astype(I64, copy=False)
     else:  # projection: deposit the formula; a true-up plan gets its true-up with the year's last pay
@@ -292,6 +322,7 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         "ytd_deferrals_employer": employer_deferrals,
         "ytd_deferrals_all_plans": employer_deferrals + g.spread(other_employers),
         "ytd_deferrals_above_plan_max": above_cap,
+        "ytd_deferrals_above_plan_max_not_catch_up": np.maximum(above_cap - ytd_catch_up, 0),
         "ytd_catch_up": ytd_catch_up,
         "ytd_pretax_catch_up": np.maximum(ytd_catch_up - employer_roth, 0),
         "ytd_employer_match": ytd_match,
@@ -300,6 +331,9 @@ def build_period_facts(rows: PeriodRows, plans: PlanArrays, limits: LimitTable) 
         "match_expected": match_period,
         "ytd_match_expected": np.clip(ytd_match, low, high),
         "match_true_up_owed": np.where(annual, np.maximum(annual_ytd - ytd_match, 0), 0),
+        "ytd_match_annual_formula": timing_annual,
+        "ytd_match_per_period_formula": timing_per_period,
+        "match_lost_per_period": np.where(annual, 0, np.maximum(timing_annual - timing_per_period, 0)),
         "match_tolerance": ordinal * limits.cents("match_rounding_tolerance"),
         "deferral_cap": deferral_cap,
         "after_tax_cap": np.where(max_after_tax >= 0, apply_rate(comp, np.maximum(max_after_tax, 0)), comp),
@@ -318,7 +352,10 @@ BUILT_FACTS = frozenset({
     "compensation", "plan_compensation", "ytd_compensation", "pretax", "roth", "after_tax", "deferrals",
     "employee_contributions", "employer_match", "employer_nonelective", "ytd_pretax", "ytd_roth", "ytd_after_tax",
     "ytd_deferrals", "ytd_deferrals_employer", "ytd_deferrals_all_plans", "ytd_deferrals_above_plan_max",
-    "ytd_catch_up", "ytd_pretax_catch_up", "ytd_employer_match", "ytd_employer_nonelective", "ytd_annual_additions",
-    "match_expected", "ytd_match_expected", "match_true_up_owed", "match_tolerance", "deferral_cap", "after_tax_cap",
+    "ytd_deferrals_above_plan_max_not_catch_up", "ytd_catch_up", "ytd_pretax_catch_up", "ytd_employer_match",
+    "ytd_employer_nonelective", "ytd_annual_additions",
+    "match_expected", "ytd_match_expected", "match_true_up_owed", "ytd_match_annual_formula", "ytd_match_per_period_formula",
+    "match_lost_per_period",
+    "match_tolerance", "deferral_cap", "after_tax_cap",
     "election_percent_off_step",
 })

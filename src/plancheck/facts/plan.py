@@ -7,6 +7,7 @@ from decimal import Decimal
 from plancheck.ages import age_in_months
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, SafeHarborDesign, Source, SourceWithdrawal, safe_harbor_sources
+from plancheck.facts.enrollment import ENROLLMENT_FACTS, enrollment_facts
 from plancheck.facts.safe_harbor import SAFE_HARBOR_FACTS, safe_harbor_facts
 from plancheck.money import apply_rate
 
@@ -18,7 +19,7 @@ BUILT_FACTS = frozenset({
     "early_withdrawal_age_months", "safe_harbor_in_service_before_59_half", "conversion_allowed",
     "conversion_sources", "conversion_from_after_tax", "conversion_from_roth", "safe_harbor", "has_match",
     "has_nonelective", "max_employer_additions", "limit_415c", "limit_401a17", "schema_errors",
-}) | SAFE_HARBOR_FACTS
+}) | SAFE_HARBOR_FACTS | ENROLLMENT_FACTS
 
 
 def _open_before(terms: SourceWithdrawal, age: Decimal) -> bool:
@@ -80,4 +81,5 @@ def plan_facts(plan: Plan, limits: LimitTable, year: int) -> dict[str, int]:
         "limit_401a17": pay_cap,
         "schema_errors": 0,
         **safe_harbor_facts(plan, limits, pay_cap),
+        **enrollment_facts(plan, limits, year),
     }

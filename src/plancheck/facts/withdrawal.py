@@ -6,8 +6,7 @@ from plancheck.ages import age_in_months, months_of_age
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, Source, safe_harbor_sources
 from plancheck.documents.withdrawal import PAID_TO_PARTICIPANT, WithdrawalRequest
-from plancheck.facts.safe_harbor import parameter_percent
-from plancheck.money import apply_rate
+from plancheck.facts.early_distribution import EXCEPTION_FACTS, early_distribution, exception_facts
 
 #: Every fact request_facts returns; rules/facts/withdrawal.yaml declares exactly these (tests/test_built_facts.py).
 BUILT_FACTS = frozenset({
@@ -17,8 +16,8 @@ BUILT_FACTS = frozenset({
     "plan_minimum_age_months", "plan_has_frequency_limit", "plan_times_per_year", "withdrawals_this_year",
     "plan_allows_hardship_from_source", "plan_allows_conversion", "plan_has_roth", "plan_converts_source", "amount",
     "has_balance", "balance", "has_basis", "after_tax_basis", "after_tax_earnings", "taxable_amount",
-    "nontaxable_amount", "additional_tax_72t",
-})
+    "nontaxable_amount", "has_roth_basis",
+}) | EXCEPTION_FACTS
 
 
 def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) -> dict[str, int]:
@@ -29,20 +28,13 @@ def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) ->
     balance = request.source_balance
     if balance is None and has_basis:
         balance = request.after_tax_basis + request.after_tax_earnings
-    taxable = 0
-    share = request.amount
-    if has_basis:
-        total = request.after_tax_basis + request.after_tax_earnings
-        share = min(request.amount, total)
-        taxable = (share * request.after_tax_earnings * 2 + total) // (2 * total) if total else 0
-    elif request.source is not Source.roth:
-        taxable = request.amount if request.kind in ("in_plan_roth_conversion", "rollover_to_roth_ira") else 0
+    if balance is None and request.roth_basis is not None:
+        balance = request.roth_basis + request.roth_earnings
     age_months = months_of_age(request.birth_date, request.request_date)
     before_59_half = age_months < age_in_months(limits.parameter("early_withdrawal_age"))
     paid = request.kind in PAID_TO_PARTICIPANT
-    additional_tax = 0
-    if paid and before_59_half:
-        additional_tax = apply_rate(taxable, parameter_percent(limits, "early_distribution_additional_tax_percent"))
+    share, taxable = _taxable(request, paid, before_59_half)
+    early = early_distribution(request, taxable, paid, before_59_half, limits)
     return {
         "employed": int(request.employed),
         "age_months": age_months,
@@ -75,5 +67,34 @@ def request_facts(request: WithdrawalRequest, plan: Plan, limits: LimitTable) ->
         "after_tax_earnings": request.after_tax_earnings or 0,
         "taxable_amount": taxable,
         "nontaxable_amount": share - taxable,
-        "additional_tax_72t": additional_tax,
+        "has_roth_basis": int(request.roth_basis is not None),
+        **exception_facts(request, early),
     }
+
+
+def _pro_rata(amount: int, basis: int, earnings: int) -> tuple[int, int]:
+    """The part of `amount` a source of basis + earnings can pay, and its earnings share, rounded half up."""
+    total = basis + earnings
+    share = min(amount, total)
+    return share, (share * earnings * 2 + total) // (2 * total) if total else 0
+
+
+def _taxable(request: WithdrawalRequest, paid: bool, before_59_half: bool) -> tuple[int, int]:
+    """The amount the taxable part is figured on, and that part (includible in gross income).
+
+    After-tax money: the earnings share pro rata (72(d)(2)). Roth money: nothing, except the earnings
+    share of a payment before 59 1/2 that is not for death or disability, which cannot be a qualified
+    distribution (402A(d)(2)(A)); it needs roth_basis and roth_earnings (otherwise 0: unknown). Other
+    sources (pretax deferrals, employer money, rollovers) are wholly taxable when paid or converted.
+    """
+    if request.after_tax_basis is not None:
+        return _pro_rata(request.amount, request.after_tax_basis, request.after_tax_earnings)
+    if request.source is Source.roth:
+        if paid and before_59_half and request.exception not in ("death", "disability") \
+                and request.roth_basis is not None:
+            return _pro_rata(request.amount, request.roth_basis, request.roth_earnings)
+        return request.amount, 0
+    if request.source is Source.after_tax:
+        return request.amount, 0  # basis and earnings not given: the taxable part is unknown
+    converts = request.kind in ("in_plan_roth_conversion", "rollover_to_roth_ira")
+    return request.amount, request.amount if paid or converts else 0

@@ -83,6 +83,13 @@ class Report(Strict):
 
     amount: str
     limit: str | None = None
+    total: Literal["year_to_date", "per_period"] = Field(
+        default="year_to_date", description="period rules: how an election's year_end_amount and year_end_excess "
+        "are made. year_to_date: the amount is a running total, read at the year's last pay period; per_period: "
+        "the amount is one pay period's, added up over the year (the excess over the periods the rule fires on)")
+    year_excess: str | None = Field(
+        default=None, description="period rules: a year-to-date fact that is the year's excess itself, read at the "
+        "last pay period, where the per-period excess overstates it (deferrals above a plan's cap that catch-up covers)")
 
 
 class Example(Strict):
@@ -268,7 +275,7 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
     except ConditionError as exc:
         problem(exc.path, str(exc).split(": ", 1)[1], ("when",))
     if spec.report:
-        for key in ("amount", "limit"):
+        for key in ("amount", "limit", "year_excess"):
             name = getattr(spec.report, key)
             if name is not None and name not in types:
                 problem(f"report.{key}", f"unknown fact {name!r}")
