@@ -21,16 +21,30 @@ import typer
 
 from plancheck import cli_history
 from plancheck.cli_history import DbOption, write_reports
-from plancheck.engine import Engine
 from plancheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, Problem
-from plancheck.findings import has_errors, severity_counts
 from plancheck.locations import location
-from plancheck.sinks import events
-from plancheck.sinks import text as report
 from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
 
 if TYPE_CHECKING:
     from plancheck.documents.feed.source import Source
+
+
+class _Deferred:
+    """A module imported where it is first used: `--help`, `-h` and `schema` need neither the rule engine (numpy,
+    the rulebook) nor the log renderer (structlog), which were most of the command line's start-up."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        import importlib
+        return getattr(importlib.import_module(self._name), attr)
+
+
+events = _Deferred("plancheck.sinks.events")
+report = _Deferred("plancheck.sinks.text")
+_engine = _Deferred("plancheck.engine")
+_findings = _Deferred("plancheck.findings")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
@@ -147,7 +161,7 @@ def _status(history, findings) -> int:
     """1 for an error finding (with history: an error finding no acknowledgement covers), else 0."""
     if history is not None:
         return EXIT_FINDINGS if history.unacknowledged_errors else EXIT_OK
-    return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
+    return EXIT_FINDINGS if _findings.has_errors(findings) else EXIT_OK
 
 
 @contextlib.contextmanager
@@ -179,7 +193,7 @@ def election(
         rulebook, limits = _rules(rules)
         plan_doc = load_plan(plan)
         election_doc = load_election(file)
-        engine = Engine(rulebook)
+        engine = _engine.Engine(rulebook)
         result = check_election(election_doc, plan_doc, limits, rulebook, engine, str(file))
         history = _history(db, record, "election", [plan_doc.plan_id], result.summary.get("year"), [file, plan],
                            env_opts_in=False)
@@ -386,7 +400,7 @@ def withdrawals(
     try:
         rulebook, _limits = _rules(rules)
         plan_docs = {pid: plan for pid, (plan, _) in load_plans(plans_dir).items()}
-        outcome = check_requests(file, plan_docs, rulebook, Engine(rulebook), _limits)
+        outcome = check_requests(file, plan_docs, rulebook, _engine.Engine(rulebook), _limits)
         history = _history(db, record, "withdrawals", plan_docs, None, [file])
     except InputError as exc:
         _fail(exc)
@@ -435,7 +449,7 @@ def audit(
         paths = plan_paths(plans or [], default_plans_dir())
         _check_outputs({"--out": out, "--html": html, "--xlsx": xlsx}, list(paths), rules_dir)
         rulebook, limits = _rules(rules)
-        audits = audit_plans(paths, limits, rulebook, Engine(rulebook), year)
+        audits = audit_plans(paths, limits, rulebook, _engine.Engine(rulebook), year)
         history = _history(db, record or bool(html or xlsx), "audit", [a.plan_id or str(a.path) for a in audits], year, list(paths))
     except InputError as exc:
         _fail(exc)
@@ -452,7 +466,7 @@ def _audit_outputs(audits, findings, rulebook, limits, output_format: OutputForm
     """Write the plan audit in its format (recording each finding on the way); the exit status."""
     recorded = {id(f): history.finding(f.as_event()) for f in findings} if history else {}
     summary = {"event": "audit_summary", "plans": len(audits), "findings": len(findings),
-               "findings_by_severity": severity_counts(f.severity for f in findings)}
+               "findings_by_severity": _findings.severity_counts(f.severity for f in findings)}
     if history:
         summary.update(history.close())
     with replacing(out) as stream:
@@ -577,7 +591,7 @@ def yearend(
             from plancheck.documents.census_feed import contributions_from_feed
             feed_summary, *feed_rejects = contributions_from_feed(feed_source, data)
             feed_summary["rejects_file"] = str(feed_rejects_path)
-        engine = Engine(rulebook)
+        engine = _engine.Engine(rulebook)
         if as_of is not None:
             from plancheck.checks.preview import preview_yearend
             outcome = preview_yearend(data, plan_docs, limits, rulebook, engine, as_of)
@@ -628,15 +642,17 @@ def schema(
     kind: Annotated[SchemaKind, typer.Argument(help="The document kind")],
 ) -> None:
     """Print the JSON Schema of a document kind, for editors and CI validation."""
-    from plancheck.documents.election import ElectionFile
-    from plancheck.documents.limits import LimitFamily
-    from plancheck.documents.plan import Plan
-    from plancheck.documents.withdrawal import WithdrawalRequest
-    from plancheck.rulebook.rules import RuleFile
-    models = {SchemaKind.plan: Plan, SchemaKind.election: ElectionFile, SchemaKind.rule: RuleFile,
-              SchemaKind.limit: LimitFamily, SchemaKind.withdrawal: WithdrawalRequest}
+    import importlib
+    # Only the kind asked for is imported: each model module brings its own dependencies.
+    models = {SchemaKind.plan: ("plancheck.documents.plan", "Plan"),
+              SchemaKind.election: ("plancheck.documents.election", "ElectionFile"),
+              SchemaKind.rule: ("plancheck.rulebook.rules", "RuleFile"),
+              SchemaKind.limit: ("plancheck.documents.limits", "LimitFamily"),
+              SchemaKind.withdrawal: ("plancheck.documents.withdrawal", "WithdrawalRequest")}
+    module, name = models[kind]
+    model = getattr(importlib.import_module(module), name)
     document = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$id": f"https://plancheck.dev/schema/{kind.value}.json", **models[kind].model_json_schema()}
+                "$id": f"https://plancheck.dev/schema/{kind.value}.json", **model.model_json_schema()}
     stdout().write((json.dumps(document, indent=2) + "\n").encode())
 
 
