@@ -106,6 +106,11 @@ def display_cents(cents: int) -> str:
     return f"{sign}${whole:,}.{frac:02d}"
 
 
+def display_dollars(text: str) -> str:
+    """An event's exact dollar text for people: '32500.00' -> '$32,500.00' (digits moved, never a float)."""
+    return display_cents(parse_cents(text, allow_negative=True))
+
+
 def format_hundredths(value: int) -> str:
     """Hundredths of a percent as a percentage: 625 -> '6.25%' (ADP, ACP and top-heavy ratios)."""
     sign = "-" if value < 0 else ""

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from plancheck.findings import Finding
+from plancheck.money import display_dollars as _usd
 
 
 def _line(stream: TextIO, text: str = "") -> None:
@@ -20,18 +21,18 @@ def election_summary(findings: list[Finding], summary: dict[str, Any], stream: T
     room = summary["after_tax_room"]
     _line(stream, f"Election of {summary['employee_id']} in plan {summary['plan_id']}, {summary['year']}: "
                   f"{summary['periods']} pay period{'s' if summary['periods'] != 1 else ''} from {summary['first_pay_date']}")
-    _line(stream, f"  year-end deferrals ${year_end['deferrals_all_plans']} (all plans) against a limit of "
-                  f"${year_end['deferral_limit']}; catch-up ${year_end['catch_up']}")
-    _line(stream, f"  year-end annual additions ${year_end['annual_additions']} against a 415(c) limit of "
-                  f"${year_end['annual_additions_limit']}")
+    _line(stream, f"  year-end deferrals {_usd(year_end['deferrals_all_plans'])} (all plans) against a limit of "
+                  f"{_usd(year_end['deferral_limit'])}; catch-up {_usd(year_end['catch_up'])}")
+    _line(stream, f"  year-end annual additions {_usd(year_end['annual_additions'])} against a 415(c) limit of "
+                  f"{_usd(year_end['annual_additions_limit'])}")
     reached = summary["limit_402g_reached"]
     _line(stream, "  402(g) limit " + (f"reached in period {reached['period']} ({reached['pay_date']})"
                                        if reached else "not reached this year"))
     if "reason" in room:
         _line(stream, f"  after-tax room: none ({room['reason']})")
     else:
-        _line(stream, f"  after-tax room: ${room['year']} for the year, ${room['remaining']} remaining, "
-                      f"${room['per_period']} per pay period over {room['periods']} period{'s' if room['periods'] != 1 else ''}")
+        _line(stream, f"  after-tax room: {_usd(room['year'])} for the year, {_usd(room['remaining'])} remaining, "
+                      f"{_usd(room['per_period'])} per pay period over {room['periods']} period{'s' if room['periods'] != 1 else ''}")
     findings_block(findings, stream)
 
 
