@@ -18,6 +18,8 @@ from helpers import ROOT, plancheck
 from plancheck.checks.batch import partition
 from plancheck.documents.feed import reader
 
+pytestmark = pytest.mark.slow  # Dask LocalClusters: not in the fast tier (pytest -m 'not slow')
+
 distributed = pytest.importorskip("distributed")
 
 #: batch_summary fields that may differ between two runs of the same feed.

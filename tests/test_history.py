@@ -31,7 +31,7 @@ def postgres():
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])  # a PostgreSQL server: slow
 def db(request, tmp_path) -> str:
     """A fresh, empty history database."""
     if request.param == "sqlite":

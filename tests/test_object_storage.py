@@ -33,6 +33,8 @@ FINDING_EVENTS = ("violation", "warning", "notice")
 RUN_FIELDS = {"seconds", "rows_per_second", "phases", "peak_memory_mb", "workers", "cluster", "rejects_file",
               "run_id", "ruleset_revision", "feed"}
 
+pytestmark = pytest.mark.slow  # a loopback S3 endpoint (moto) and batches through it: not in the fast tier (pytest -m 'not slow')
+
 
 @pytest.fixture(scope="module")
 def s3():
@@ -75,6 +77,7 @@ SMALL_PARTITIONS = """import sys
 from plancheck.checks.batch import partition
 from plancheck.documents.feed import reader
 from plancheck.cli import run
+
 partition.PARTITION_BYTES, partition.PARTITION_ROWS, reader.MIN_RANGE_CHUNK = 12_000, 150, 4096
 sys.exit(run(sys.argv[1:]))
 """

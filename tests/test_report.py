@@ -59,6 +59,7 @@ def test_report_file_is_self_contained(recorded):
     assert 'data-encoding="json"' in html, "a small run's findings are embedded as plain JSON"
 
 
+@pytest.mark.slow  # a real Chromium
 def test_report_in_chromium(recorded, browser):
     summary = recorded["summary"]
     page = browser.new_page(viewport={"width": 1366, "height": 900})
@@ -257,6 +258,7 @@ def _table_order(events: list[dict]) -> list[dict]:
         rank[pair[1]["severity"]], -abs(parse_cents(pair[1]["excess"], allow_negative=True)), pair[0]))]
 
 
+@pytest.mark.slow  # a real Chromium
 def test_every_finding_of_a_large_report_is_reachable(large, browser):
     """A finding far beyond row 5,000 is found by the search, by filters and by paging; the counts match."""
     summary, recorded_events = large["summary"], large["events"]

@@ -17,8 +17,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 TOKEN = "page-test-token-0123456789abcdef"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the service extra) is not installed")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser at {CHROMIUM}: install Debian's chromium "
-                                "(scripts/bootstrap does as root) to run the page test")
+pytestmark = [pytest.mark.slow,  # the page in a real Chromium: not in the fast tier (pytest -m 'not slow')
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser at {CHROMIUM}: install Debian's chromium "
+                                "(scripts/bootstrap does as root) to run the page test")]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ import pytest
 from helpers import eventually, logged_events
 from service_server import running
 
+pytestmark = pytest.mark.slow  # servers reloaded by signals: not in the fast tier (pytest -m 'not slow')
+
 
 def renamed(plans: Path, plan_id: str, name: str) -> None:
     """Change a plan document's name (a harmless edit that shows in GET /v1/plans)."""

@@ -17,7 +17,8 @@ import pytest
 
 from helpers import eventually, logged_events
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+pytestmark = [pytest.mark.slow,  # multi-process servers started and stopped: not in the fast tier (pytest -m 'not slow')
+              pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")]
 TOKEN = "workers-test-token-0123456789abcdef"
 SEED = {"plan_id": "monthly-mega-backdoor",
         "employee": {"id": "E-1001", "birth_date": "1979-06-15", "compensation": {"annual": 150000},

@@ -13,6 +13,8 @@ import pytest
 
 from helpers import ROOT
 
+pytestmark = pytest.mark.slow  # batches of 20,000-employee feeds interrupted by signals: not in the fast tier (pytest -m 'not slow')
+
 
 @pytest.fixture(scope="module")
 def big_feed(tmp_path_factory) -> Path:
