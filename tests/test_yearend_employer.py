@@ -1,0 +1,315 @@
+"""Year end across an employer's plans: one ratio per HCE, 401(a)(30), top-heavy groups, terminees. Answers by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plancheck.checks.yearend import check_yearend
+from plancheck.documents.census import read_census
+from plancheck.documents.plan import Plan
+from plancheck.errors import InputError
+from test_yearend import PLAN, by_employee, person, plan, rules_fired, write_census
+
+OTHER = "t-plan-2"
+
+
+def run_plans(tmp_path: Path, rows: list[dict[str, Any]], plans: list[Plan], rulebook, limits, engine,
+              year: int = 2026):
+    census = read_census(write_census(tmp_path / "census.csv", rows), [p.plan_id for p in plans], year)
+    assert not census.rejects, census.rejects
+    return check_yearend(census, plans, limits, rulebook, engine, year)
+
+
+def summaries(outcome) -> dict[str, dict]:
+    return {s["plan_id"]: s for s in outcome.summaries}
+
+
+def in_plan(plan_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "plan_id": plan_id}
+
+
+# -- one ratio per HCE across the employer's plans (401(k)(3)(A); 1.401(k)-2(a)(3)(ii), 1.401(m)-2(a)(3)(ii)) -------
+
+def _two_plan_hce(first: str, second: str, pay: str = "200000") -> list[dict[str, Any]]:
+    """H (paid $200,000 in 2025 and 2026: an HCE) defers in both plans; two NHCEs in each defer 3% (ADP 3.00%,
+    limit 5.00%)."""
+    rows = [person("H", pay, prior_year_compensation="200000", pretax=first),
+            in_plan(OTHER, person("H", pay, prior_year_compensation="200000", pretax=second))]
+    for plan_id in (PLAN, OTHER):
+        rows += [in_plan(plan_id, person(f"{plan_id}-N1", "50000", pretax="1500")),
+                 in_plan(plan_id, person(f"{plan_id}-N2", "50000", pretax="1500"))]
+    return rows
+
+
+def test_an_hce_in_two_plans_of_one_employer_has_one_ratio_and_both_plans_fail(tmp_path, rulebook, limits, engine):
+    """$6,000 in each plan is 3.00% plan by plan (both would pass), but the law's one ratio is $12,000 of $200,000 =
+    6.00% (pay counted once, not $400,000) in each plan's test: both fail (limit 5.00%). Each plan lowers H to 5.00%
+    ($10,000 of pay): $2,000 excess, distributed from that plan's own deferrals."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    outcome = run_plans(tmp_path, _two_plan_hce("6000", "6000"), plans, rulebook, limits, engine)
+    for plan_id, summary in summaries(outcome).items():
+        assert (summary["adp"]["hce"], summary["adp"]["limit"], summary["adp"]["passed"]) == ("6.00", "5.00", False)
+        assert summary["adp"]["excess"] == "2000.00"
+    assert {h["plan_id"]: h["adr"] for h in outcome.hces} == {PLAN: "6.00", OTHER: "6.00"}
+    refunds = [(c.plan_id, c.employee_id, c.amount) for c in outcome.corrections if c.kind == "adp_excess_distribution"]
+    assert refunds == [(PLAN, "H", 200000), (OTHER, "H", 200000)]
+    assert "adp-test-failed" in rules_fired(outcome)
+
+
+def test_one_ratio_exactly_at_the_limit_passes(tmp_path, rulebook, limits, engine):
+    """$5,000 + $5,000 of $200,000 = 5.00%, the limit: both plans pass."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    outcome = run_plans(tmp_path, _two_plan_hce("5000", "5000"), plans, rulebook, limits, engine)
+    assert {s["adp"]["hce"] for s in outcome.summaries} == {"5.00"}
+    assert all(s["adp"]["passed"] for s in outcome.summaries) and not outcome.corrections
+
+
+def test_plans_of_different_employers_keep_their_own_ratios(tmp_path, rulebook, limits, engine):
+    """The same employee_id in plans of two employers is two people: 3.00% in each, both pass."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="other-co")]
+    outcome = run_plans(tmp_path, _two_plan_hce("6000", "6000"), plans, rulebook, limits, engine)
+    assert {s["adp"]["hce"] for s in outcome.summaries} == {"3.00"}
+    assert all(s["adp"]["passed"] for s in outcome.summaries)
+
+
+def test_the_401a17_limit_applies_once_to_the_one_ratio(tmp_path, rulebook, limits, engine):
+    """Paid $500,000: the ratio's pay is the 2026 401(a)(17) limit of $360,000 once; $9,000 + $9,000 is 5.00%."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    outcome = run_plans(tmp_path, _two_plan_hce("9000", "9000", pay="500000"), plans, rulebook, limits, engine)
+    assert {s["adp"]["hce"] for s in outcome.summaries} == {"5.00"}
+
+
+def test_an_hce_not_eligible_in_the_second_plan_counts_only_the_first(tmp_path, rulebook, limits, engine):
+    """Eligibility in the other plan is what joins the ratios: a plan H has not entered (age 21 + 12 months, hired
+    2026-07-01) adds nothing, so the first plan's 3.00% passes."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme",
+                                         eligibility={"minimum_age": 21, "months_of_service": 12})]
+    rows = _two_plan_hce("6000", "0")
+    rows[1]["hire_date"] = rows[0]["hire_date"] = "2026-07-01"
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    assert summaries(outcome)[PLAN]["adp"]["hce"] == "3.00" and summaries(outcome)[PLAN]["adp"]["passed"]
+
+
+def test_after_tax_money_in_two_plans_makes_one_contribution_ratio(tmp_path, rulebook, limits, engine):
+    """ACP too (1.401(m)-2(a)(3)(ii)): $4,000 after-tax in each plan is 4.00% of $200,000 combined; NHCEs at 1.00%
+    allow 2.00%: both plans fail the ACP, each by lowering H to 2.00% ($4,000 less of the combined $8,000)."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    rows = [person("H", "200000", after_tax="4000"), in_plan(OTHER, person("H", "200000", after_tax="4000"))]
+    for plan_id in (PLAN, OTHER):
+        rows += [in_plan(plan_id, person(f"{plan_id}-N{i}", "50000", after_tax="500")) for i in (1, 2)]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    for summary in outcome.summaries:
+        assert (summary["acp"]["hce"], summary["acp"]["limit"], summary["acp"]["passed"]) == ("4.00", "2.00", False)
+    assert by_employee(outcome, "acp_excess_distribution") == {"H": "4000.00"}
+    assert [c.plan_id for c in outcome.corrections if c.kind == "acp_excess_distribution"] == [PLAN, OTHER]
+
+
+# -- 402(g) across the employer's plans (401(a)(30)) ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("first", "second", "birth", "expected"), [
+    ("14000", "13000", "1990-01-01", {PLAN: 250000}),             # 27,000 - 24,500, from the plan holding the most
+    ("12250", "12250", "1990-01-01", {}),                         # exactly 24,500
+    ("12250", "12250.01", "1990-01-01", {OTHER: 1}),              # one cent over: the plan holding the cent more
+    ("13000", "14000", "1990-01-01", {OTHER: 250000}),            # the other plan holds the most
+    ("2000", "25000", "1990-01-01", {OTHER: 250000}),             # all of it from the one plan, which holds it
+    ("14000", "13000", "1970-01-01", {}),                         # 56 and catch-up in both plans: 2,500 is catch-up
+    ("20000", "20500", "1970-01-01", {PLAN: 0, OTHER: 800000}),   # 40,500 - (24,500 + 8,000 once, not twice)
+], ids=["2,500 over", "at the limit", "a cent over", "the other plan", "one plan holds it", "catch-up", "catch-up once"])
+def test_excess_deferrals_count_every_plan_of_the_employer(first, second, birth, expected, tmp_path, rulebook, limits,
+                                                           engine):
+    """401(a)(30): deferrals in all the employer's plans count against one 402(g) limit (2026: $24,500) and one
+    catch-up limit (414(v)(2)(D)); the excess comes back by April 15 from the plan holding the most deferrals
+    first, each plan at most what it holds."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    rows = [person("A", "150000", birth_date=birth, pretax=first),
+            in_plan(OTHER, person("A", "150000", birth_date=birth, pretax=second))]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    excess = {c.plan_id: c for c in outcome.corrections if c.kind == "excess_deferral"}
+    assert {plan_id: c.amount for plan_id, c in excess.items()} == {k: v for k, v in expected.items() if v}
+    for correction in excess.values():
+        assert correction.deadline.isoformat() == "2027-04-15" and "401(a)(30)" in correction.citation
+        event = correction.as_event()
+        assert event["employer_deferrals"] == f"{float(first) + float(second):.2f}"
+        assert event["returned_from"][0] == correction.plan_id
+    if expected.get(PLAN) or expected.get(OTHER):
+        assert "excess-deferrals-to-distribute" in rules_fired(outcome)
+
+
+def test_separate_employers_do_not_share_the_plan_level_limit(tmp_path, rulebook, limits, engine):
+    """Two unrelated employers' plans each police only their own deferrals; 27,000 split over them is the
+    individual's 402(g)(1) excess only where the other employer's deferrals are known (other_plan_deferrals)."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="other-co")]
+    rows = [person("A", "150000", pretax="14000"), in_plan(OTHER, person("A", "150000", pretax="13000"))]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    assert not [c for c in outcome.corrections if c.kind == "excess_deferral"]
+
+
+# -- top-heavy by aggregation group (416(g)(2)) ---------------------------------------------------------------------
+
+def _key(plan_id: str, employee_id: str, balance: str, **values: Any) -> dict[str, Any]:
+    """A 10% owner (key in 2025, the determination year) with a balance, deferring 5% (so the minimum is 3%)."""
+    values = {"pretax": "5000", **values}
+    return in_plan(plan_id, person(employee_id, "100000", ownership_percent="10", prior_year_ownership_percent="10",
+                                   account_balance=balance, **values))
+
+
+def _staff(plan_id: str, employee_id: str, balance: str, **values: Any) -> dict[str, Any]:
+    return in_plan(plan_id, person(employee_id, "50000", account_balance=balance, **values))
+
+
+@pytest.mark.parametrize(("second_key", "heavy"), [("900000", True), ("700000", False)])
+def test_the_required_aggregation_group_decides_for_each_of_its_plans(second_key, heavy, tmp_path, rulebook, limits,
+                                                                      engine):
+    """Key employees participate in both plans, so both are one required group (416(g)(2)(A)(i)). Keys hold 400,000
+    of 1,000,000 in the first (40%) and 900,000 of 1,000,000 in the second: 1,300,000 of 2,000,000 = 65%, so both
+    plans are top-heavy, the first too. With 700,000 in the second: 1,100,000 of 2,000,000 = 55%, neither is (the
+    second alone would be 70%)."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    rows = [_key(PLAN, "K1", "400000"), _staff(PLAN, "S1", "600000"),
+            _key(OTHER, "K2", second_key), _staff(OTHER, "S2", str(1000000 - int(second_key)))]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    for summary in outcome.summaries:
+        group = summary["top_heavy"]
+        assert (group["top_heavy"], group["aggregation"], group["group"]) == (heavy, "required", [PLAN, OTHER])
+    assert by_employee(outcome, "top_heavy_minimum") == ({"S1": "1500.00", "S2": "1500.00"} if heavy else {})
+
+
+@pytest.mark.parametrize(("permissive", "heavy"), [(False, True), (True, False)])
+def test_a_permissive_aggregation_group_can_take_a_plan_out_of_top_heavy(permissive, heavy, tmp_path, rulebook,
+                                                                         limits, engine):
+    """The first plan alone: keys hold 700,000 of 1,000,000 (70%): top-heavy. The second plan has no key employee,
+    so it is not in the required group; aggregated permissively (416(g)(2)(A)(ii)) the group holds 700,000 of
+    2,000,000 (35%): neither plan is top-heavy, and the second never is."""
+    terms = {"top_heavy": {"permissive_aggregation_group": "acme-all"}} if permissive else {}
+    plans = [plan(employer="acme", **terms), plan(plan_id=OTHER, employer="acme", **terms)]
+    rows = [_key(PLAN, "K1", "700000"), _staff(PLAN, "S1", "300000"), _staff(OTHER, "S2", "1000000")]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    first, second = summaries(outcome)[PLAN]["top_heavy"], summaries(outcome)[OTHER]["top_heavy"]
+    assert first["top_heavy"] is heavy and second["top_heavy"] is False
+    assert (first["ratio"], first["aggregation"]) == (("35.00", "permissive") if permissive else ("70.00", None))
+    assert second["required_group"] is False
+
+
+def test_a_plan_aggregated_for_coverage_joins_the_required_group(tmp_path, rulebook, limits, engine):
+    """A plan with no key employee that the key employees' plan needs to meet 410(b) (the same coverage_group) is in
+    the required group (416(g)(2)(A)(i)(II)): 700,000 of 2,000,000 is 35%, neither top-heavy."""
+    terms = {"top_heavy": {"coverage_group": "acme-410b"}}
+    plans = [plan(employer="acme", **terms), plan(plan_id=OTHER, employer="acme", **terms)]
+    rows = [_key(PLAN, "K1", "700000"), _staff(PLAN, "S1", "300000"), _staff(OTHER, "S2", "1000000")]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    assert [(s["top_heavy"]["aggregation"], s["top_heavy"]["required_group"], s["top_heavy"]["top_heavy"])
+            for s in outcome.summaries] == [("required", True, False)] * 2
+
+
+def test_a_permissive_group_must_hold_the_whole_required_group(tmp_path, rulebook, limits, engine):
+    """Naming a permissive group on a plan while a plan of the required group does not name it is refused."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme",
+                                         top_heavy={"permissive_aggregation_group": "acme-all"})]
+    rows = [_key(PLAN, "K1", "700000"), _staff(OTHER, "S2", "1000000")]
+    with pytest.raises(InputError, match="permissive aggregation group that names every plan of the required"):
+        run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+
+
+def test_top_heavy_terms_are_validated(tmp_path):
+    """An unknown key or a bad group name in top_heavy is a plan document error."""
+    with pytest.raises(Exception, match="extra|Extra"):
+        plan(top_heavy={"permisive_aggregation_group": "x"})
+    with pytest.raises(Exception, match="pattern"):
+        plan(top_heavy={"permissive_aggregation_group": "a group"})
+
+
+# -- the balances that count (416(g)(3), (4)(B), (4)(E)) ------------------------------------------------------------
+
+@pytest.mark.parametrize("left", ["2025-01-01", "2025-12-31"])
+def test_someone_who_left_in_the_prior_year_is_counted(left, tmp_path, rulebook, limits, engine):
+    """Keys hold 610,000 of 1,000,000 (61%). A non-key who left during 2025 performed service in the year ending
+    on the determination date (2025-12-31), so their 20,000 counts (416(g)(4)(E)): 610,000 of 1,020,000 = 59.80%,
+    not top-heavy. They are in no test of 2026 and owed no minimum."""
+    rows = [_key(PLAN, "K1", "610000"), _staff(PLAN, "S1", "390000"),
+            _staff(PLAN, "GONE", "20000", termination_date=left, compensation="0")]
+    outcome = run_plans(tmp_path, rows, [plan()], rulebook, limits, engine)
+    heavy = outcome.summaries[0]["top_heavy"]
+    assert (heavy["ratio"], heavy["top_heavy"], heavy["account_balances"]) == ("59.80", False, "1020000.00")
+    assert outcome.summaries[0]["employees"] == 3 and outcome.summaries[0]["eligible"] == 2
+
+
+def test_someone_who_left_before_the_prior_year_is_rejected_and_not_counted(tmp_path, limits):
+    """Gone on 2024-12-31: no service in the year ending 2025-12-31; the row is rejected with the reason."""
+    path = write_census(tmp_path / "c.csv", [_staff(PLAN, "GONE", "20000", termination_date="2024-12-31")])
+    census = read_census(path, [PLAN], 2026)
+    assert census.rows_checked == 0 and "416(g)(4)(E)" in census.rejects[0].reason
+
+
+@pytest.mark.parametrize(("column", "heavy"), [("distributions_1yr", True), ("distributions_5yr", True), (None, False)])
+def test_distributions_are_added_back(column, heavy, tmp_path, rulebook, limits, engine):
+    """Keys hold 590,000 of 990,000 (59.60%); 20,000 paid to the key employee in the period ending on the
+    determination date is added back (416(g)(3)): 610,000 of 1,010,000 = 60.40%, top-heavy."""
+    extra = {column: "20000"} if column else {}
+    rows = [_key(PLAN, "K1", "590000", **extra), _staff(PLAN, "S1", "400000")]
+    outcome = run_plans(tmp_path, rows, [plan()], rulebook, limits, engine)
+    heavy_summary = outcome.summaries[0]["top_heavy"]
+    assert heavy_summary["top_heavy"] is heavy
+    assert heavy_summary["ratio"] == ("60.40" if heavy else "59.60")
+
+
+@pytest.mark.parametrize(("former", "heavy"), [("true", True), ("false", False)])
+def test_a_former_key_employee_s_balance_is_left_out(former, heavy, tmp_path, rulebook, limits, engine):
+    """Keys hold 610,000; staff 390,000 plus a former key employee (key before 2025, not now) with 30,000: with them
+    610,000 of 1,030,000 = 59.22%; without them (416(g)(4)(B)) 61%, top-heavy."""
+    rows = [_key(PLAN, "K1", "610000"), _staff(PLAN, "S1", "390000"),
+            _staff(PLAN, "EX", "30000", former_key_employee=former)]
+    outcome = run_plans(tmp_path, rows, [plan()], rulebook, limits, engine)
+    assert outcome.summaries[0]["top_heavy"]["top_heavy"] is heavy
+
+
+def test_a_key_employee_marked_former_is_still_key(tmp_path, rulebook, limits, engine):
+    """former_key_employee only leaves out someone who is not key now: a 10% owner's balance counts as key."""
+    rows = [_key(PLAN, "K1", "610000", former_key_employee="true"), _staff(PLAN, "S1", "390000")]
+    outcome = run_plans(tmp_path, rows, [plan()], rulebook, limits, engine)
+    assert outcome.summaries[0]["top_heavy"]["ratio"] == "61.00"
+
+
+# -- 416(g)(4)(H) and the key employees' rate ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("terms", "exempt"), [
+    ({"safe_harbor": "nonelective", "nonelective": {"percent": 3}}, True),
+    ({"safe_harbor": "qaca_nonelective", "nonelective": {"percent": 3}}, True),
+    ({"nonelective": {"percent": 3, "safe_harbor": True}}, True),
+    ({"nonelective": {"percent": 3}}, False),
+], ids=["safe_harbor: nonelective", "QACA nonelective", "nonelective.safe_harbor", "profit sharing"])
+def test_a_nonelective_safe_harbor_plan_of_deferrals_only_is_exempt(terms, exempt, tmp_path, rulebook, limits, engine):
+    """416(g)(4)(H): a plan of deferrals and a safe-harbor nonelective contribution is not top-heavy, however the
+    document writes its safe harbor; a plain 3% profit-sharing contribution is not exempt."""
+    the_plan = plan(contributions={"pretax": True, "after_tax": False}, **terms)
+    rows = [_key(PLAN, "K1", "900000", pretax="5000"), _staff(PLAN, "S1", "100000", employer_nonelective="1000")]
+    outcome = run_plans(tmp_path, rows, [the_plan], rulebook, limits, engine)
+    assert outcome.summaries[0]["top_heavy"]["exempt"] is exempt
+    assert ("top-heavy-minimum-owed" in rules_fired(outcome)) is not exempt
+
+
+@pytest.mark.parametrize(("birth", "rate"), [("1970-01-01", "2.00"), ("1990-01-01", "3.00")])
+def test_the_key_rate_leaves_out_catch_up(birth, rate, tmp_path, rulebook, limits, engine):
+    """The plan caps deferrals at 2% of pay. The key employee (paid $240,000) defers $12,800: at 56, $8,000 of it is
+    catch-up (above the plan's cap), left out of the key rate (1.414(v)-1(d)(3)): 4,800 / 240,000 = 2.00%, so the
+    minimum is 2% (N1: 1,000 - 500 match = 500). At 36 nothing is catch-up: 5.33%, so the minimum is 3%."""
+    capped = plan(contributions={"pretax": True, "roth": True, "after_tax": False, "max_deferral_percent": 2})
+    rows = [person("OFFICER", "240000", birth_date=birth, officer="true", prior_year_compensation="230000.01",
+                   account_balance="700000", pretax="12800"),
+            person("N1", "50000", pretax="1000", employer_match="500", account_balance="300000")]
+    outcome = run_plans(tmp_path, rows, [capped], rulebook, limits, engine)
+    assert outcome.summaries[0]["top_heavy"]["minimum_rate"] == rate
+    assert by_employee(outcome, "top_heavy_minimum") == {"N1": "500.00" if rate == "2.00" else "1000.00"}
+
+
+def test_a_non_key_in_two_top_heavy_plans_gets_the_minimum_once(tmp_path, rulebook, limits, engine):
+    """S is in both plans of a top-heavy required group, paid $50,000: 3% is $1,500, owed once, in the first plan;
+    the match S has in the second plan ($600) counts toward it (Treas. Reg. 1.416-1, M-7, M-8)."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    rows = [_key(PLAN, "K1", "900000"), _staff(PLAN, "S", "50000"), _key(OTHER, "K1", "900000"),
+            _staff(OTHER, "S", "50000", employer_match="600")]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    owed = [(c.plan_id, c.employee_id, c.amount) for c in outcome.corrections if c.kind == "top_heavy_minimum"]
+    assert owed == [(PLAN, "S", 90000)]
