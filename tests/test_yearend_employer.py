@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers import plancheck
 from plancheck.checks.yearend import check_yearend
-from plancheck.documents.census import read_census
+from plancheck.documents.census import CENSUS_COLUMNS, read_census
+from plancheck.documents.feed.reader import COLUMNS as FEED_COLUMNS
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError
 from test_yearend import PLAN, by_employee, person, plan, rules_fired, write_census
@@ -313,3 +316,119 @@ def test_a_non_key_in_two_top_heavy_plans_gets_the_minimum_once(tmp_path, rulebo
     outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
     owed = [(c.plan_id, c.employee_id, c.amount) for c in outcome.corrections if c.kind == "top_heavy_minimum"]
     assert owed == [(PLAN, "S", 90000)]
+
+
+# -- the census's own year, and feeds that give it nothing (yearend --feed, --year) ----------------------------------
+
+def _cli_setup(tmp_path: Path, rows: list[dict[str, Any]], columns=None) -> tuple[Path, Path]:
+    """A plans directory with the test plan and a census file."""
+    plans = tmp_path / "plans"
+    plans.mkdir(exist_ok=True)
+    (plans / "t-plan.json").write_text(json.dumps({
+        "plan_id": PLAN, "name": "Test plan", "payroll": {"frequency": "monthly"},
+        "contributions": {"pretax": True, "roth": True, "after_tax": True}, "catch_up": {"offered": True}}))
+    census = write_census(tmp_path / "census.csv", rows, *([columns] if columns else []))
+    return plans, census
+
+
+def _yearend(tmp_path: Path, plans: Path, census: Path, *args: str):
+    return plancheck("yearend", str(census), "--plans", str(plans), "--rejects", str(tmp_path / "r.csv"), *args,
+                     cwd=tmp_path)  # the feed's rejects file is written in the current directory
+
+
+def _yearend_2026(tmp_path: Path, plans: Path, census: Path, *args: str):
+    return _yearend(tmp_path, plans, census, "--year", "2026", *args)
+
+
+def _feed(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
+    base = {"plan_id": PLAN, "birth_date": "1990-01-01", "compensation": "5000", "pretax": "100", "roth": "0",
+            "after_tax": "0", "employer_match": "0", "employer_nonelective": "0", "prior_year_fica_wages": "",
+            "other_plan_deferrals": "", "limitation_year": ""}
+    return write_census(tmp_path / "feed.csv", [{**base, **row} for row in rows], FEED_COLUMNS)
+
+
+def test_feed_rows_matching_no_census_row_are_counted_and_shown(tmp_path):
+    """One feed row for a census employee is used; one for a stranger is rejected and counted as matching no census
+    row, in the text and in the run summary's feed."""
+    plans, census = _cli_setup(tmp_path, [person("A", "60000"), person("B", "60000")])
+    feed = _feed(tmp_path, [{"employee_id": "A", "pay_date": "2026-01-31"},
+                            {"employee_id": "STRANGER", "pay_date": "2026-01-31"}])
+    text = _yearend_2026(tmp_path, plans, census, "--feed", str(feed), "--format", "text", "--out", str(tmp_path / "o.txt"))
+    assert text.returncode == 0, text.stderr
+    shown = (tmp_path / "o.txt").read_text()
+    assert "2 rows read, 1 used, 1 rejected (1 matching no census row), 0 paid in another year" in shown
+    events = _yearend_2026(tmp_path, plans, census, "--feed", str(feed), "--out", str(tmp_path / "o.jsonl"))
+    run = json.loads((tmp_path / "o.jsonl").read_text().splitlines()[-1])
+    assert run["event"] == "yearend_run_summary" and events.returncode == 0
+    assert (run["feed"]["rows_unmatched"], run["feed"]["rows_used"]) == (1, 1)
+
+
+@pytest.mark.parametrize("rows", [
+    [{"employee_id": "STRANGER", "pay_date": "2026-01-31"}],
+    [{"employee_id": "A", "pay_date": "2025-12-31"}],
+    [{"employee_id": "A", "pay_date": "2026-01-31", "pretax": "1.234"}],
+], ids=["no census row", "another year", "bad amount"])
+def test_a_feed_none_of_whose_rows_is_used_is_exit_2_not_a_pass(rows, tmp_path):
+    """If no feed row is used the tests would run on nothing and pass: one line, exit 2, no report."""
+    plans, census = _cli_setup(tmp_path, [person("A", "60000", pretax="5000")])
+    result = _yearend_2026(tmp_path, plans, census, "--feed", str(_feed(tmp_path, rows)), "--format", "text",
+                      "--out", str(tmp_path / "o.txt"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "no row used: 1 read" in result.stderr and not (tmp_path / "o.txt").exists()
+
+
+@pytest.mark.parametrize(("rows", "year"), [
+    ([person("A", "60000"), person("NEW", "30000", hire_date="2026-01-01")], 2026),
+    ([person("A", "60000"), person("LEFT", "30000", termination_date="2025-12-31", pretax="100")], 2025),
+], ids=["a hire in 2026, the last year with limits", "someone who contributed and left in 2025"])
+def test_the_year_defaults_to_the_census_s_own(rows, year, tmp_path):
+    """Without --year the plan year is the census's own, read from its dates where they pin it."""
+    plans, census = _cli_setup(tmp_path, rows)
+    result = _yearend(tmp_path, plans, census, "--out", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "o.jsonl").read_text().splitlines()[-1])["year"] == year
+
+
+@pytest.mark.parametrize("rows", [
+    [person("A", "60000"), person("NEW", "30000", hire_date="2025-12-31")],
+    [person("A", "60000"), person("LEFT", "30000", termination_date="2025-12-31")],
+], ids=["latest hire in 2025", "left in 2025 without contributions"])
+def test_dates_that_do_not_pin_the_year_need_year(rows, tmp_path):
+    """A latest date in 2025 only says the census is for 2025 or later (a 2026 census with no hire in 2026, whose
+    2025 leaver is counted for top-heavy): exit 2 asking for --year, which then decides."""
+    plans, census = _cli_setup(tmp_path, rows)
+    result = _yearend(tmp_path, plans, census, "--out", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 2 and "give the year with --year" in result.stderr
+    assert "is in 2025, so it is for 2025 or a later year" in result.stderr
+    assert _yearend_2026(tmp_path, plans, census, "--out", str(tmp_path / "o.jsonl")).returncode == 0
+
+
+def test_the_plan_year_column_states_the_year(tmp_path):
+    """A plan_year column says the year even when no date falls in it; --year that disagrees is refused."""
+    rows = [person("A", "60000", plan_year="2026"), person("B", "60000", plan_year="")]
+    plans, census = _cli_setup(tmp_path, rows, (*CENSUS_COLUMNS,))
+    result = _yearend(tmp_path, plans, census, "--out", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 0 and json.loads((tmp_path / "o.jsonl").read_text().splitlines()[-1])["year"] == 2026
+    refused = _yearend(tmp_path, plans, census, "--year", "2025", "--out", str(tmp_path / "o2.jsonl"))
+    assert refused.returncode == 2 and "--year (2025)" in refused.stderr
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([person("A", "60000", plan_year="2025"), person("B", "60000", plan_year="2026")], "2025 (line 2) and 2026 (line 3)"),
+    ([person("NEW", "60000", hire_date="2026-02-01"),
+      person("GONE", "60000", termination_date="2025-06-30", pretax="1000")],
+     "left 2025-06-30 with contributions (line 3"),
+], ids=["two plan_year values", "a prior year's participant with contributions"])
+def test_a_census_that_spans_years_is_refused(rows, message, tmp_path):
+    """One plan year per census: exit 2 with one line, whether or not --year is given."""
+    plans, census = _cli_setup(tmp_path, rows)
+    for extra in ([], ["--year", "2026"]):
+        result = _yearend(tmp_path, plans, census, *extra, "--out", str(tmp_path / "o.jsonl"))
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_a_census_without_dates_needs_year(tmp_path):
+    """A census of only its header cannot tell its year: exit 2 asking for --year."""
+    plans, census = _cli_setup(tmp_path, [])
+    result = _yearend(tmp_path, plans, census, "--out", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 2 and "give the year with --year" in result.stderr

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from plancheck.documents.census_year import census_year
 from plancheck.documents.feed.parse import EMPTY_TEXT, ZERO_TEXT, parse_dates, parse_money
 from plancheck.documents.feed.reader import LINE, Layout, open_feed
 from plancheck.documents.feed.records import RAW_CHARS, Reject
@@ -34,7 +35,7 @@ TOP_HEAVY_COLUMNS = ("distributions_1yr", "distributions_5yr", "former_key_emplo
 CENSUS_COLUMNS = ("plan_id", "employee_id", "birth_date", "hire_date", "termination_date", "compensation",
                   "prior_year_compensation", "ownership_percent", "prior_year_ownership_percent", "related_to",
                   "officer", "pretax", "roth", "after_tax", "employer_match", "employer_nonelective",
-                  "account_balance", "other_plan_deferrals", *TOP_HEAVY_COLUMNS)
+                  "account_balance", "other_plan_deferrals", *TOP_HEAVY_COLUMNS, "plan_year")
 #: Columns the header must have; the others may be left out (read as empty).
 REQUIRED_COLUMNS = ("plan_id", "employee_id", "birth_date", "hire_date", "compensation")
 #: Contribution totals of the year (or year to date for a preview); empty is zero.
@@ -120,8 +121,10 @@ def parse_percent(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return np.where(ok, ppm, 0), ok | empty, empty
 
 
-def read_census(path: Path | Source, plan_ids: list[str], year: int, *, preview: bool = False) -> Census:
-    """Read and validate a census for a plan year; bad rows become rejects, a bad file an InputError."""
+def read_census(path: Path | Source, plan_ids: list[str], year: int | None, *, preview: bool = False,
+                last_year: int | None = None) -> Census:
+    """Read and validate a census for a plan year (None: the census's own, census_year.py); bad rows become
+    rejects, a bad file (or one of several plan years) an InputError."""
     source = str(path)
     census = open_feed(path, CENSUS)  # the batch's reader: quotes, bad bytes and huge records are rejected rows
     batches = list(census.batches())
@@ -130,6 +133,7 @@ def read_census(path: Path | Source, plan_ids: list[str], year: int, *, preview:
     extra = [c for c in census.header if c not in known]
     lines = table.column(LINE).to_numpy() if table.num_rows else np.zeros(0, dtype=np.int64)
     text = {c: table.column(c).combine_chunks() for c in (*CENSUS_COLUMNS, *ELECTION_COLUMNS)}
+    year = census_year(source, text, lines, year, CONTRIBUTIONS, last_year)  # `last_year`: rules/limits' last
     unsplit = [Reject(bad.line, bad.reason, bad.values[:len(CENSUS_COLUMNS)] if bad.values else None, bad.raw)
                for bad in census.bad_rows]
     return _validate(source, year, text, lines, unsplit, plan_ids, extra, preview)
