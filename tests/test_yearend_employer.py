@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from helpers import plancheck
 from plancheck.checks.yearend import check_yearend
@@ -108,6 +109,21 @@ def test_after_tax_money_in_two_plans_makes_one_contribution_ratio(tmp_path, rul
         assert (summary["acp"]["hce"], summary["acp"]["limit"], summary["acp"]["passed"]) == ("4.00", "2.00", False)
     assert by_employee(outcome, "acp_excess_distribution") == {"H": "4000.00"}
     assert [c.plan_id for c in outcome.corrections if c.kind == "acp_excess_distribution"] == [PLAN, OTHER]
+
+
+def test_an_adp_excess_is_recharacterized_as_catch_up_once_across_the_plans(tmp_path, rulebook, limits, engine):
+    """H, 56, defers $12,000 in each plan: one ratio of 12.00% against a limit of 5.00%; each plan's excess is its
+    $12,000 (the $14,000 reduction, at most what the plan holds). The catch-up limit ($8,000) is the person's, once
+    across the employer's plans (414(v)(2)(D)): the first plan recharacterizes $8,000 and distributes $4,000, the
+    second has none left and distributes its $12,000."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    rows = _two_plan_hce("12000", "12000")
+    rows[0]["birth_date"] = rows[1]["birth_date"] = "1970-01-01"
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    kinds = ("adp_recharacterized_as_catch_up", "adp_excess_distribution")
+    assert sorted((c.plan_id, c.kind, c.amount) for c in outcome.corrections if c.kind in kinds) == [
+        (PLAN, "adp_excess_distribution", 400000), (PLAN, "adp_recharacterized_as_catch_up", 800000),
+        (OTHER, "adp_excess_distribution", 1200000)]
 
 
 # -- 402(g) across the employer's plans (401(a)(30)) ---------------------------------------------------------------
@@ -218,10 +234,20 @@ def test_a_permissive_group_must_hold_the_whole_required_group(tmp_path, ruleboo
 
 def test_top_heavy_terms_are_validated(tmp_path):
     """An unknown key or a bad group name in top_heavy is a plan document error."""
-    with pytest.raises(Exception, match="extra|Extra"):
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         plan(top_heavy={"permisive_aggregation_group": "x"})
-    with pytest.raises(Exception, match="pattern"):
+    with pytest.raises(ValidationError, match="should match pattern"):
         plan(top_heavy={"permissive_aggregation_group": "a group"})
+
+
+@pytest.mark.parametrize("kind", ["permissive_aggregation_group", "coverage_group"])
+def test_a_group_of_two_employers_plans_is_refused(kind, tmp_path, rulebook, limits, engine):
+    """Aggregation groups are one employer's plans (416(g)(2)): a name shared by two employers' plans is refused."""
+    terms = {"top_heavy": {kind: "shared"}}
+    plans = [plan(employer="acme", **terms), plan(plan_id=OTHER, employer="other-co", **terms)]
+    rows = [_key(PLAN, "K1", "700000"), _staff(OTHER, "S2", "1000000")]
+    with pytest.raises(InputError, match="plans of one employer"):
+        run_plans(tmp_path, rows, plans, rulebook, limits, engine)
 
 
 # -- the balances that count (416(g)(3), (4)(B), (4)(E)) ------------------------------------------------------------

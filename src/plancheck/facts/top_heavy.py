@@ -86,6 +86,13 @@ def _groups(plans: list[Plan], has_key: list[bool]) -> tuple[list[bool], dict[in
             required[plan_code] = True
     deciding: dict[int, list[int]] = {}
     problems = []
+    for kind in ("coverage_group", "permissive_aggregation_group"):  # a group is one employer's plans (416(g)(2))
+        employers_of: dict[str, set[str]] = {}
+        for plan in plans:
+            if name := getattr(plan.top_heavy, kind):
+                employers_of.setdefault(name, set()).add(plan.employer_id)
+        problems += [Problem(f"top_heavy.{kind} {name}", "employer", "plans of one employer (the same `employer`)",
+                             got=", ".join(sorted(owners))) for name, owners in employers_of.items() if len(owners) > 1]
     for employer in sorted({p.employer_id for p in plans}):
         codes = [c for c, p in enumerate(plans) if p.employer_id == employer]
         core = [c for c in codes if required[c]]

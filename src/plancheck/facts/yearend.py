@@ -339,7 +339,14 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         top_heavy_minimum=np.zeros(n, np.int64), employer_deferrals=limited.employer_total,
         person=employers.person)
     codes = [(code, plan, np.flatnonzero(census.plan == code)) for code, plan in enumerate(plans)]
-    adp = {code: _adp(census, plan, rows, figures, emp, adp_total, ratio_pay) for code, plan, rows in codes}
+    # Catch-up a person has left to take an ADP excess as catch-up: once across the employer's plans (414(v)(2)(D)).
+    unused = np.where(catch_up_limit > 0, np.maximum(employers.most(catch_up_limit) - employers.total(catch_up), 0), 0)
+    adp = {}
+    for code, plan, rows in codes:
+        adp[code] = _adp(census, plan, rows, figures, emp, adp_total, ratio_pay, unused[rows])
+        taken = np.zeros(n, np.int64)
+        taken[rows] = emp.recharacterized[rows]
+        unused = np.where(catch_up_limit > 0, np.maximum(unused - employers.total(taken), 0), 0)
     match_left = money["employer_match"] - emp.match_forfeited
     acp_amount = np.zeros(n, np.int64)
     for code, plan, rows in codes:
@@ -388,7 +395,7 @@ def _leveled(amounts: np.ndarray, own: np.ndarray, pay: np.ndarray, rates: np.nd
 
 
 def _adp(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Employees, adp_total: np.ndarray,
-         ratio_pay: np.ndarray) -> dict[str, int]:
+         ratio_pay: np.ndarray, unused_catch_up: np.ndarray) -> dict[str, int]:
     """The plan's ADP test and its correction (recharacterization, distribution, the match forfeited)."""
     testing = plan.nondiscrimination_testing
     money = {k: v[rows] for k, v in census.money.items()}
@@ -404,7 +411,6 @@ def _adp(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Em
     if adp_tested and hce_adp > adp_limit:
         adp_excess[hce_rows] = _leveled(adp_total[rows][hce_rows], emp.adp_amount[rows][hce_rows],
                                         ratio_pay[rows][hce_rows], adr[hce_rows], adp_limit)
-    unused_catch_up = np.maximum(emp.catch_up_limit[rows] - emp.catch_up[rows], 0)
     recharacterized = np.minimum(adp_excess, unused_catch_up)
     # Excess deferrals already distributed reduce the excess contributions to distribute (1.401(k)-2(b)(4)).
     adp_distribution = np.maximum(adp_excess - recharacterized - emp.excess_deferral[rows], 0)
