@@ -181,7 +181,7 @@ def _employer_deferrals(census: Census, facts: YearendFacts, row: int) -> dict[s
     """For someone deferring in several plans of the employer (401(a)(30)): their deferrals in each, and the order
     an excess comes back in (the plan holding the most first, each at most its own: facts/employer.py)."""
     e, money = facts.employees, census.money
-    same = np.flatnonzero(e.person == e.person[row]).tolist()
+    same = facts.person_rows.get(int(e.person[row]), [])
     if len(same) < 2:
         return {}
     each = sorted(((census.plan_ids[int(census.plan[r])], int(money["pretax"][r] + money["roth"][r])) for r in same),

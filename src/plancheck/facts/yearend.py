@@ -242,6 +242,8 @@ class YearendFacts:
     figures: Figures
     employees: Employees
     plans: list[PlanFacts]
+    #: The rows of each person in more than one plan of their employer (person number -> census rows).
+    person_rows: dict[int, list[int]] = field(default_factory=dict)
 
 
 #: The name of every fact a plan's record holds; rules/facts/yearend.yaml must declare exactly these.
@@ -375,7 +377,17 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         results.append(PlanFacts(plan=plan, rows=rows, facts=facts, minimum_rate=heavy[code].minimum_rate,
                                  deadlines=deadlines, top_heavy_group=heavy[code].group,
                                  top_heavy_aggregation=heavy[code].aggregation))
-    return YearendFacts(figures, emp, results)
+    return YearendFacts(figures, emp, results, _several_plans(employers))
+
+
+def _several_plans(employers: Employers) -> dict[int, list[int]]:
+    if employers.one_row_each:
+        return {}
+    several = np.flatnonzero(employers.total(np.ones(len(employers.person), np.int64)) > 1)
+    out: dict[int, list[int]] = {}
+    for row, person in zip(several.tolist(), employers.person[several].tolist()):
+        out.setdefault(person, []).append(row)
+    return out
 
 
 def _nhce_figure(plan: Plan, current: int, prior: int | None, figures: Figures) -> int:

@@ -67,7 +67,7 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
             out.append("  HCEs:")
             for h in plan_hces:
                 why = "; ".join(_reason(r) for r in h["reasons"])
-                status = f"ADR {h['adr']}%  ACR {h['acr']}%" if h["eligible"] else "not yet eligible"
+                status = f"ADR {h['adr']}%  ACR {h['acr']}%" if h["eligible"] else "not eligible in the year"
                 out.append(f"    {h['employee_id']}: {status}  ({why})")
         plan_corrections = [c for c in corrections if c["plan_id"] == plan_id]
         if plan_corrections:
