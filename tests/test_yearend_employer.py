@@ -50,16 +50,17 @@ def _two_plan_hce(first: str, second: str, pay: str = "200000") -> list[dict[str
 
 def test_an_hce_in_two_plans_of_one_employer_has_one_ratio_and_both_plans_fail(tmp_path, rulebook, limits, engine):
     """$6,000 in each plan is 3.00% plan by plan (both would pass), but the law's one ratio is $12,000 of $200,000 =
-    6.00% (pay counted once, not $400,000) in each plan's test: both fail (limit 5.00%). Each plan lowers H to 5.00%
-    ($10,000 of pay): $2,000 excess, distributed from that plan's own deferrals."""
+    6.00% (pay counted once, not $400,000) in each plan's test: both fail (limit 5.00%). The first plan (by plan_id)
+    lowers H to 5.00% ($10,000 of pay) by distributing $2,000 of its own deferrals; that brings H's one ratio to the
+    level in the second plan's test too, so H is not corrected twice for the same excess."""
     plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
     outcome = run_plans(tmp_path, _two_plan_hce("6000", "6000"), plans, rulebook, limits, engine)
     for plan_id, summary in summaries(outcome).items():
         assert (summary["adp"]["hce"], summary["adp"]["limit"], summary["adp"]["passed"]) == ("6.00", "5.00", False)
-        assert summary["adp"]["excess"] == "2000.00"
+    assert (summaries(outcome)[PLAN]["adp"]["excess"], summaries(outcome)[OTHER]["adp"]["excess"]) == ("2000.00", "0.00")
     assert {h["plan_id"]: h["adr"] for h in outcome.hces} == {PLAN: "6.00", OTHER: "6.00"}
     refunds = [(c.plan_id, c.employee_id, c.amount) for c in outcome.corrections if c.kind == "adp_excess_distribution"]
-    assert refunds == [(PLAN, "H", 200000), (OTHER, "H", 200000)]
+    assert refunds == [(PLAN, "H", 200000)]
     assert "adp-test-failed" in rules_fired(outcome)
 
 
@@ -99,7 +100,7 @@ def test_an_hce_not_eligible_in_the_second_plan_counts_only_the_first(tmp_path, 
 
 def test_after_tax_money_in_two_plans_makes_one_contribution_ratio(tmp_path, rulebook, limits, engine):
     """ACP too (1.401(m)-2(a)(3)(ii)): $4,000 after-tax in each plan is 4.00% of $200,000 combined; NHCEs at 1.00%
-    allow 2.00%: both plans fail the ACP, each by lowering H to 2.00% ($4,000 less of the combined $8,000)."""
+    allow 2.00%: both plans fail the ACP; the first lowers H to 2.00% with its $4,000, which the second then sees."""
     plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
     rows = [person("H", "200000", after_tax="4000"), in_plan(OTHER, person("H", "200000", after_tax="4000"))]
     for plan_id in (PLAN, OTHER):
@@ -107,15 +108,16 @@ def test_after_tax_money_in_two_plans_makes_one_contribution_ratio(tmp_path, rul
     outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
     for summary in outcome.summaries:
         assert (summary["acp"]["hce"], summary["acp"]["limit"], summary["acp"]["passed"]) == ("4.00", "2.00", False)
-    assert by_employee(outcome, "acp_excess_distribution") == {"H": "4000.00"}
-    assert [c.plan_id for c in outcome.corrections if c.kind == "acp_excess_distribution"] == [PLAN, OTHER]
+    assert [(c.plan_id, c.amount) for c in outcome.corrections if c.kind == "acp_excess_distribution"] == \
+        [(PLAN, 400000)]
 
 
 def test_an_adp_excess_is_recharacterized_as_catch_up_once_across_the_plans(tmp_path, rulebook, limits, engine):
-    """H, 56, defers $12,000 in each plan: one ratio of 12.00% against a limit of 5.00%; each plan's excess is its
-    $12,000 (the $14,000 reduction, at most what the plan holds). The catch-up limit ($8,000) is the person's, once
-    across the employer's plans (414(v)(2)(D)): the first plan recharacterizes $8,000 and distributes $4,000, the
-    second has none left and distributes its $12,000."""
+    """H, 56, defers $12,000 in each plan: one ratio of 12.00% against a limit of 5.00% ($10,000). The first plan's
+    excess is its $12,000 (the $14,000 reduction, at most what it holds); the second levels what is left ($12,000,
+    6.00%) to 5.00%: $2,000. The catch-up limit ($8,000) is the person's, once across the employer's plans
+    (414(v)(2)(D)): the first plan recharacterizes $8,000 and distributes $4,000; the second has no catch-up left
+    and distributes its $2,000."""
     plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
     rows = _two_plan_hce("12000", "12000")
     rows[0]["birth_date"] = rows[1]["birth_date"] = "1970-01-01"
@@ -123,7 +125,7 @@ def test_an_adp_excess_is_recharacterized_as_catch_up_once_across_the_plans(tmp_
     kinds = ("adp_recharacterized_as_catch_up", "adp_excess_distribution")
     assert sorted((c.plan_id, c.kind, c.amount) for c in outcome.corrections if c.kind in kinds) == [
         (PLAN, "adp_excess_distribution", 400000), (PLAN, "adp_recharacterized_as_catch_up", 800000),
-        (OTHER, "adp_excess_distribution", 1200000)]
+        (OTHER, "adp_excess_distribution", 200000)]
 
 
 # -- 402(g) across the employer's plans (401(a)(30)) ---------------------------------------------------------------

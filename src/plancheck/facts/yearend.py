@@ -343,19 +343,27 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     codes = [(code, plan, np.flatnonzero(census.plan == code)) for code, plan in enumerate(plans)]
     # Catch-up a person has left to take an ADP excess as catch-up: once across the employer's plans (414(v)(2)(D)).
     unused = np.where(catch_up_limit > 0, np.maximum(employers.most(catch_up_limit) - employers.total(catch_up), 0), 0)
-    adp = {}
-    for code, plan, rows in codes:
-        adp[code] = _adp(census, plan, rows, figures, emp, adp_total, ratio_pay, unused[rows])
-        taken = np.zeros(n, np.int64)
-        taken[rows] = emp.recharacterized[rows]
+    # Plans correct in plan_id order; what an earlier plan of the employer took from an HCE is out of their one
+    # ratio when a later plan levels, so the person is brought to the level once, not once per plan.
+    adp, adp_left = {}, adp_total.copy()
+    for code, plan, rows in sorted(codes, key=lambda item: item[1].plan_id):
+        adp[code] = _adp(census, plan, rows, figures, emp, adp_left, ratio_pay, unused[rows])
+        taken, excess = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        taken[rows], excess[rows] = emp.recharacterized[rows], emp.adp_excess[rows]
         unused = np.where(catch_up_limit > 0, np.maximum(unused - employers.total(taken), 0), 0)
+        adp_left = adp_left - employers.total(excess, in_several)
     match_left = money["employer_match"] - emp.match_forfeited
     acp_amount = np.zeros(n, np.int64)
     for code, plan, rows in codes:
         acp_amount[rows] = money["after_tax"][rows] + (match_left[rows] if _counts_match(plan) else 0)
     acp_total = employers.total(acp_amount, in_several)
     emp.acp_amount, emp.acr = acp_amount, ratios(acp_total, ratio_pay)
-    acp = {code: _acp(census, plan, rows, figures, emp, acp_total, ratio_pay) for code, plan, rows in codes}
+    acp, acp_left = {}, acp_total.copy()
+    for code, plan, rows in sorted(codes, key=lambda item: item[1].plan_id):
+        acp[code] = _acp(census, plan, rows, figures, emp, acp_left, ratio_pay)
+        excess = np.zeros(n, np.int64)
+        excess[rows] = emp.acp_excess[rows]
+        acp_left = acp_left - employers.total(excess, in_several)
     exempt = [_top_heavy_exempt(plan) for plan in plans]
     heavy = top_heavy(census, plans, figures, emp, employers, match_left, exempt,
                       int(limits.parameter("top_heavy_no_service_period")), plan_rank)
@@ -399,10 +407,10 @@ def _nhce_figure(plan: Plan, current: int, prior: int | None, figures: Figures) 
     return (prior or 0) // 100
 
 
-def _leveled(amounts: np.ndarray, own: np.ndarray, pay: np.ndarray, rates: np.ndarray, limit: int) -> np.ndarray:
+def _leveled(amounts: np.ndarray, own: np.ndarray, pay: np.ndarray, limit: int) -> np.ndarray:
     """Each HCE's excess: the total found by lowering the highest ratios, taken from the most dollars (ratios and
-    dollars the employer-wide ones), at most what the HCE contributed to this plan."""
-    total = int(excess_by_ratio(amounts, pay, rates, limit).sum())
+    dollars the employer-wide ones, less what earlier plans took), at most what the HCE contributed to this plan."""
+    total = int(excess_by_ratio(amounts, pay, ratios(amounts, pay), limit).sum())
     return np.minimum(allocate_by_amount(amounts, total), own)
 
 
@@ -422,7 +430,7 @@ def _adp(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Em
     adp_excess = np.zeros(len(rows), np.int64)
     if adp_tested and hce_adp > adp_limit:
         adp_excess[hce_rows] = _leveled(adp_total[rows][hce_rows], emp.adp_amount[rows][hce_rows],
-                                        ratio_pay[rows][hce_rows], adr[hce_rows], adp_limit)
+                                        ratio_pay[rows][hce_rows], adp_limit)
     recharacterized = np.minimum(adp_excess, unused_catch_up)
     # Excess deferrals already distributed reduce the excess contributions to distribute (1.401(k)-2(b)(4)).
     adp_distribution = np.maximum(adp_excess - recharacterized - emp.excess_deferral[rows], 0)
@@ -464,7 +472,7 @@ def _acp(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Em
     acp_excess = np.zeros(len(rows), np.int64)
     if acp_tested and hce_acp > acp_limit:
         acp_excess[hce_rows] = _leveled(acp_total[rows][hce_rows], acp_amount[hce_rows], ratio_pay[rows][hce_rows],
-                                        acr[hce_rows], acp_limit)
+                                        acp_limit)
     # After-tax contributions (unmatched) come back first, then the match.
     from_after_tax = np.minimum(acp_excess, after_tax)
     emp.acp_excess[rows], emp.acp_from_after_tax[rows] = acp_excess, from_after_tax
