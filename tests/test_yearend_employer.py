@@ -321,6 +321,22 @@ def test_a_nonelective_safe_harbor_plan_of_deferrals_only_is_exempt(terms, exemp
     assert ("top-heavy-minimum-owed" in rules_fired(outcome)) is not exempt
 
 
+@pytest.mark.parametrize(("profit_sharing", "after_tax", "exempt"), [
+    ("0", "0", True), ("0.01", "0", False), ("0", "0.01", False)])
+def test_the_416g4h_exemption_follows_the_year_s_money(profit_sharing, after_tax, exempt, tmp_path, rulebook, limits,
+                                                       engine):
+    """A basic safe-harbor match plan whose document also allows a discretionary profit-sharing contribution (and
+    after-tax money) is exempt in a year when neither is made (Rev. Rul. 2004-13, Situation 1); a cent of either
+    takes it out (Situation 2)."""
+    the_plan = plan(safe_harbor="basic_match", nonelective={"percent": 2},
+                    match={"tiers": [{"rate": 100, "up_to_percent": 3}, {"rate": 50, "up_to_percent": 5}]})
+    rows = [_key(PLAN, "K1", "900000", employer_match="4000"),
+            _staff(PLAN, "S1", "100000", pretax="1500", employer_match="1500", employer_nonelective=profit_sharing,
+                   after_tax=after_tax)]
+    outcome = run_plans(tmp_path, rows, [the_plan], rulebook, limits, engine)
+    assert outcome.summaries[0]["top_heavy"]["exempt"] is exempt
+
+
 @pytest.mark.parametrize(("birth", "rate"), [("1970-01-01", "2.00"), ("1990-01-01", "3.00")])
 def test_the_key_rate_leaves_out_catch_up(birth, rate, tmp_path, rulebook, limits, engine):
     """The plan caps deferrals at 2% of pay. The key employee (paid $240,000) defers $12,800: at 56, $8,000 of it is

@@ -364,7 +364,8 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         excess = np.zeros(n, np.int64)
         excess[rows] = emp.acp_excess[rows]
         acp_left = acp_left - employers.total(excess, in_several)
-    exempt = [_top_heavy_exempt(plan) for plan in plans]
+    exempt = [_top_heavy_exempt(plan, money["after_tax"][rows], money["employer_nonelective"][rows])
+              for _, plan, rows in codes]
     heavy = top_heavy(census, plans, figures, emp, employers, match_left, exempt,
                       int(limits.parameter("top_heavy_no_service_period")), plan_rank)
     results = []
@@ -482,11 +483,13 @@ def _acp(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Em
             "acp_limit_alternative": acp_alternative, "acp_excess": int(acp_excess.sum())}
 
 
-def _top_heavy_exempt(plan: Plan) -> bool:
-    """416(g)(4)(H): a plan of deferrals and safe-harbor money only - a safe-harbor design (match or nonelective,
-    however the document spells it), a match that meets 401(m)(11) if any, no after-tax money, and no nonelective
-    contribution beyond the safe-harbor one."""
-    design = plan.safe_harbor_design
-    return (is_safe_harbor(plan) and not plan.contributions.after_tax
+def _top_heavy_exempt(plan: Plan, after_tax: np.ndarray, nonelective: np.ndarray) -> bool:
+    """416(g)(4)(H): a plan that consists solely of deferrals and safe-harbor money for the year - a safe-harbor
+    design (match or nonelective, however the document spells it), a match that meets 401(m)(11) if any, and, in
+    the year, no after-tax money and no nonelective contribution beyond the safe-harbor one. Decided year by year
+    on what was contributed: a discretionary profit-sharing contribution the document allows but that was not
+    made leaves the plan exempt; one made takes it out (Rev. Rul. 2004-13, Situations 1 and 2)."""
+    nonelective_is_safe_harbor = plan.safe_harbor_design.is_nonelective
+    return (is_safe_harbor(plan) and not after_tax.any()
             and (plan.match is None or not _counts_match(plan))
-            and (plan.nonelective is None or design.is_nonelective))
+            and (nonelective_is_safe_harbor or not nonelective.any()))
