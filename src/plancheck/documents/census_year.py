@@ -31,9 +31,11 @@ def census_year(source: str, text: dict[str, pa.Array], lines: np.ndarray, given
     if stated is not None and given is not None and stated[0] != given:
         raise InputError(Problem(source, "plan_year", f"the year given with --year ({given})",
                                  got=f"{stated[0]} (line {stated[1]})"))
+    paid = _paid(text, len(lines), contributions)
+    _days, left_ok, left = parse_dates(text["termination_date"])
     year = given if given is not None else stated[0] if stated is not None else \
-        _from_dates(source, text, _paid(text, len(lines), contributions), last_year)
-    _one_year(source, text, lines, year, contributions)
+        _from_dates(source, text, paid, left_ok, left, last_year)
+    _one_year(source, text, lines, year, paid, left_ok, left)
     return year
 
 
@@ -69,29 +71,24 @@ def _paid(text: dict[str, pa.Array], rows: int, contributions: tuple[str, ...]) 
     return paid
 
 
-def _from_dates(source: str, text: dict[str, pa.Array], paid: np.ndarray, last_year: int | None) -> int:
-    latest = 0
-    for column in ("hire_date", "termination_date"):
-        _days, ok, years = parse_dates(text[column])
-        if ok.any():
-            latest = max(latest, int(years[ok].max()))
+def _from_dates(source: str, text: dict[str, pa.Array], paid: np.ndarray, left_ok: np.ndarray, left: np.ndarray,
+                last_year: int | None) -> int:
+    _days, hire_ok, hired = parse_dates(text["hire_date"])
+    latest = max(int(hired[hire_ok].max()) if hire_ok.any() else 0, int(left[left_ok].max()) if left_ok.any() else 0)
     if not latest:
         raise InputError(Problem(source, "hire_date", "a census whose dates tell its plan year (no row has a valid "
                                  "hire_date or termination_date): give the year with --year"))
-    _days, ok, left = parse_dates(text["termination_date"])
-    if latest == last_year or bool((ok & (left == latest) & paid).any()):
+    if latest == last_year or bool((left_ok & (left == latest) & paid).any()):
         return latest
     raise InputError(Problem(source, "plan_year", f"a census that states its plan year: its latest hire or "
                              f"termination date is in {latest}, so it is for {latest} or a later year; give the year "
                              "with --year (or a plan_year column)"))
 
 
-def _one_year(source: str, text: dict[str, pa.Array], lines: np.ndarray, year: int,
-              contributions: tuple[str, ...]) -> None:
+def _one_year(source: str, text: dict[str, pa.Array], lines: np.ndarray, year: int, paid: np.ndarray,
+              left_ok: np.ndarray, left: np.ndarray) -> None:
     """Refuse a census with a row of someone gone before the plan year who has contributions in it."""
-    _days, ok, left = parse_dates(text["termination_date"])
-    paid = _paid(text, len(lines), contributions)
-    earlier = np.flatnonzero(ok & (left < year) & paid)
+    earlier = np.flatnonzero(left_ok & (left < year) & paid)
     if len(earlier):
         row = int(earlier[0])
         raise InputError(Problem(source, "termination_date", f"one plan year per census: someone who left before "
