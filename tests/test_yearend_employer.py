@@ -476,3 +476,20 @@ def test_a_census_without_dates_needs_year(tmp_path):
     plans, census = _cli_setup(tmp_path, [])
     result = _yearend(tmp_path, plans, census, "--out", str(tmp_path / "o.jsonl"))
     assert result.returncode == 2 and "give the year with --year" in result.stderr
+
+
+def test_the_text_report_shows_the_group_and_the_plans_an_excess_comes_from(tmp_path):
+    """Two plans of one employer in the text report: the top-heavy line names the group that decided, and the
+    excess deferral says what was deferred in each plan and comes from the plan holding the most."""
+    plans, census = _cli_setup(tmp_path, [
+        _key(PLAN, "K1", "900000", pretax="14000", plan_year="2026"), _staff(PLAN, "S1", "100000"),
+        _key(OTHER, "K1", "900000", pretax="13000"), _staff(OTHER, "S2", "100000")], (*CENSUS_COLUMNS,))
+    for plan_id in (PLAN, OTHER):
+        (plans / f"{plan_id}.json").write_text(json.dumps({
+            "plan_id": plan_id, "name": plan_id, "employer": "acme", "payroll": {"frequency": "monthly"}}))
+    result = _yearend(tmp_path, plans, census, "--format", "text", "--out", str(tmp_path / "o.txt"))
+    assert result.returncode == 1, result.stderr
+    text = (tmp_path / "o.txt").read_text()
+    assert text.count(f"TOP-HEAVY (required aggregation group: {PLAN}, {OTHER})") == 2
+    assert (f"K1: distribute excess deferral (402(g)) $2,500.00 (deferred $27,000.00 in the employer's plans: "
+            f"{PLAN} $14,000.00, {OTHER} $13,000.00) by 2027-04-15") in text
