@@ -267,6 +267,16 @@ def test_someone_who_left_in_the_prior_year_is_counted(left, tmp_path, rulebook,
     assert outcome.summaries[0]["employees"] == 3 and outcome.summaries[0]["eligible"] == 2
 
 
+def test_in_a_first_plan_year_a_prior_year_leaver_is_not_counted(tmp_path, rulebook, limits, engine):
+    """In a first plan year the determination date is the plan year's last day (416(g)(4)(C)): someone who left in
+    2025 did no service in the year ending 2026-12-31, so their 20,000 is left out (61%, top-heavy)."""
+    rows = [_key(PLAN, "K1", "610000"), _staff(PLAN, "S1", "390000"),
+            _staff(PLAN, "GONE", "20000", termination_date="2025-06-30", compensation="0")]
+    first = plan(nondiscrimination_testing={"first_plan_year": True})
+    heavy = run_plans(tmp_path, rows, [first], rulebook, limits, engine).summaries[0]["top_heavy"]
+    assert (heavy["ratio"], heavy["top_heavy"], heavy["account_balances"]) == ("61.00", True, "1000000.00")
+
+
 def test_someone_who_left_before_the_prior_year_is_rejected_and_not_counted(tmp_path, limits):
     """Gone on 2024-12-31: no service in the year ending 2025-12-31; the row is rejected with the reason."""
     path = write_census(tmp_path / "c.csv", [_staff(PLAN, "GONE", "20000", termination_date="2024-12-31")])
