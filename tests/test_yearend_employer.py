@@ -128,6 +128,26 @@ def test_an_adp_excess_is_recharacterized_as_catch_up_once_across_the_plans(tmp_
         (OTHER, "adp_excess_distribution", 200000)]
 
 
+def test_a_safe_harbor_match_in_another_plan_counts_in_the_hce_s_one_contribution_ratio(tmp_path, rulebook, limits,
+                                                                                       engine):
+    """H's match in a safe-harbor plan (exempt from that plan's ACP test under 401(m)(11)) would count were that plan
+    tested, so it is in H's one ratio for the other plan's test (1.401(m)-2(a)(3)(ii)): $2,000 + $8,000 of $200,000 =
+    5.00% against NHCEs at 2.00% (limit 4.00%): the second plan fails; alone H's 1.00% would pass. The safe-harbor
+    plan itself runs no ACP test. (H's one deferral ratio, 6.00%, passes the second plan's ADP limit of 7.00%.)"""
+    match = {"tiers": [{"rate": 100, "up_to_percent": 3}, {"rate": 50, "up_to_percent": 5}]}
+    plans = [plan(plan_id="a-safe", employer="acme", safe_harbor="basic_match", match=match,
+                  contributions={"pretax": True}),
+             plan(plan_id="b-tested", employer="acme", match={"tiers": [{"rate": 100, "up_to_percent": 4}]},
+                  contributions={"pretax": True})]
+    rows = [in_plan("a-safe", person("H", "200000", pretax="10000", employer_match="8000")),
+            in_plan("b-tested", person("H", "200000", pretax="2000", employer_match="2000"))]
+    rows += [in_plan("b-tested", person(f"N{i}", "50000", pretax="2500", employer_match="1000")) for i in (1, 2)]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    tested = summaries(outcome)["b-tested"]["acp"]
+    assert (tested["hce"], tested["limit"], tested["passed"]) == ("5.00", "4.00", False)
+    assert summaries(outcome)["a-safe"]["acp"]["tested"] is False
+
+
 # -- 402(g) across the employer's plans (401(a)(30)) ---------------------------------------------------------------
 
 @pytest.mark.parametrize(("first", "second", "birth", "expected"), [

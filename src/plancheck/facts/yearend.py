@@ -356,7 +356,11 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     acp_amount = np.zeros(n, np.int64)
     for code, plan, rows in codes:
         acp_amount[rows] = money["after_tax"][rows] + (match_left[rows] if _counts_match(plan) else 0)
-    acp_total = employers.total(acp_amount, in_several)
+    # One contribution ratio: the plan's own as its test counts it, and from the HCE's other plans every match and
+    # after-tax contribution that would count were that plan tested, a 401(m)(11) match too (1.401(m)-2(a)(3)(ii)).
+    has_match = _per_plan(census, plans, lambda p: p.match is not None, bool)
+    if_tested = money["after_tax"] + np.where(has_match, match_left, 0)
+    acp_total = employers.total(if_tested, in_several) - if_tested + acp_amount
     emp.acp_amount, emp.acr = acp_amount, ratios(acp_total, ratio_pay)
     acp, acp_left = {}, acp_total.copy()
     for code, plan, rows in sorted(codes, key=lambda item: item[1].plan_id):
