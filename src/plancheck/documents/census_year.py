@@ -3,8 +3,9 @@
 The year is, in this order: the `plan_year` column where the census gives one (every row that fills it
 must give the same year); else the year of the latest hire_date or termination_date, when the dates
 pin it: nobody is hired after the plan year, so that year is the earliest the census can be for, and
-it is the year itself when it is the last year rules/limits covers (no later year can be tested) or
-when someone with contributions left in it (they contributed in the plan year and left in it). Any
+it is the year itself when it is the last year rules/limits covers (no later year can be tested),
+when someone with contributions left in it (they contributed in the plan year and left in it), or
+when someone hired in it has pay and no prior-year pay (hired in the plan year itself). Any
 other census cannot tell (a census of long-serving employees with no hire in the year would otherwise
 be tested against an old year): --year is then required, as it is for a census with no dates at all.
 A census spans years, and is refused, when its plan_year values differ, or when someone who left
@@ -78,7 +79,10 @@ def _from_dates(source: str, text: dict[str, pa.Array], paid: np.ndarray, left_o
     if not latest:
         raise InputError(Problem(source, "hire_date", "a census whose dates tell its plan year (no row has a valid "
                                  "hire_date or termination_date): give the year with --year"))
-    if latest == last_year or bool((left_ok & (left == latest) & paid).any()):
+    pay, pay_ok, _ = parse_money(text["compensation"], True)
+    prior, prior_ok, _ = parse_money(text["prior_year_compensation"], True)
+    new_hire = hire_ok & (hired == latest) & pay_ok & (pay > 0) & prior_ok & (prior == 0)
+    if latest == last_year or bool((left_ok & (left == latest) & paid).any()) or bool(new_hire.any()):
         return latest
     raise InputError(Problem(source, "plan_year", f"a census that states its plan year: its latest hire or "
                              f"termination date is in {latest}, so it is for {latest} or a later year; give the year "
