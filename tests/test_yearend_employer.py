@@ -454,8 +454,10 @@ def test_a_feed_none_of_whose_rows_is_used_is_exit_2_not_a_pass(rows, tmp_path):
 @pytest.mark.parametrize(("rows", "year"), [
     ([person("A", "60000"), person("NEW", "30000", hire_date="2026-01-01")], 2026),
     ([person("A", "60000"), person("LEFT", "30000", termination_date="2025-12-31", pretax="100")], 2025),
+    ([person("A", "60000"), person("LEFT", "30000", termination_date="2025-12-31")], 2025),
     ([person("A", "60000"), person("NEW", "30000", hire_date="2025-03-01", prior_year_compensation="")], 2025),
 ], ids=["a hire in 2026, the last year with limits", "someone who contributed and left in 2025",
+        "someone paid in the year who left in 2025",
         "a 2025 hire with no 2024 pay"])
 def test_the_year_defaults_to_the_census_s_own(rows, year, tmp_path):
     """Without --year the plan year is the census's own, read from its dates where they pin it."""
@@ -467,8 +469,8 @@ def test_the_year_defaults_to_the_census_s_own(rows, year, tmp_path):
 
 @pytest.mark.parametrize("rows", [
     [person("A", "60000"), person("NEW", "30000", hire_date="2025-12-31")],
-    [person("A", "60000"), person("LEFT", "30000", termination_date="2025-12-31")],
-], ids=["latest hire in 2025, with 2024 pay (a rehire)", "left in 2025 without contributions"])
+    [person("A", "60000"), person("LEFT", "0", termination_date="2025-12-31")],
+], ids=["latest hire in 2025, with 2024 pay (a rehire)", "left in 2025 without pay in the year"])
 def test_dates_that_do_not_pin_the_year_need_year(rows, tmp_path):
     """A latest date in 2025 only says the census is for 2025 or later (a 2026 census with no hire in 2026, whose
     2025 leaver is counted for top-heavy): exit 2 asking for --year, which then decides."""

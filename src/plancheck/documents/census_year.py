@@ -4,7 +4,7 @@ The year is, in this order: the `plan_year` column where the census gives one (e
 must give the same year); else the year of the latest hire_date or termination_date, when the dates
 pin it: nobody is hired after the plan year, so that year is the earliest the census can be for, and
 it is the year itself when it is the last year rules/limits covers (no later year can be tested),
-when someone with contributions left in it (they contributed in the plan year and left in it), or
+when someone with pay or contributions left in it (they worked in the plan year and left in it), or
 when someone hired in it has pay and no prior-year pay (hired in the plan year itself). Any
 other census cannot tell (a census of long-serving employees with no hire in the year would otherwise
 be tested against an old year): --year is then required, as it is for a census with no dates at all.
@@ -82,7 +82,8 @@ def _from_dates(source: str, text: dict[str, pa.Array], paid: np.ndarray, left_o
     pay, pay_ok, _ = parse_money(text["compensation"], True)
     prior, prior_ok, _ = parse_money(text["prior_year_compensation"], True)
     new_hire = hire_ok & (hired == latest) & pay_ok & (pay > 0) & prior_ok & (prior == 0)
-    if latest == last_year or bool((left_ok & (left == latest) & paid).any()) or bool(new_hire.any()):
+    worked = paid | (pay_ok & (pay > 0))  # contributions or pay in the plan year
+    if latest == last_year or bool((left_ok & (left == latest) & worked).any()) or bool(new_hire.any()):
         return latest
     raise InputError(Problem(source, "plan_year", f"a census that states its plan year: its latest hire or "
                              f"termination date is in {latest}, so it is for {latest} or a later year; give the year "
