@@ -32,11 +32,10 @@ def census_year(source: str, text: dict[str, pa.Array], lines: np.ndarray, given
     if stated is not None and given is not None and stated[0] != given:
         raise InputError(Problem(source, "plan_year", f"the year given with --year ({given})",
                                  got=f"{stated[0]} (line {stated[1]})"))
-    paid = _paid(text, len(lines), contributions)
     _days, left_ok, left = parse_dates(text["termination_date"])
     year = given if given is not None else stated[0] if stated is not None else \
-        _from_dates(source, text, paid, left_ok, left, last_year)
-    _one_year(source, text, lines, year, paid, left_ok, left)
+        _from_dates(source, text, contributions, left_ok, left, last_year)
+    _one_year(source, text, lines, year, contributions, left_ok, left)
     return year
 
 
@@ -63,37 +62,44 @@ def _stated(source: str, column: pa.Array, lines: np.ndarray) -> tuple[int, int]
     return int(years[0]), int(lines[first])
 
 
-def _paid(text: dict[str, pa.Array], rows: int, contributions: tuple[str, ...]) -> np.ndarray:
-    """Rows with a contribution of the year."""
-    paid = np.zeros(rows, dtype=bool)
-    for column in contributions:
-        cents, money_ok, _ = parse_money(text[column], True)
-        paid |= money_ok & (cents > 0)
-    return paid
+def _positive(text: dict[str, pa.Array], columns: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+    """Which of `rows` have an amount above zero in any of the columns (parsed for those rows only)."""
+    found = np.zeros(len(rows), dtype=bool)
+    if not len(rows):
+        return found
+    taken = pa.array(rows)
+    for column in columns:
+        cents, ok, _ = parse_money(text[column].take(taken), True)
+        found |= ok & (cents > 0)
+    return found
 
 
-def _from_dates(source: str, text: dict[str, pa.Array], paid: np.ndarray, left_ok: np.ndarray, left: np.ndarray,
-                last_year: int | None) -> int:
+def _from_dates(source: str, text: dict[str, pa.Array], contributions: tuple[str, ...], left_ok: np.ndarray,
+                left: np.ndarray, last_year: int | None) -> int:
     _days, hire_ok, hired = parse_dates(text["hire_date"])
     latest = max(int(hired[hire_ok].max()) if hire_ok.any() else 0, int(left[left_ok].max()) if left_ok.any() else 0)
     if not latest:
         raise InputError(Problem(source, "hire_date", "a census whose dates tell its plan year (no row has a valid "
                                  "hire_date or termination_date): give the year with --year"))
-    pay, pay_ok, _ = parse_money(text["compensation"], True)
-    prior, prior_ok, _ = parse_money(text["prior_year_compensation"], True)
-    new_hire = hire_ok & (hired == latest) & pay_ok & (pay > 0) & prior_ok & (prior == 0)
-    worked = paid | (pay_ok & (pay > 0))  # contributions or pay in the plan year
-    if latest == last_year or bool((left_ok & (left == latest) & worked).any()) or bool(new_hire.any()):
+    if latest == last_year:
+        return latest
+    leavers = np.flatnonzero(left_ok & (left == latest))  # paid or contributing in the plan year, left in it
+    hires = np.flatnonzero(hire_ok & (hired == latest))   # paid in it, nothing the year before: hired in it
+    worked = _positive(text, ("compensation", *contributions), leavers)
+    paid = _positive(text, ("compensation",), hires)
+    paid_before = _positive(text, ("prior_year_compensation",), hires)
+    if worked.any() or (paid & ~paid_before).any():
         return latest
     raise InputError(Problem(source, "plan_year", f"a census that states its plan year: its latest hire or "
                              f"termination date is in {latest}, so it is for {latest} or a later year; give the year "
                              "with --year (or a plan_year column)"))
 
 
-def _one_year(source: str, text: dict[str, pa.Array], lines: np.ndarray, year: int, paid: np.ndarray,
+def _one_year(source: str, text: dict[str, pa.Array], lines: np.ndarray, year: int, contributions: tuple[str, ...],
               left_ok: np.ndarray, left: np.ndarray) -> None:
     """Refuse a census with a row of someone gone before the plan year who has contributions in it."""
-    earlier = np.flatnonzero(left_ok & (left < year) & paid)
+    before = np.flatnonzero(left_ok & (left < year))
+    earlier = before[_positive(text, contributions, before)]
     if len(earlier):
         row = int(earlier[0])
         raise InputError(Problem(source, "termination_date", f"one plan year per census: someone who left before "
