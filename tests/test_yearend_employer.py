@@ -58,7 +58,8 @@ def test_an_hce_in_two_plans_of_one_employer_has_one_ratio_and_both_plans_fail(t
     for plan_id, summary in summaries(outcome).items():
         assert (summary["adp"]["hce"], summary["adp"]["limit"], summary["adp"]["passed"]) == ("6.00", "5.00", False)
     assert (summaries(outcome)[PLAN]["adp"]["excess"], summaries(outcome)[OTHER]["adp"]["excess"]) == ("2000.00", "0.00")
-    assert {h["plan_id"]: h["adr"] for h in outcome.hces} == {PLAN: "6.00", OTHER: "6.00"}
+    assert {h["plan_id"]: (h["adr"], h["ratio_plans"]) for h in outcome.hces} == {
+        PLAN: ("6.00", [PLAN, OTHER]), OTHER: ("6.00", [PLAN, OTHER])}
     refunds = [(c.plan_id, c.employee_id, c.amount) for c in outcome.corrections if c.kind == "adp_excess_distribution"]
     assert refunds == [(PLAN, "H", 200000)]
     assert "adp-test-failed" in rules_fired(outcome)

@@ -216,8 +216,17 @@ def _hce_records(census: Census, facts: YearendFacts, plan_facts: PlanFacts) -> 
                             "citation": "IRC 414(q)(1)(B)" + (", 414(q)(3)" if top_paid else "")})
         out.append({"event": "hce", "plan_id": plan_facts.plan.plan_id, "employee_id": str(census.employee_id[row]),
                     "year": year, "eligible": bool(e.eligible[row]), "adr": percent(int(e.adr[row])),
-                    "acr": percent(int(e.acr[row])), "reasons": reasons, "line": int(census.line[row])})
+                    "acr": percent(int(e.acr[row])), "reasons": reasons, "line": int(census.line[row]),
+                    "ratio_plans": _ratio_plans(census, facts, row)})
     return out
+
+
+def _ratio_plans(census: Census, facts: YearendFacts, row: int) -> list[str]:
+    """The employer's plans whose contributions make this HCE's one ratio: those they are eligible in
+    (1.401(k)-2(a)(3)(ii)); just this plan for someone in one plan."""
+    e = facts.employees
+    rows = facts.person_rows.get(int(e.person[row]), [row])
+    return sorted(census.plan_ids[int(census.plan[r])] for r in rows if e.eligible[r] or r == row)
 
 
 def key_reasons(bits: int) -> list[str]:

@@ -68,6 +68,8 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
             for h in plan_hces:
                 why = "; ".join(_reason(r) for r in h["reasons"])
                 status = f"ADR {h['adr']}%  ACR {h['acr']}%" if h["eligible"] else "not eligible in the year"
+                if h["eligible"] and len(h.get("ratio_plans", [])) > 1:
+                    status += f" (one ratio from plans {', '.join(h['ratio_plans'])})"
                 out.append(f"    {h['employee_id']}: {status}  ({why})")
         plan_corrections = [c for c in corrections if c["plan_id"] == plan_id]
         if plan_corrections:
