@@ -219,6 +219,16 @@ def test_the_required_aggregation_group_decides_for_each_of_its_plans(second_key
     assert by_employee(outcome, "top_heavy_minimum") == ({"S1": "1500.00", "S2": "1500.00"} if heavy else {})
 
 
+@pytest.mark.parametrize(("second_key", "heavy"), [("800000.00", False), ("800000.01", True)])
+def test_the_group_s_60_percent_boundary(second_key, heavy, tmp_path, rulebook, limits, engine):
+    """Keys hold 400,000 + 800,000 of 2,000,000 in the group: exactly 60% is not top-heavy; a cent more is."""
+    plans = [plan(employer="acme"), plan(plan_id=OTHER, employer="acme")]
+    rows = [_key(PLAN, "K1", "400000"), _staff(PLAN, "S1", "600000"),
+            _key(OTHER, "K2", second_key), _staff(OTHER, "S2", "200000")]
+    outcome = run_plans(tmp_path, rows, plans, rulebook, limits, engine)
+    assert [s["top_heavy"]["top_heavy"] for s in outcome.summaries] == [heavy, heavy]
+
+
 @pytest.mark.parametrize(("permissive", "heavy"), [(False, True), (True, False)])
 def test_a_permissive_aggregation_group_can_take_a_plan_out_of_top_heavy(permissive, heavy, tmp_path, rulebook,
                                                                          limits, engine):
