@@ -538,8 +538,9 @@ def yearend(
     census: Annotated[str, typer.Argument(help="Census: CSV with a header row, or Parquet; one row per employee per "
                                           "plan; a path or a URL")],
     plans: Annotated[Optional[Path], typer.Option("--plans", help="Directory of plan documents")] = None,
-    year: Annotated[Optional[int], typer.Option("--year", help="Plan year tested (default: the last year under "
-                                                "rules/limits)")] = None,
+    year: Annotated[Optional[int], typer.Option("--year", help="Plan year tested (default: the census's own: its "
+                                                "plan_year column, else the year of its latest hire or termination "
+                                                "date)")] = None,
     feed: Annotated[Optional[str], typer.Option("--feed", help="Take the contribution totals from this payroll "
                                                 "feed (CSV or Parquet; a path or a URL) instead of the census")] = None,
     preview: Annotated[Optional[dt.datetime], typer.Option(
@@ -576,8 +577,8 @@ def yearend(
                    plans_dir)
     try:
         rulebook, limits = _rules(rules)
-        year = year or limits.last_year
-        limits.for_year(year, field="--year")
+        if year is not None:
+            limits.for_year(year, field="--year")
         as_of = preview.date() if preview is not None else None
         if as_of is not None:
             year = as_of.year
@@ -585,7 +586,10 @@ def yearend(
         plan_ids = sorted(loaded)
         plan_docs = [loaded[pid][0] for pid in plan_ids]
         check_plans(plan_docs, limits, [str(loaded[pid][1]) for pid in plan_ids])
-        data = read_census(census_source, plan_ids, year, preview=as_of is not None)
+        data = read_census(census_source, plan_ids, year, preview=as_of is not None, last_year=limits.last_year)
+        if year is None:  # the census's own year (documents/census_year.py)
+            year = data.year
+            limits.for_year(year, source=str(census_source), field="plan year (read from the census; give --year)")
         feed_summary, feed_rejects = None, None
         if feed_source is not None:
             from plancheck.documents.census_feed import contributions_from_feed

@@ -169,6 +169,8 @@ def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, fir
             if kind == "acp_excess_distribution":
                 details |= {"from_after_tax": format_cents(int(e.acp_from_after_tax[row])),
                             "from_match": format_cents(int(e.acp_from_match[row]))}
+            if kind == "excess_deferral":
+                details |= _employer_deferrals(census, facts, row)
             if kind == "adp_excess_distribution" and e.excess_deferral[row]:
                 details["reduced_by_excess_deferral"] = format_cents(int(e.excess_deferral[row]))
             if kind == "excess_deferral" and facts.roth_catch_up is not None and facts.roth_catch_up.not_catch_up[row]:
@@ -177,6 +179,20 @@ def _corrections(census: Census, facts: YearendFacts, plan_facts: PlanFacts, fir
             out.append(Correction(plan_id, str(census.employee_id[row]), kind, amount, deadline, final,
                                   citations[kind], int(census.line[row]), details))
     return out
+
+
+def _employer_deferrals(census: Census, facts: YearendFacts, row: int) -> dict[str, Any]:
+    """For someone deferring in several plans of the employer (401(a)(30)): their deferrals in each, and the order
+    an excess comes back in (the plan holding the most first, each at most its own: facts/employer.py)."""
+    e, money = facts.employees, census.money
+    same = facts.person_rows.get(int(e.person[row]), [])
+    if len(same) < 2:
+        return {}
+    each = sorted(((census.plan_ids[int(census.plan[r])], int(money["pretax"][r] + money["roth"][r])) for r in same),
+                  key=lambda item: (-item[1], item[0]))
+    return {"employer_deferrals": format_cents(int(e.employer_deferrals[row])),
+            "plan_deferrals": {plan: format_cents(amount) for plan, amount in each},
+            "returned_from": [plan for plan, _ in each]}
 
 
 def _hce_records(census: Census, facts: YearendFacts, plan_facts: PlanFacts) -> list[dict[str, Any]]:
@@ -204,8 +220,17 @@ def _hce_records(census: Census, facts: YearendFacts, plan_facts: PlanFacts) -> 
                             "citation": "IRC 414(q)(1)(B)" + (", 414(q)(3)" if top_paid else "")})
         out.append({"event": "hce", "plan_id": plan_facts.plan.plan_id, "employee_id": str(census.employee_id[row]),
                     "year": year, "eligible": bool(e.eligible[row]), "adr": percent(int(e.adr[row])),
-                    "acr": percent(int(e.acr[row])), "reasons": reasons, "line": int(census.line[row])})
+                    "acr": percent(int(e.acr[row])), "reasons": reasons, "line": int(census.line[row]),
+                    "ratio_plans": _ratio_plans(census, facts, row)})
     return out
+
+
+def _ratio_plans(census: Census, facts: YearendFacts, row: int) -> list[str]:
+    """The employer's plans whose contributions make this HCE's one ratio: those they are eligible in
+    (1.401(k)-2(a)(3)(ii)); just this plan for someone in one plan."""
+    e = facts.employees
+    rows = facts.person_rows.get(int(e.person[row]), [row])
+    return sorted(census.plan_ids[int(census.plan[r])] for r in rows if e.eligible[r] or r == row)
 
 
 def key_reasons(bits: int) -> list[str]:
@@ -249,7 +274,7 @@ def _test_summary(f: dict[str, int], t: str, failed: bool) -> dict[str, Any]:
 def _summary(plan_facts: PlanFacts, fired: list[Rule], corrections: int, top_heavy_limit: int) -> dict[str, Any]:
     f = plan_facts.facts
     failed_tests = {rule.test for rule in fired}
-    top_heavy = f["key_account_balances"] > f["top_heavy_balance_limit"]
+    top_heavy = bool(f["top_heavy_required_group"]) and f["key_account_balances"] > f["top_heavy_balance_limit"]
     return {
         "event": "yearend_summary", "plan_id": plan_facts.plan.plan_id, "year": f["year"],
         "employees": f["employees"], "eligible": f["eligible_employees"], "hces": f["hces"], "nhces": f["nhces"],
@@ -257,6 +282,8 @@ def _summary(plan_facts: PlanFacts, fired: list[Rule], corrections: int, top_hea
         "acp": _test_summary(f, "acp", "acp" in failed_tests),
         "top_heavy": {"exempt": bool(f["top_heavy_exempt"]), "top_heavy": top_heavy,
                       "key_employees": f["key_employees"], "key_account_balances": format_cents(f["key_account_balances"]),
+                      "aggregation": plan_facts.top_heavy_aggregation, "group": plan_facts.top_heavy_group,
+                      "required_group": bool(f["top_heavy_required_group"]),
                       "key_officer_limit": f["key_officer_limit"], "officers_beyond_limit": f["officers_beyond_limit"],
                       "account_balances": format_cents(f["account_balances"]), "ratio": percent(f["top_heavy_ratio"]),
                       "limit": percent(top_heavy_limit),

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from plancheck.documents.census_year import census_year
 from plancheck.documents.feed.parse import EMPTY_TEXT, ZERO_TEXT, parse_dates, parse_money
 from plancheck.documents.feed.reader import LINE, Layout, open_feed
 from plancheck.documents.feed.records import RAW_CHARS, Reject
@@ -27,17 +28,22 @@ from plancheck.documents.feed.source import Source
 from plancheck.errors import shown
 from plancheck.money import MAX_DOLLARS_TEXT
 
+#: Optional top-heavy columns: distributions added back to balances (416(g)(3)) and former key employees
+#: (416(g)(4)(B)).
+TOP_HEAVY_COLUMNS = ("distributions_1yr", "distributions_5yr", "former_key_employee")
 #: Census columns: names are the interface (README, "Year-end testing").
 CENSUS_COLUMNS = ("plan_id", "employee_id", "birth_date", "hire_date", "termination_date", "compensation",
                   "prior_year_compensation", "ownership_percent", "prior_year_ownership_percent", "related_to",
                   "officer", "pretax", "roth", "after_tax", "employer_match", "employer_nonelective",
-                  "account_balance", "other_plan_deferrals", "prior_year_fica_wages", "forfeitures")
+                  "account_balance", "other_plan_deferrals", "prior_year_fica_wages", "forfeitures",
+                  *TOP_HEAVY_COLUMNS, "plan_year")
 #: Columns the header must have; the others may be left out (read as empty).
 REQUIRED_COLUMNS = ("plan_id", "employee_id", "birth_date", "hire_date", "compensation")
 #: Contribution totals of the year (or year to date for a preview); empty is zero.
 CONTRIBUTIONS = ("pretax", "roth", "after_tax", "employer_match", "employer_nonelective")
 #: Optional money columns; empty is zero (no prior-year pay from this employer, no balance).
-OPTIONAL_MONEY = ("prior_year_compensation", *CONTRIBUTIONS, "account_balance", "other_plan_deferrals", "forfeitures")
+OPTIONAL_MONEY = ("prior_year_compensation", *CONTRIBUTIONS, "account_balance", "other_plan_deferrals", "forfeitures",
+                  "distributions_1yr", "distributions_5yr")
 #: Mid-year preview only: each employee's current elections, percent of pay per pay period.
 #: Empty means "continue at the year-to-date rate".
 ELECTION_COLUMNS = ("election_pretax_percent", "election_roth_percent", "election_after_tax_percent")
@@ -72,6 +78,7 @@ class Census:
     prior_year_ownership: np.ndarray
     related: np.ndarray            # row index of the family member whose ownership is attributed, -1 none
     officer: np.ndarray            # bool
+    former_key: np.ndarray         # bool: a key employee in a year before the determination year (416(g)(4)(B))
     money: dict[str, np.ndarray]   # CONTRIBUTIONS and account_balance, cents
     elections: dict[str, np.ndarray]  # ELECTION_COLUMNS in millionths of one, -1 where empty
     rows_read: int
@@ -118,8 +125,10 @@ def parse_percent(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return np.where(ok, ppm, 0), ok | empty, empty
 
 
-def read_census(path: Path | Source, plan_ids: list[str], year: int, *, preview: bool = False) -> Census:
-    """Read and validate a census for a plan year; bad rows become rejects, a bad file an InputError."""
+def read_census(path: Path | Source, plan_ids: list[str], year: int | None, *, preview: bool = False,
+                last_year: int | None = None) -> Census:
+    """Read and validate a census for a plan year (None: the census's own, census_year.py); bad rows become
+    rejects, a bad file (or one of several plan years) an InputError."""
     source = str(path)
     census = open_feed(path, CENSUS)  # the batch's reader: quotes, bad bytes and huge records are rejected rows
     batches = list(census.batches())
@@ -128,6 +137,7 @@ def read_census(path: Path | Source, plan_ids: list[str], year: int, *, preview:
     extra = [c for c in census.header if c not in known]
     lines = table.column(LINE).to_numpy() if table.num_rows else np.zeros(0, dtype=np.int64)
     text = {c: table.column(c).combine_chunks() for c in (*CENSUS_COLUMNS, *ELECTION_COLUMNS)}
+    year = census_year(source, text, lines, year, CONTRIBUTIONS, last_year)  # `last_year`: rules/limits' last
     unsplit = [Reject(bad.line, bad.reason, bad.values[:len(CENSUS_COLUMNS)] if bad.values else None, bad.raw)
                for bad in census.bad_rows]
     return _validate(source, year, text, lines, unsplit, plan_ids, extra, preview)
@@ -189,14 +199,20 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     officer = pc.is_in(officer_text, pa.array(_TRUE)).to_numpy(zero_copy_only=False)
     officer_ok = officer | pc.is_in(officer_text, pa.array(_FALSE)).to_numpy(zero_copy_only=False)
     flag(~officer_ok, lambda r: f"officer: expected true or false, got {shown(value('officer', r))}")
+    former_key, former_ok = _flag_column(text["former_key_employee"])
+    flag(~former_ok, lambda r: f"former_key_employee: expected true or false, got "
+                               f"{shown(value('former_key_employee', r))}")
 
     birth, hire, term = dates["birth_date"], dates["hire_date"], dates["termination_date"]
-    start, end = _days(dt.date(year, 1, 1)), _days(dt.date(year, 12, 31))
+    end = _days(dt.date(year, 12, 31))
     both = date_ok["birth_date"] & date_ok["hire_date"]
     flag(both & (birth >= hire), lambda r: "hire_date: must be after birth_date")
     flag(date_ok["birth_date"] & (birth < _days(dt.date(year - 120, 1, 1))), lambda r: "birth_date: gives an age over 120")
     flag(date_ok["hire_date"] & (hire > end), lambda r: f"hire_date: after the {year} plan year")
-    flag(date_ok["termination_date"] & (term < start), lambda r: f"termination_date: before the {year} plan year")
+    # Someone who left in the prior year still has the balance the top-heavy test counts (416(g)(4)(E)).
+    flag(date_ok["termination_date"] & (term < _days(dt.date(year - 1, 1, 1))),
+         lambda r: f"termination_date: before {year - 1}; no service in the year ending on the determination date, "
+                   "so the balance is not counted (IRC 416(g)(4)(E)) and the row belongs to no test")
     flag(date_ok["hire_date"] & date_ok["termination_date"] & (term < hire),
          lambda r: "termination_date: before hire_date")
     paid = sum(money[c] for c in CONTRIBUTIONS)
@@ -232,14 +248,21 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
         employee_id=employee_np[keep], birth=birth[keep], hire=hire[keep], termination=term[keep],
         compensation=money["compensation"][keep], prior_year_compensation=money["prior_year_compensation"][keep],
         ownership=ownership["ownership_percent"][keep], prior_year_ownership=ownership["prior_year_ownership_percent"][keep],
-        related=related_kept, officer=officer[keep],
-        money={c: money[c][keep] for c in (*CONTRIBUTIONS, "account_balance", "other_plan_deferrals", "forfeitures")},
+        related=related_kept, officer=officer[keep], former_key=former_key[keep],
+        money={c: money[c][keep] for c in OPTIONAL_MONEY if c != "prior_year_compensation"},
         elections={c: v[keep] for c, v in elections.items()},
         rows_read=n + len(unsplit), rejects=rejects, extra_columns=extra,
         prior_year_fica_wages=money["prior_year_fica_wages"][keep],
         fica_known=pc.not_equal(pc.utf8_trim_whitespace(text["prior_year_fica_wages"]), EMPTY_TEXT).to_numpy(
             zero_copy_only=False)[keep] if n else np.zeros(0, dtype=bool),
     )
+
+
+def _flag_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(true, ok) for a text column of true/false (yes/no, y/n, 1/0; empty is false)."""
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(column))
+    true = pc.is_in(text, pa.array(_TRUE)).to_numpy(zero_copy_only=False)
+    return true, true | pc.is_in(text, pa.array(_FALSE)).to_numpy(zero_copy_only=False)
 
 
 def _first_rows_and_relations(plan: np.ndarray, employee: pa.Array,

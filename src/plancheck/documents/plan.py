@@ -265,6 +265,25 @@ class NondiscriminationTesting(Strict):
         return self
 
 
+class TopHeavy(Strict):
+    """How the plan is grouped with the employer's other plans for the top-heavy test (416(g)(2)).
+
+    Plans in which a key employee participates form the employer's required aggregation group on
+    their own (416(g)(2)(A)(i)(I)); these terms add what the census cannot tell.
+    """
+
+    coverage_group: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64,
+        description="Plans of one employer that are aggregated with each other to meet 401(a)(4) or 410(b) share "
+        "this name: when one of them is in the required aggregation group, all of them are (416(g)(2)(A)(i)(II))")
+    permissive_aggregation_group: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64,
+        description="The employer's permissive aggregation group (416(g)(2)(A)(ii); Treas. Reg. 1.416-1, T-7): "
+        "every plan of the group names it, the plans of the required aggregation group included; the group as a "
+        "whole must still meet 401(a)(4) and 410(b). The group's balances then decide for the required group's "
+        "plans; a plan only in the permissive group is never top-heavy")
+
+
 class Plan(Strict):
     """A 401(k) plan document as plancheck reads it."""
 
@@ -293,6 +312,7 @@ class Plan(Strict):
     automatic_enrollment: AutomaticEnrollment | None = Field(
         default=None, description="Automatic enrollment terms (a QACA needs them, 401(k)(13)(C))")
     nondiscrimination_testing: NondiscriminationTesting = NondiscriminationTesting()
+    top_heavy: TopHeavy = TopHeavy()
     notes: str | None = None
     references: list[Reference] = Field(default_factory=list)
 

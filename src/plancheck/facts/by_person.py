@@ -1,6 +1,6 @@
 """Per-person sums and allocations over the census rows of one employer's plans.
 
-A person is one employee_id at one employer (facts/yearend.py `_Employers.person`): someone in two
+A person is one employee_id at one employer (facts/employer.py `Employers.person`): someone in two
 plans of the employer has two rows and one person number. These helpers add a person's rows up and
 take an amount from a person's rows in census order, vectorized.
 """

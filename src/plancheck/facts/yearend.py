@@ -11,29 +11,30 @@ first, the related match forfeited), then the ACP test on what is left.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from plancheck.documents.census import Census
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem
 from plancheck.facts.annual_additions import ANNUAL_ADDITIONS_FACTS, AnnualAdditions, annual_additions
-from plancheck.facts.leveling import WHOLE, allocate_by_amount, average, excess_by_ratio, ratios, test_limits
-from plancheck.facts.period import catch_up as catch_up_of
+from plancheck.facts.employer import Employers, deferral_limits, top_paid
+from plancheck.facts.leveling import allocate_by_amount, average, excess_by_ratio, ratios, test_limits
 from plancheck.facts.roth_catch_up import ROTH_CATCH_UP_FACTS, RothCatchUp
+from plancheck.facts.top_heavy import (  # noqa: F401 (the key_reasons bits, read from here by checks/yearend.py)
+    KEY_FIVE_PERCENT_OWNER,
+    KEY_OFFICER,
+    KEY_ONE_PERCENT_OWNER,
+    top_heavy,
+)
 from plancheck.money import apply_rate
 
 EPOCH = dt.date(1970, 1, 1)
 #: Bits of `hce_reasons`: why an employee is highly compensated.
 OWNER_THIS_YEAR, OWNER_PRIOR_YEAR, PAID_ABOVE_THRESHOLD = 1, 2, 4
-#: Bits of `key_reasons`: why an employee is a key employee.
-KEY_OFFICER, KEY_FIVE_PERCENT_OWNER, KEY_ONE_PERCENT_OWNER = 1, 2, 4
 _ENTRY_STEP = {"immediate": 0, "monthly": 1, "quarterly": 3, "semiannual": 6}
 
 
@@ -221,6 +222,8 @@ class Employees:
     acp_from_after_tax: np.ndarray
     acp_from_match: np.ndarray
     top_heavy_minimum: np.ndarray
+    employer_deferrals: np.ndarray    # the person's deferrals in every plan of the employer (401(a)(30))
+    person: np.ndarray                # a person's number: the same employee_id at the same employer
 
 
 @dataclass
@@ -232,6 +235,8 @@ class PlanFacts:
     facts: dict[str, int]
     minimum_rate: tuple[int, int] = (0, 1)  # top-heavy minimum as an exact fraction of pay
     deadlines: dict[str, dt.date] = field(default_factory=dict)
+    top_heavy_group: list[str] = field(default_factory=list)  # plan_ids of the group deciding top-heavy status
+    top_heavy_aggregation: str | None = None                     # "required", "permissive", or None (alone)
 
 
 @dataclass
@@ -239,6 +244,8 @@ class YearendFacts:
     figures: Figures
     employees: Employees
     plans: list[PlanFacts]
+    #: The rows of each person in more than one plan of their employer (person number -> census rows).
+    person_rows: dict[int, list[int]] = field(default_factory=dict)
     roth_catch_up: RothCatchUp | None = None        # 414(v)(7), facts/roth_catch_up.py
     annual_additions: AnnualAdditions | None = None  # 415(c) across the employer, facts/annual_additions.py
 
@@ -251,7 +258,7 @@ BUILT_FACTS = frozenset({
     "adp_recharacterized", "adp_distributed",
     "acp_tested", "acp_match_exempt", "hce_acp", "nhce_acp", "acp_limit", "acp_limit_basic",
     "acp_limit_alternative", "acp_excess", "match_forfeited", "excess_deferrals", "excess_deferral_employees",
-    "top_heavy_exempt", "key_employees", "key_officer_limit", "officers_beyond_limit", "key_account_balances",
+    "top_heavy_exempt", "top_heavy_required_group", "top_heavy_group_plans", "key_employees", "key_officer_limit", "officers_beyond_limit", "key_account_balances",
     "account_balances", "top_heavy_balance_limit", "top_heavy_ratio", "top_heavy_minimum_rate", "top_heavy_minimum_owed", "top_heavy_minimum_employees",
 }) | ROTH_CATCH_UP_FACTS | ANNUAL_ADDITIONS_FACTS
 
@@ -264,67 +271,6 @@ def _attributed(own: np.ndarray, related: np.ndarray) -> np.ndarray:
     """Ownership counting the family member's named in related_to (318(a)(1); one level, 318(a)(5)(B))."""
     return own + np.where(related >= 0, own[np.maximum(related, 0)], 0) if len(own) else own
 
-
-@dataclass
-class _Employers:
-    """Who is one person at one employer: the plans of an employer (their documents' `employer`, else their
-    plan_id) share a top-paid group and an officer limit (414(q), 416(i)), counted by person, not by row."""
-
-    person: np.ndarray                   # (rows,) a person's number: the same employee_id at the same employer
-    rows: dict[str, np.ndarray]          # employer -> its rows, in every plan of it
-    #: Every employer has one plan here, so a person is a row.
-    one_row_each: bool = False
-    #: (employer, first plan year) -> (key officers as a mask of every census row, the limit on them)
-    officers: dict[tuple[str, bool], tuple[np.ndarray, int]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, census: Census, plans: list[Plan]) -> "_Employers":
-        names = sorted({p.employer_id for p in plans})
-        code = np.array([names.index(p.employer_id) for p in plans], dtype=np.int64)
-        row_employer = code[census.plan] if census.rows else np.zeros(0, dtype=np.int64)
-        rows = {name: np.flatnonzero(row_employer == k) for k, name in enumerate(names)}
-        if len(names) == len(plans):  # a plan per employer: an employee_id is once in its plan (census.py), one row each
-            return cls(person=np.arange(census.rows, dtype=np.int64), rows=rows, one_row_each=True)
-        ids = pc.dictionary_encode(pa.array(census.employee_id, type=pa.string())).indices
-        person = ids.to_numpy(zero_copy_only=False).astype(np.int64) * len(names) + row_employer
-        return cls(person=person, rows=rows)
-
-    def persons(self, rows: np.ndarray, flags: np.ndarray) -> int:
-        """How many people of `rows` have a row with the flag set."""
-        return int(flags.sum()) if self.one_row_each else len(np.unique(self.person[rows][flags]))
-
-
-def _counted(census: Census, rows: np.ndarray, figures: Figures, year: int) -> tuple[np.ndarray, np.ndarray]:
-    """(employed, counted) of `rows` in `year`: hired by its end, and of those the ones not excluded under
-    414(q)(5) by age or service (Treas. Reg. 1.414(q)-1T A-9(b)), as the top-paid group and the officer limit count."""
-    year_end = day_number(dt.date(year, 12, 31))
-    hire, birth = census.hire[rows], census.birth[rows]
-    employed = hire <= year_end
-    counted = (employed & (add_months(birth, 12 * figures.top_paid_age) <= year_end)
-               & (add_months(hire, figures.top_paid_service_months) <= year_end + 1))
-    return employed, counted
-
-
-def _top_paid(census: Census, rows: np.ndarray, figures: Figures, employers: _Employers) -> np.ndarray:
-    """Rows (of `rows`, the rows of one employer) in the top-paid group of the look-back year (414(q)(3), Treas.
-    Reg. 1.414(q)-1T A-9): the group is the employer's, of people (someone in two of its plans counts once)."""
-    employed, counted = _counted(census, rows, figures, figures.year - 1)
-    size = int((Decimal(employers.persons(rows, counted)) * figures.top_paid_percent / 100 + Decimal("0.5")) // 1)
-    return _highest_paid(employers.person[rows], employed, census.prior_year_compensation[rows], size)
-
-
-def _highest_paid(person: np.ndarray, candidate: np.ndarray, pay: np.ndarray, size: int) -> np.ndarray:
-    """The rows of the `size` highest paid people among the candidate rows (a person's pay: the most any of their
-    rows shows; ties in census order), as a mask of the rows."""
-    rows = np.flatnonzero(candidate)
-    if not len(rows) or size <= 0:
-        return np.zeros(len(person), dtype=bool)
-    people, first = np.unique(person[rows], return_index=True)
-    best = np.zeros(len(people), dtype=np.int64)
-    np.maximum.at(best, np.searchsorted(people, person[rows]), pay[rows])
-    ranked = people[np.lexsort((first, -best))]
-    members = np.isin(person, ranked[:size])
-    return members & candidate
 
 
 def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, year: int) -> YearendFacts:
@@ -347,18 +293,18 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     ownership = _attributed(census.ownership, census.related)
     prior_ownership = _attributed(census.prior_year_ownership, census.related)
     pay_test = census.prior_year_compensation > figures.hce_threshold_lookback
-    employers = _Employers.of(census, plans)
+    employers = Employers.of(census, plans)
     for code, plan in enumerate(plans):
         if plan.nondiscrimination_testing.top_paid_group_election:
             rows = employers.rows[plan.employer_id]
             in_plan = census.plan[rows] == code
-            pay_test[rows[in_plan]] &= _top_paid(census, rows, figures, employers)[in_plan]
+            pay_test[rows[in_plan]] &= top_paid(census, rows, figures, employers)[in_plan]
     hce_reasons = (np.where(ownership > figures.five_percent_ppm, OWNER_THIS_YEAR, 0)
                    | np.where(prior_ownership > figures.five_percent_ppm, OWNER_PRIOR_YEAR, 0)
                    | np.where(pay_test, PAID_ABOVE_THRESHOLD, 0)).astype(np.int64)
     hce = hce_reasons > 0
 
-    # Catch-up and 402(g): the part of deferrals above the first applicable limit (1.414(v)-1(b)(1)).
+    # Catch-up and 402(g), across the employer's plans (facts/employer.py).
     age = year - census.birth.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) - 1970
     offered = _per_plan(census, plans, lambda p: p.catch_up.offered, bool)
     catch_up_age = age >= figures.catch_up_age
@@ -377,20 +323,21 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     max_deferral = _per_plan(census, plans, lambda p: -1 if p.contributions.max_deferral_percent is None
                              else p.contributions.max_deferral_percent)
     above_plan_cap = np.where(max_deferral >= 0, deferrals - apply_rate(plan_pay, np.maximum(max_deferral, 0)), 0)
-    catch_up = catch_up_of(catch_up_limit, deferrals, deferrals - figures.deferral_402g,
-                           deferrals + employer - limit_415, above_plan_cap)
-    # 402(g): the plan-level excess (401(a)(30), this employer's deferrals and the catch-up the plan permits), or
-    # the individual's (402(g)(1): other employers' deferrals too, and the age-based catch-up whatever the plan
-    # offers), whichever is larger; what this plan can give back is at most what was deferred in it.
-    individual_excess = deferrals + money["other_plan_deferrals"] - figures.deferral_402g - by_age(band_age)
-    excess_deferral = np.clip(np.maximum(deferrals - figures.deferral_402g - catch_up_limit, individual_excess),
-                              0, deferrals)
+    rank = np.argsort(np.argsort([p.plan_id for p in plans], kind="stable"))
+    plan_rank = rank[census.plan] if n else np.zeros(0, np.int64)
+    limited = deferral_limits(employers, plan_rank, deferrals, figures.deferral_402g, catch_up_limit, by_age(band_age),
+                              money["other_plan_deferrals"], deferrals + employer - limit_415, above_plan_cap)
+    catch_up, excess_deferral = limited.catch_up, limited.excess
     # 415(c) across the employer's plans before the ADP and ACP tests, which leave out what it returns.
     additions = annual_additions(census, plans, employers.person, figures.annual_additions_415c,
                                  figures.compensation_401a17, catch_up_limit, catch_up, excess_deferral)
     # Catch-up is left out of the ADP; an NHCE's distributed excess deferrals too (Treas. Reg. 1.401(k)-2(a)(4)).
     adp_amount = deferrals - additions.taken["annual_additions_deferrals"] - catch_up - np.where(hce, 0, excess_deferral)
-    adr = ratios(adp_amount, plan_pay)
+    # An HCE eligible in several plans of the employer has one ratio from all of them (1.401(k)-2(a)(3)(ii)): the
+    # deferrals of every plan they are eligible in over their pay, the most any row shows, 401(a)(17) once.
+    in_several = eligible & hce
+    adp_total, ratio_pay = employers.total(adp_amount, in_several), employers.most(plan_pay, in_several)
+    adr = ratios(adp_total, ratio_pay)
 
     emp = Employees(
         plan_pay=plan_pay, eligible=eligible, entry=entry, hce=hce, hce_reasons=hce_reasons, ownership=ownership,
@@ -400,40 +347,75 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         adp_distribution=np.zeros(n, np.int64), match_forfeited=np.zeros(n, np.int64),
         acp_amount=np.zeros(n, np.int64), acr=np.zeros(n, np.int64), acp_excess=np.zeros(n, np.int64),
         acp_from_after_tax=np.zeros(n, np.int64), acp_from_match=np.zeros(n, np.int64),
-        top_heavy_minimum=np.zeros(n, np.int64))
-    tested = additions.left(census)  # without what 415(c) returned or took out
-    results = [_plan_facts(tested, plan, np.flatnonzero(census.plan == code), figures, emp, employers)
-               for code, plan in enumerate(plans)]
+        top_heavy_minimum=np.zeros(n, np.int64), employer_deferrals=limited.employer_total,
+        person=employers.person)
+    tested = additions.left(census)  # the tests and the top-heavy minimum without what 415(c) returned or took out
+    money = tested.money
+    codes = [(code, plan, np.flatnonzero(census.plan == code)) for code, plan in enumerate(plans)]
+    # Catch-up a person has left to take an ADP excess as catch-up: once across the employer's plans (414(v)(2)(D)).
+    unused = np.where(catch_up_limit > 0, np.maximum(employers.most(catch_up_limit) - employers.total(catch_up), 0), 0)
+    # Plans correct in plan_id order; what an earlier plan of the employer took from an HCE is out of their one
+    # ratio when a later plan levels, so the person is brought to the level once, not once per plan.
+    adp, adp_left = {}, adp_total.copy()
+    for code, plan, rows in sorted(codes, key=lambda item: item[1].plan_id):
+        adp[code] = _adp(tested, plan, rows, figures, emp, adp_left, ratio_pay, unused[rows])
+        taken, excess = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        taken[rows], excess[rows] = emp.recharacterized[rows], emp.adp_excess[rows]
+        unused = np.where(catch_up_limit > 0, np.maximum(unused - employers.total(taken), 0), 0)
+        adp_left = adp_left - employers.total(excess, in_several)
+    match_left = money["employer_match"] - emp.match_forfeited
+    acp_amount = np.zeros(n, np.int64)
+    for code, plan, rows in codes:
+        acp_amount[rows] = money["after_tax"][rows] + (match_left[rows] if _counts_match(plan) else 0)
+    # One contribution ratio: the plan's own as its test counts it, and from the HCE's other plans every match and
+    # after-tax contribution that would count were that plan tested, a 401(m)(11) match too (1.401(m)-2(a)(3)(ii)).
+    has_match = _per_plan(census, plans, lambda p: p.match is not None, bool)
+    if_tested = money["after_tax"] + np.where(has_match, match_left, 0)
+    acp_total = employers.total(if_tested, in_several) - if_tested + acp_amount
+    emp.acp_amount, emp.acr = acp_amount, ratios(acp_total, ratio_pay)
+    acp, acp_left = {}, acp_total.copy()
+    for code, plan, rows in sorted(codes, key=lambda item: item[1].plan_id):
+        acp[code] = _acp(tested, plan, rows, figures, emp, acp_left, ratio_pay)
+        excess = np.zeros(n, np.int64)
+        excess[rows] = emp.acp_excess[rows]
+        acp_left = acp_left - employers.total(excess, in_several)
+    exempt = [_top_heavy_exempt(plan, money["after_tax"][rows], money["employer_nonelective"][rows])
+              for _, plan, rows in codes]
+    heavy = top_heavy(tested, plans, figures, emp, employers, match_left, exempt,
+                      int(limits.parameter("top_heavy_no_service_period")), plan_rank)
+    results = []
+    for code, plan, rows in codes:
+        if not len(rows):
+            continue
+        testing = plan.nondiscrimination_testing
+        facts = {"year": figures.year, "first_plan_year": int(testing.first_plan_year),
+                 "prior_year_method": int(testing.method == "prior_year"), "safe_harbor": int(is_safe_harbor(plan)),
+                 "eaca": int(testing.eaca), "employees": len(rows),
+                 "eligible_employees": int(eligible[rows].sum()), "hces": int((eligible & hce)[rows].sum()),
+                 "nhces": int((eligible & ~hce)[rows].sum()), **adp[code], **acp[code],
+                 "excess_deferrals": int(excess_deferral[rows].sum()),
+                 "excess_deferral_employees": int((excess_deferral[rows] > 0).sum()), **heavy[code].facts}
+        deadlines = {"excess_deferral": figures.deadlines["excess_deferral"],
+                     "excise": figures.deadlines["excise_eaca" if testing.eaca else "excise"],
+                     "final": figures.deadlines["final"]}
+        results.append(PlanFacts(plan=plan, rows=rows, facts=facts, minimum_rate=heavy[code].minimum_rate,
+                                 deadlines=deadlines, top_heavy_group=heavy[code].group,
+                                 top_heavy_aggregation=heavy[code].aggregation))
     # Across the employer's plans, once the plans' catch-up and ADP corrections are known: 414(v)(7).
     roth.settle(census, employers.person, emp.catch_up, emp.recharacterized, emp.excess_deferral)
     for result in results:
         result.facts |= roth.plan_facts(result.rows) | additions.plan_facts(result.rows)
-    return YearendFacts(figures, emp, [r for r in results if len(r.rows)], roth, additions)
+    return YearendFacts(figures, emp, results, _several_plans(employers), roth, additions)
 
 
-def _key_officers(census: Census, rows: np.ndarray, plan: Plan, figures: Figures, employers: _Employers,
-                  first: bool) -> tuple[np.ndarray, int]:
-    """Which of a plan's rows are officers who are key employees, and the limit on them (416(i)(1)(A)).
-
-    Officers are the employer's, of the determination year: those paid above its 416(i) figure, no
-    more than 50 of them, or if fewer the greater of 3 and 10% of the employer's employees (a
-    fraction raised to the next whole number, Treas. Reg. 1.416-1, T-14; employees excluded under
-    414(q)(5) by age or service not counted): the highest paid, ties in census order.
-    """
-    cached = employers.officers.get((plan.employer_id, first))
-    if cached is None:  # once per employer (and determination year), whichever of its plans asks first
-        year = figures.year if first else figures.year - 1
-        scope = employers.rows[plan.employer_id]
-        pay = census.compensation[scope] if first else census.prior_year_compensation[scope]
-        threshold = figures.key_officer_pay_first_year if first else figures.key_officer_pay
-        counted = employers.persons(scope, _counted(census, scope, figures, year)[1])
-        limit = min(figures.officer_limit, max(figures.officer_minimum,
-                                               math.ceil(Decimal(counted) * figures.officer_percent / 100)))
-        mask = np.zeros(census.rows, dtype=bool)
-        mask[scope] = _highest_paid(employers.person[scope], census.officer[scope] & (pay > threshold), pay, limit)
-        cached = employers.officers[(plan.employer_id, first)] = (mask, limit)
-    mask, limit = cached
-    return mask[rows], limit
+def _several_plans(employers: Employers) -> dict[int, list[int]]:
+    if employers.one_row_each:
+        return {}
+    several = np.flatnonzero(employers.total(np.ones(len(employers.person), np.int64)) > 1)
+    out: dict[int, list[int]] = {}
+    for row, person in zip(several.tolist(), employers.person[several].tolist()):
+        out.setdefault(person, []).append(row)
+    return out
 
 
 def _nhce_figure(plan: Plan, current: int, prior: int | None, figures: Figures) -> int:
@@ -445,32 +427,33 @@ def _nhce_figure(plan: Plan, current: int, prior: int | None, figures: Figures) 
     return (prior or 0) // 100
 
 
-def _plan_facts(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Employees,
-                employers: _Employers) -> PlanFacts:
+def _leveled(amounts: np.ndarray, own: np.ndarray, pay: np.ndarray, limit: int) -> np.ndarray:
+    """Each HCE's excess: the total found by lowering the highest ratios, taken from the most dollars (ratios and
+    dollars the employer-wide ones, less what earlier plans took), at most what the HCE contributed to this plan."""
+    total = int(excess_by_ratio(amounts, pay, ratios(amounts, pay), limit).sum())
+    return np.minimum(allocate_by_amount(amounts, total), own)
+
+
+def _adp(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Employees, adp_total: np.ndarray,
+         ratio_pay: np.ndarray, unused_catch_up: np.ndarray) -> dict[str, int]:
+    """The plan's ADP test and its correction (recharacterization, distribution, the match forfeited)."""
     testing = plan.nondiscrimination_testing
     money = {k: v[rows] for k, v in census.money.items()}
     pay = emp.plan_pay[rows]
     eligible, hce = emp.eligible[rows], emp.hce[rows]
     hce_rows, nhce_rows = eligible & hce, eligible & ~hce
-    prior_method = testing.method == "prior_year"
-    safe_harbor = is_safe_harbor(plan)
-
-    # ADP test and its correction.
     adr = emp.adr[rows]
     nhce_adp = _nhce_figure(plan, average(adr[nhce_rows]), testing.prior_year_nhce_adp, figures)
     hce_adp = average(adr[hce_rows])
     adp_limit, adp_basic, adp_alternative = test_limits(nhce_adp, figures.basic, figures.alternative, figures.spread)
-    adp_tested = not safe_harbor and hce_rows.any() and (nhce_rows.any() or prior_method)
+    adp_tested = not is_safe_harbor(plan) and hce_rows.any() and (nhce_rows.any() or testing.method == "prior_year")
     adp_excess = np.zeros(len(rows), np.int64)
     if adp_tested and hce_adp > adp_limit:
-        amounts = emp.adp_amount[rows][hce_rows]
-        total = int(excess_by_ratio(amounts, pay[hce_rows], adr[hce_rows], adp_limit).sum())
-        adp_excess[hce_rows] = allocate_by_amount(amounts, total)
-    unused_catch_up = np.maximum(emp.catch_up_limit[rows] - emp.catch_up[rows], 0)
+        adp_excess[hce_rows] = _leveled(adp_total[rows][hce_rows], emp.adp_amount[rows][hce_rows],
+                                        ratio_pay[rows][hce_rows], adp_limit)
     recharacterized = np.minimum(adp_excess, unused_catch_up)
     # Excess deferrals already distributed reduce the excess contributions to distribute (1.401(k)-2(b)(4)).
     adp_distribution = np.maximum(adp_excess - recharacterized - emp.excess_deferral[rows], 0)
-
     # The match on distributed deferrals is forfeited (401(k)(8)(E), 411(a)(3)(G)).
     matched = np.zeros(len(rows), np.int64)
     if plan.match is not None:
@@ -480,90 +463,52 @@ def _plan_facts(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, 
     forfeited = np.minimum(money["employer_match"], np.maximum(
         match_formula(plan, pay, matched) - match_formula(plan, pay, np.maximum(matched - distributed, 0)), 0))
     forfeited = np.where(distributed > 0, forfeited, 0)
-    match_left = money["employer_match"] - forfeited
+    emp.adp_excess[rows], emp.recharacterized[rows] = adp_excess, recharacterized
+    emp.adp_distribution[rows], emp.match_forfeited[rows] = adp_distribution, forfeited
+    return {"adp_tested": int(adp_tested), "hce_adp": hce_adp, "nhce_adp": nhce_adp, "adp_limit": adp_limit,
+            "adp_limit_basic": adp_basic, "adp_limit_alternative": adp_alternative,
+            "adp_excess": int(adp_excess.sum()), "adp_recharacterized": int(recharacterized.sum()),
+            "adp_distributed": int(adp_distribution.sum()), "match_forfeited": int(forfeited.sum())}
 
-    # ACP test: match (unless a 401(m)(11) safe-harbor match) and after-tax contributions.
-    match_exempt = safe_harbor and match_meets_401m11(plan)
-    counts_match = plan.match is not None and not match_exempt
-    acp_amount = money["after_tax"] + (match_left if counts_match else 0)
-    acr = ratios(acp_amount, pay)
+
+def _counts_match(plan: Plan) -> bool:
+    """The ACP test counts the plan's match: there is one, and it is not a 401(m)(11) safe-harbor match."""
+    return plan.match is not None and not (is_safe_harbor(plan) and match_meets_401m11(plan))
+
+
+def _acp(census: Census, plan: Plan, rows: np.ndarray, figures: Figures, emp: Employees, acp_total: np.ndarray,
+         ratio_pay: np.ndarray) -> dict[str, int]:
+    """The plan's ACP test (match unless a 401(m)(11) safe-harbor match, and after-tax money) and its correction."""
+    testing = plan.nondiscrimination_testing
+    after_tax = census.money["after_tax"][rows]
+    eligible, hce = emp.eligible[rows], emp.hce[rows]
+    hce_rows, nhce_rows = eligible & hce, eligible & ~hce
+    acp_amount, acr = emp.acp_amount[rows], emp.acr[rows]
     nhce_acp = _nhce_figure(plan, average(acr[nhce_rows]), testing.prior_year_nhce_acp, figures)
     hce_acp = average(acr[hce_rows])
     acp_limit, acp_basic, acp_alternative = test_limits(nhce_acp, figures.basic, figures.alternative, figures.spread)
-    acp_applies = counts_match or plan.contributions.after_tax or bool(money["after_tax"].any())
-    acp_tested = acp_applies and hce_rows.any() and (nhce_rows.any() or prior_method)
+    acp_applies = _counts_match(plan) or plan.contributions.after_tax or bool(after_tax.any())
+    acp_tested = acp_applies and hce_rows.any() and (nhce_rows.any() or testing.method == "prior_year")
     acp_excess = np.zeros(len(rows), np.int64)
     if acp_tested and hce_acp > acp_limit:
-        amounts = acp_amount[hce_rows]
-        total = int(excess_by_ratio(amounts, pay[hce_rows], acr[hce_rows], acp_limit).sum())
-        acp_excess[hce_rows] = allocate_by_amount(amounts, total)
+        acp_excess[hce_rows] = _leveled(acp_total[rows][hce_rows], acp_amount[hce_rows], ratio_pay[rows][hce_rows],
+                                        acp_limit)
     # After-tax contributions (unmatched) come back first, then the match.
-    from_after_tax = np.minimum(acp_excess, money["after_tax"])
-    from_match = acp_excess - from_after_tax
+    from_after_tax = np.minimum(acp_excess, after_tax)
+    emp.acp_excess[rows], emp.acp_from_after_tax[rows] = acp_excess, from_after_tax
+    emp.acp_from_match[rows] = acp_excess - from_after_tax
+    return {"acp_tested": int(acp_tested), "acp_match_exempt": int(plan.match is not None and not _counts_match(plan)),
+            "hce_acp": hce_acp, "nhce_acp": nhce_acp, "acp_limit": acp_limit, "acp_limit_basic": acp_basic,
+            "acp_limit_alternative": acp_alternative, "acp_excess": int(acp_excess.sum())}
 
-    # Top-heavy (416): key employees of the year holding the determination date.
-    first = testing.first_plan_year
-    det_pay = census.compensation[rows] if first else census.prior_year_compensation[rows]
-    det_own = emp.ownership[rows] if first else emp.prior_year_ownership[rows]
-    officer_pay = figures.key_officer_pay_first_year if first else figures.key_officer_pay
-    paid_above = census.officer[rows] & (det_pay > officer_pay)
-    officers, officer_limit = _key_officers(census, rows, plan, figures, employers, first)
-    key_reasons = (np.where(officers, KEY_OFFICER, 0)
-                   | np.where(det_own > figures.five_percent_ppm, KEY_FIVE_PERCENT_OWNER, 0)
-                   | np.where((det_own > figures.one_percent_ppm) & (det_pay > figures.one_percent_pay),
-                              KEY_ONE_PERCENT_OWNER, 0)).astype(np.int64)
-    key = key_reasons > 0
-    balances = money["account_balance"]
-    key_balances, all_balances = int(balances[key].sum()), int(balances.sum())
-    balance_limit = int(Decimal(all_balances) * figures.top_heavy_percent / 100 // 1)
-    only_safe_harbor_money = (safe_harbor and not plan.contributions.after_tax
-                              and (plan.match is None or match_exempt)
-                              and (plan.nonelective is None or plan.nonelective.safe_harbor))
-    numerator, denominator = figures.top_heavy_minimum, WHOLE
-    key_given = money["pretax"] + money["roth"] + money["employer_match"] + money["employer_nonelective"]
-    key_with_pay = np.flatnonzero(key & (pay > 0))
-    if len(key_with_pay):
-        rates = key_given[key_with_pay] * WHOLE * 100 // pay[key_with_pay]
-        best = key_with_pay[int(np.argmax(rates))]
-        if int(key_given[best]) * WHOLE < numerator * int(pay[best]):
-            numerator, denominator = int(key_given[best]), int(pay[best])
-    else:
-        numerator = 0
-    end = day_number(dt.date(figures.year, 12, 31))
-    owed_to = eligible & ~key & (census.termination[rows] >= end)
-    required = (2 * pay * numerator + denominator) // (2 * denominator)
-    minimum = np.where(owed_to, np.maximum(required - match_left - money["employer_nonelective"], 0), 0)
 
-    put = {"adp_excess": adp_excess, "recharacterized": recharacterized, "adp_distribution": adp_distribution,
-           "match_forfeited": forfeited, "acp_amount": acp_amount, "acr": acr, "acp_excess": acp_excess,
-           "acp_from_after_tax": from_after_tax, "acp_from_match": from_match, "top_heavy_minimum": minimum,
-           "key": key, "key_reasons": key_reasons}
-    for name, values in put.items():
-        getattr(emp, name)[rows] = values
-
-    facts = {
-        "year": figures.year, "first_plan_year": int(first), "prior_year_method": int(prior_method),
-        "safe_harbor": int(safe_harbor), "eaca": int(testing.eaca), "employees": len(rows),
-        "eligible_employees": int(eligible.sum()), "hces": int(hce_rows.sum()), "nhces": int(nhce_rows.sum()),
-        "adp_tested": int(adp_tested), "hce_adp": hce_adp, "nhce_adp": nhce_adp, "adp_limit": adp_limit,
-        "adp_limit_basic": adp_basic, "adp_limit_alternative": adp_alternative, "adp_excess": int(adp_excess.sum()),
-        "adp_recharacterized": int(recharacterized.sum()), "adp_distributed": int(adp_distribution.sum()),
-        "acp_tested": int(acp_tested), "acp_match_exempt": int(match_exempt), "hce_acp": hce_acp, "nhce_acp": nhce_acp,
-        "acp_limit": acp_limit, "acp_limit_basic": acp_basic, "acp_limit_alternative": acp_alternative,
-        "acp_excess": int(acp_excess.sum()), "match_forfeited": int(forfeited.sum()),
-        "excess_deferrals": int(emp.excess_deferral[rows].sum()),
-        "excess_deferral_employees": int((emp.excess_deferral[rows] > 0).sum()),
-        "top_heavy_exempt": int(only_safe_harbor_money), "key_employees": int(key.sum()),
-        "key_officer_limit": officer_limit, "officers_beyond_limit": int(paid_above.sum() - officers.sum()),
-        "key_account_balances": key_balances, "account_balances": all_balances,
-        "top_heavy_balance_limit": balance_limit,
-        "top_heavy_ratio": int((2 * key_balances * WHOLE + all_balances) // (2 * all_balances)) if all_balances else 0,
-        "top_heavy_minimum_rate": int((2 * numerator * WHOLE + denominator) // (2 * denominator)),
-        "top_heavy_minimum_owed": int(minimum.sum()), "top_heavy_minimum_employees": int((minimum > 0).sum()),
-    }
-    deadlines = {
-        "excess_deferral": figures.deadlines["excess_deferral"],
-        "excise": figures.deadlines["excise_eaca" if testing.eaca else "excise"],
-        "final": figures.deadlines["final"],
-    }
-    return PlanFacts(plan=plan, rows=rows, facts=facts, minimum_rate=(numerator, denominator), deadlines=deadlines)
+def _top_heavy_exempt(plan: Plan, after_tax: np.ndarray, nonelective: np.ndarray) -> bool:
+    """416(g)(4)(H): a plan that consists solely of deferrals and safe-harbor money for the year - a safe-harbor
+    design (match or nonelective, however the document spells it), a match that meets 401(m)(11) if any, and, in
+    the year, no after-tax money and no nonelective contribution beyond the safe-harbor one. Decided year by year
+    on what was contributed: a discretionary profit-sharing contribution the document allows but that was not
+    made leaves the plan exempt; one made takes it out (Rev. Rul. 2004-13, Situations 1 and 2)."""
+    nonelective_is_safe_harbor = plan.safe_harbor_design.is_nonelective
+    return (is_safe_harbor(plan) and not after_tax.any()
+            and (plan.match is None or not _counts_match(plan))
+            and (nonelective_is_safe_harbor or not nonelective.any()))

@@ -47,6 +47,11 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
     out = [f"Year-end tests {run['year']}{projected} - {run['census']}: {run['rows_read']:,} rows read, "
            f"{run['rows_checked']:,} checked, {run['rows_rejected']:,} rejected"
            + (f" (see {run['rejects_file']})" if run["rows_rejected"] else "")]
+    if feed := run.get("feed"):
+        out.append(f"Contributions from {feed['feed']}: {feed['rows_read']:,} rows read, {feed['rows_used']:,} used, "
+                   f"{feed['rows_rejected']:,} rejected ({feed['rows_unmatched']:,} matching no census row), "
+                   f"{feed['rows_outside_year']:,} paid in another year"
+                   + (f" (see {feed['rejects_file']})" if feed["rows_rejected"] else ""))
     for summary in summaries:
         plan_id = summary["plan_id"]
         out.append("")
@@ -59,6 +64,9 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
             out.append("  Top-heavy: exempt (deferrals and safe-harbor contributions only, 416(g)(4)(H))")
         else:
             state = "TOP-HEAVY" if heavy["top_heavy"] else "not top-heavy"
+            if heavy.get("aggregation"):
+                state += (f" ({heavy['aggregation']} aggregation group: {', '.join(heavy['group'])}"
+                          + ("; this plan is not in the required group" if not heavy["required_group"] else "") + ")")
             out.append(f"  Top-heavy: key employees ({heavy['key_employees']}) hold {heavy['ratio']}% of "
                        f"{_money(heavy['account_balances'])} (limit {heavy['limit']}%): {state}"
                        + (f"; minimum owed {_money(heavy['minimum_owed'])}" if heavy["top_heavy"] else ""))
@@ -68,7 +76,9 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
             out.append("  HCEs:")
             for h in plan_hces:
                 why = "; ".join(_reason(r) for r in h["reasons"])
-                status = f"ADR {h['adr']}%  ACR {h['acr']}%" if h["eligible"] else "not yet eligible"
+                status = f"ADR {h['adr']}%  ACR {h['acr']}%" if h["eligible"] else "not eligible in the year"
+                if h["eligible"] and len(h.get("ratio_plans", [])) > 1:
+                    status += f" (one ratio from plans {', '.join(h['ratio_plans'])})"
                 out.append(f"    {h['employee_id']}: {status}  ({why})")
         plan_corrections = [c for c in corrections if c["plan_id"] == plan_id]
         if plan_corrections:
@@ -81,7 +91,13 @@ def yearend_text(summaries: list[dict], hces: list[dict], corrections: list[dict
                     by = f" by {c['deadline']}"
                     if c["final_deadline"]:
                         by += f" (excise-free; at the latest {c['final_deadline']})"
-                out.append(f"    {c['employee_id']}: {_KIND[c['kind']]} {_money(c['amount'])}{by}  [{c['citation']}]")
+                across = ""
+                if c.get("employer_deferrals"):
+                    across = (f" (deferred {_money(c['employer_deferrals'])} in the employer's plans: "
+                              + ", ".join(f"{plan} {_money(amount)}" for plan, amount in c["plan_deferrals"].items())
+                              + ")")
+                out.append(f"    {c['employee_id']}: {_KIND[c['kind']]} {_money(c['amount'])}{across}{by}  "
+                           f"[{c['citation']}]")
         plan_previews = [p for p in previews or [] if p["plan_id"] == plan_id]
         if plan_previews:
             caps = plan_previews[0]
