@@ -32,10 +32,29 @@ from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input
 if TYPE_CHECKING:
     from plancheck.documents.feed.source import Source
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})  # inherited by every command
 
-RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules directory (default: the bundled rules/)")]
+
+def _print_version(value: bool) -> None:
+    if value:
+        from plancheck import __version__
+        typer.echo(f"plancheck {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_print_version,
+                                          help="Print plancheck's version and exit")] = False,
+) -> None:
+    """401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.
+
+    Rules and plans: --rules-dir, --plans; else $PLANCHECK_HOME/rules, /plans; else the bundled ones (init copies them).
+    """
+
+RulesOption = Annotated[Optional[Path], typer.Option(
+    "--rules-dir", help="Rules directory (default: $PLANCHECK_HOME/rules, else the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
 # A report's destination: a path, or a URL on object storage (locations.py: a str), uploaded whole when written.
 HtmlOption = Annotated[Optional[str], typer.Option(
@@ -667,6 +686,26 @@ def serve(
         run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch, workers)
     except InputError as exc:
         _fail(exc)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write rules/ and plans/ (created if missing)")],
+    samples: Annotated[bool, typer.Option("--samples", help="Also write samples/: the sample elections, payroll "
+                                          "feed, withdrawals and census the README's commands use")] = False,
+) -> None:
+    """Write a starter rules/ and plans/ to edit (copies of this plancheck's own); never overwrites."""
+    from plancheck.starter import write_starter
+    try:
+        written = write_starter(directory, samples)
+    except InputError as exc:
+        _fail(exc)
+    for item in written:
+        typer.echo(f"wrote {item.path}/ ({item.files} files, a copy of the {item.origin} {item.kind}/)")
+    home = written[0].path.parent
+    typer.echo(f"Point plancheck at them with\n  export PLANCHECK_HOME={home}\nor give each command "
+               f"--rules-dir {home / 'rules'} --plans {home / 'plans'}. After editing, check the rules with\n"
+               f"  plancheck audit --rules --rules-dir {home / 'rules'}")
 
 
 class Stopped(BaseException):
