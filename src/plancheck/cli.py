@@ -53,6 +53,7 @@ def _options(
     Rules and plans: --rules-dir, --plans; else $PLANCHECK_HOME/rules, /plans; else the bundled ones (init copies them).
     """
 
+
 RulesOption = Annotated[Optional[Path], typer.Option(
     "--rules-dir", help="Rules directory (default: $PLANCHECK_HOME/rules, else the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
