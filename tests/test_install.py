@@ -126,8 +126,9 @@ def test_from_an_empty_directory_audit_election_and_batch_run_on_the_bundled_rul
 
 def readme_commands() -> list[str]:
     """The command lines of the README's "The three jobs" block, with `plancheck` for `.venv/bin/plancheck`."""
-    block = ROOT.joinpath("README.md").read_text().split("## The three jobs", 1)[1].split("```sh\n", 1)[1]
-    block = block.split("```", 1)[0]
+    readme = ROOT.joinpath("README.md").read_text()
+    assert "## The three jobs" in readme, "README.md has no 'The three jobs' section: point this test at its commands"
+    block = readme.split("## The three jobs", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     return [line.replace(".venv/bin/plancheck", "plancheck", 1) for line in block.splitlines()
             if line.startswith(".venv/bin/plancheck")]
 
