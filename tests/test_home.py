@@ -225,3 +225,13 @@ def test_shell_completion_script_and_answers():
     assert commands.stdout.split() == ["batch"]
     options = run_module(_PLANCHECK_COMPLETE="complete_bash", COMP_WORDS="plancheck batch --wo", COMP_CWORD="2")
     assert options.stdout.split() == ["--workers", "--work-dir"]
+
+
+def test_help_and_completion_load_neither_the_engine_nor_structlog_nor_the_rule_models():
+    """--help and each TAB of shell completion start plancheck whole: the command line defers what only a check needs
+    (durable-rules, structlog, pydantic's rule models, numpy and pyarrow)."""
+    heavy = ("plancheck.engine", "durable_rules_engine", "structlog", "plancheck.rulebook.rules", "numpy", "pyarrow")
+    probe = ("import sys, runpy\nsys.argv = ['plancheck', '--help']\ntry:\n    runpy.run_module('plancheck', "
+             f"run_name='__main__')\nexcept SystemExit:\n    pass\nprint([m for m in {heavy!r} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines()[-1] == "[]", result.stderr

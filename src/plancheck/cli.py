@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 import json
 import os
 import signal
@@ -21,16 +22,41 @@ import typer
 
 from plancheck import cli_history
 from plancheck.cli_history import DbOption, write_reports
-from plancheck.engine import Engine
 from plancheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, Problem
-from plancheck.findings import has_errors, severity_counts
 from plancheck.locations import location
-from plancheck.sinks import events
-from plancheck.sinks import text as report
 from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
 
 if TYPE_CHECKING:
     from plancheck.documents.feed.source import Source
+
+
+class _Deferred:
+    """A module imported when first used, so that --help, --version and a shell's completion request (a whole
+    start of plancheck at each TAB) load neither the rule engine nor structlog nor the rule models."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(sys.modules.get(self._name) or importlib.import_module(self._name), attr)
+
+
+events = _Deferred("plancheck.sinks.events")
+report = _Deferred("plancheck.sinks.text")
+_engine = _Deferred("plancheck.engine")
+_findings = _Deferred("plancheck.findings")
+
+
+def Engine(rulebook):  # noqa: N802 - plancheck.engine.Engine, imported on first use
+    return _engine.Engine(rulebook)
+
+
+def has_errors(findings) -> bool:
+    return _findings.has_errors(findings)
+
+
+def severity_counts(severities) -> dict:
+    return _findings.severity_counts(severities)
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})  # inherited by every command
