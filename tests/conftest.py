@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, load_plans
 from plancheck.engine import Engine
 from plancheck.rulebook.rules import Rulebook
+
+# The suite checks the checkout's rules/ and plans/: a PLANCHECK_HOME in the developer's shell must not replace them.
+os.environ.pop("PLANCHECK_HOME", None)
 
 
 @pytest.fixture(scope="session")

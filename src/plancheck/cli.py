@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 import json
 import os
 import signal
@@ -30,15 +31,14 @@ if TYPE_CHECKING:
 
 
 class _Deferred:
-    """A module imported where it is first used: `--help`, `-h` and `schema` need neither the rule engine (numpy,
-    the rulebook) nor the log renderer (structlog), which were most of the command line's start-up."""
+    """A module imported when first used, so that --help, --version and a shell's completion request (a whole
+    start of plancheck at each TAB) load neither the rule engine nor structlog nor the rule models."""
 
     def __init__(self, name: str):
         self._name = name
 
     def __getattr__(self, attr: str):
-        import importlib
-        return getattr(importlib.import_module(self._name), attr)
+        return getattr(sys.modules.get(self._name) or importlib.import_module(self._name), attr)
 
 
 events = _Deferred("plancheck.sinks.events")
@@ -46,10 +46,31 @@ report = _Deferred("plancheck.sinks.text")
 _engine = _Deferred("plancheck.engine")
 _findings = _Deferred("plancheck.findings")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.")
 
-RulesOption = Annotated[Optional[Path], typer.Option("--rules-dir", help="Rules directory (default: the bundled rules/)")]
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})  # inherited by every command
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from plancheck import __version__
+        typer.echo(f"plancheck {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_print_version,
+                                          help="Print plancheck's version and exit")] = False,
+) -> None:
+    """401(k) compliance checks: elections, payroll feeds, withdrawals and plan documents.
+
+    Rules and plans: --rules-dir, --plans; else $PLANCHECK_HOME/rules, /plans; else the bundled ones (init copies them).
+    """
+
+
+RulesOption = Annotated[Optional[Path], typer.Option(
+    "--rules-dir", help="Rules directory (default: $PLANCHECK_HOME/rules, else the bundled rules/)")]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write JSON-lines events here instead of stdout")]
 # A report's destination: a path, or a URL on object storage (locations.py: a str), uploaded whole when written.
 HtmlOption = Annotated[Optional[str], typer.Option(
@@ -687,6 +708,26 @@ def serve(
         run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch, workers)
     except InputError as exc:
         _fail(exc)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write rules/ and plans/ (created if missing)")],
+    samples: Annotated[bool, typer.Option("--samples", help="Also write samples/: the sample elections, payroll "
+                                          "feed, withdrawals and census the README's commands use")] = False,
+) -> None:
+    """Write a starter rules/ and plans/ to edit (copies of this plancheck's own); never overwrites."""
+    from plancheck.starter import write_starter
+    try:
+        written = write_starter(directory, samples)
+    except InputError as exc:
+        _fail(exc)
+    for item in written:
+        typer.echo(f"wrote {item.path}/ ({item.files} files, a copy of the {item.origin} {item.kind}/)")
+    home = written[0].path.parent
+    typer.echo(f"Point plancheck at them with\n  export PLANCHECK_HOME={home}\nor give each command "
+               f"--rules-dir {home / 'rules'} --plans {home / 'plans'}. After editing, check the rules with\n"
+               f"  plancheck audit --rules --rules-dir {home / 'rules'}")
 
 
 class Stopped(BaseException):
