@@ -13,6 +13,7 @@ from typing import Iterator
 import uvicorn
 
 from plancheck.service.app import Settings, create_app
+from plancheck.service.process import uvicorn_config
 
 
 class LogCapture(io.StringIO):
@@ -32,7 +33,7 @@ def running(rules_dir: Path, plans_dir: Path, **settings) -> Iterator[tuple[str,
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, app.state.holder.settings))  # the service's own limits and logs
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -40,6 +40,7 @@ from plancheck.documents.yamlio import parse_json, validation_problems
 from plancheck.errors import InputError, Problem, shown
 from plancheck.findings import has_errors, severity_counts
 from plancheck.service import problems
+from plancheck.service.guard import LOOPBACK_HOSTS, PAGE_POLICY, HostCheck, with_security_headers
 from plancheck.service.state import Snapshot, fingerprint, load_snapshot
 
 API_VERSION = "v1"
@@ -63,6 +64,16 @@ class Settings:
     log_stream: TextIO | None = None
     #: A worker of `serve --workers N`: the supervisor's pid. The worker stops if that process goes away.
     parent_pid: int | None = None
+    #: The file the token was read from: SIGHUP reads it again (token rotation).
+    token_file: Path | None = None
+    #: The Host names answered (service/guard.py); None answers any.
+    allowed_hosts: frozenset[str] | None = LOOPBACK_HOSTS
+    #: Seconds a request has to arrive whole (service/protocol.py).
+    read_timeout: float = 10.0
+    #: Open connections at most (service/protocol.py).
+    max_connections: int = 512
+    #: Seconds the requests being answered get to finish after SIGTERM or SIGINT, before they are cancelled.
+    shutdown_timeout: float = 10.0
 
 
 class Unauthorized(Exception):
@@ -88,6 +99,28 @@ class Holder:
         self.settings = settings
         self.log = log
         self.snapshot: Snapshot | None = None
+        #: The bearer token requests must present (replaced by reload_token).
+        self.token = settings.token
+
+    def reload_token(self, why: str) -> bool:
+        """Read the token file again; a file that cannot be read or holds no valid token keeps the old token."""
+        if self.settings.token_file is None:
+            return False
+        from plancheck.service.run import read_token
+        try:
+            token = read_token(self.settings.token_file)
+        except InputError as exc:
+            self.log.warning("token_reload_failed", trigger=why, problems=[str(p) for p in exc.problems],
+                             pid=os.getpid())
+            return False
+        changed, self.token = token != self.token, token
+        self.log.info("token_loaded", trigger=why, changed=changed, pid=os.getpid())
+        return True
+
+    def on_sighup(self) -> None:
+        """SIGHUP: the token first (a rotation takes effect at once), then rules and plans."""
+        self.reload_token("SIGHUP")
+        self.reload("SIGHUP")
 
     def reload(self, why: str) -> bool:
         """Build a new snapshot and swap it in; on any problem keep the old one and log why."""
@@ -144,7 +177,7 @@ def current(request: Request) -> Snapshot:
 
 async def require_token(request: Request) -> None:
     """With a token configured, `Authorization: Bearer <token>`, compared in constant time."""
-    token = _holder(request).settings.token
+    token = _holder(request).token
     if token is None:
         return
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -338,8 +371,7 @@ async def audit_plan_endpoint(request: Request, body: Any = Depends(json_body)) 
 async def page() -> HTMLResponse:
     """The administrators' page: one self-contained HTML file, no asset from the network."""
     html = resources.files("plancheck.service").joinpath("page/index.html").read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={"Content-Security-Policy": "default-src 'self'; script-src 'self' "
-                                       "'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self'"})
+    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_POLICY})
 
 
 # -- the app ---------------------------------------------------------------------------------------------------------
@@ -400,6 +432,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def openapi_document() -> JSONResponse:
         return JSONResponse(app.openapi())
     _install_errors(app)
+    app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # inside RequestEvents: a refusal is logged too
     app.add_middleware(RequestEvents, holder=holder)
     return app
 
@@ -430,7 +463,7 @@ def _handle_sighup(loop: asyncio.AbstractEventLoop, holder: Holder) -> bool:
     if not hasattr(signal, "SIGHUP"):
         return False
     try:
-        loop.add_signal_handler(signal.SIGHUP, holder.reload, "SIGHUP")
+        loop.add_signal_handler(signal.SIGHUP, holder.on_sighup)
     except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (the tests' in-thread server)
         return False
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
@@ -541,7 +574,8 @@ class RequestEvents:
             if message["type"] == "http.response.start":
                 started_response = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = with_security_headers([*message.get("headers", []),
+                                                            (b"x-request-id", request_id.encode())])
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 log_once()  # before the last byte goes out: a client that has the answer finds the event
             await send(message)
@@ -551,7 +585,9 @@ class RequestEvents:
         except Exception as exc:  # noqa: BLE001 - a bug answers 500 and the worker goes on
             # Only the exception's type is logged: its message might quote a figure from the request.
             state["error"] = type(exc).__name__
-            if not started_response:
+            if state.get("read_timeout"):  # the connection answered 408 and closed (service/protocol.py)
+                status, state["error"] = 408, "read_timeout"
+            elif not started_response:
                 answer = problems.problem(500, "Internal error", "the check failed; the request id is in the log",
                                           request_id=request_id)
                 await answer(scope, receive, send_with_id)
