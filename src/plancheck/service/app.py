@@ -582,6 +582,15 @@ class RequestEvents:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still being answered once the shutdown deadline has passed (SIGTERM): the
+            # client hears 503 rather than a bare 500, and the request ends here, as cancelled, not as a failure.
+            state["error"] = "shutdown_deadline"
+            if not started_response:
+                answer = problems.problem(503, "Shutting down", "the service stopped before this request arrived "
+                                          "whole; send it again", request_id=request_id)
+                answer.headers["connection"] = "close"
+                await answer(scope, receive, send_with_id)
         except Exception as exc:  # noqa: BLE001 - a bug answers 500 and the worker goes on
             # Only the exception's type is logged: its message might quote a figure from the request.
             state["error"] = type(exc).__name__
