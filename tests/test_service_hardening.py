@@ -84,6 +84,19 @@ def test_80_clients_holding_half_a_header_are_closed_at_the_read_timeout_and_hea
             sock.close()
 
 
+def test_a_connection_that_sends_nothing_or_half_a_body_is_closed_at_the_read_timeout():
+    with running(ROOT / "rules", ROOT / "plans", watch_interval=None, read_timeout=1.0) as (url, log):
+        silent, half_body = connect(url), connect(url)
+        half_body.sendall(b"POST /v1/plans/audit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n\r\n{")
+        opened = time.monotonic()
+        answer, when = until_closed(half_body, 5.0)
+        assert answer.startswith(b"HTTP/1.1 408 ") and when - opened < 1.0 + 1.0
+        answer, when = until_closed(silent, 5.0)
+        assert answer == b"" and when - opened < 1.0 + 1.0  # nothing asked, nothing answered: just closed
+        requests = [e for e in log.events() if e["event"] == "request"]
+        assert [(e["route"], e["status"], e["error"]) for e in requests] == [("/v1/plans/audit", 408, "read_timeout")]
+
+
 def test_a_header_trickled_a_byte_at_a_time_is_closed_at_the_deadline_not_kept_alive_by_each_byte():
     with running(ROOT / "rules", ROOT / "plans", watch_interval=None, read_timeout=1.0) as (url, _log):
         sock = connect(url)

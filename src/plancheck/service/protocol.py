@@ -3,8 +3,9 @@ uvicorn lacks, so that no client can hold the service with a request it never fi
 
 - A request must arrive whole (request line, headers and body) within `read_timeout` seconds of
   the connection opening, or of the previous answer on a kept-alive connection. Past it the
-  connection is answered 408 and closed: a client trickling half a header (or half a body) holds
-  it for that long at most. uvicorn's keep-alive timeout closes an idle connection sooner.
+  connection is answered 408 and closed (closed without an answer if nothing of a request came): a
+  client trickling half a header (or half a body) holds it for that long at most. uvicorn's
+  keep-alive timeout closes an idle connection sooner.
 - The request line and headers may take MAX_HEAD bytes: a longer head is answered 431 and closed,
   and the parser never buffers more than that plus two reads from the socket. (Without httptools,
   h11's own limit of the same size answers 400 instead.)
@@ -141,6 +142,9 @@ class _Guard:
                 _waiting(self.server_state).pop(self, None)  # type: ignore[attr-defined]
                 return
             cycle.scope.setdefault("state", {})["read_timeout"] = True  # the request's event says 408
+        elif not self._in_head:  # nothing of a request has come: closed without a word, as keep-alive closes
+            self._close("read_timeout")
+            return
         self._close("read_timeout", 408, f"the request did not arrive whole within {self.read_timeout:g} s")
 
     def _close(self, reason: str, status: int | None = None, detail: str = "") -> None:
