@@ -147,8 +147,8 @@ def test_a_head_of_exactly_the_limit_is_answered_and_one_byte_more_is_431():
             answer = sock.recv(65536)
             assert answer.startswith(b"HTTP/1.1 " + status), (extra, answer[:60])
             sock.close()
-        refused = [e for e in log.events() if e["event"] == "connection_closed"]
-        assert [e["reason"] for e in refused] == ["head_too_large"]
+        refused = [e for e in log.events() if e["event"] in ("connection_closed", "invalid_http_request")]
+        assert [(e["event"], e["reason"], e["status"]) for e in refused] == [("connection_closed", "head_too_large", 431)]
 
 
 def test_a_32_mb_header_is_refused_before_it_is_buffered(tmp_path):
@@ -168,7 +168,8 @@ def test_a_32_mb_header_is_refused_before_it_is_buffered(tmp_path):
                 sent += 65536
         except OSError:  # closed by the server
             pass
-        assert sent < 4 * 1024 * 1024, f"the server took {sent:,} bytes of one header"
+        # the kernel's socket buffers on loopback take a few MB that the server never reads
+        assert sent < 16 * 1024 * 1024, f"the server took {sent:,} bytes of one header"
         assert time.monotonic() - started < 5
         sock.close()
         assert peak_kb() - before < 16 * 1024

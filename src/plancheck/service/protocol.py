@@ -19,6 +19,7 @@ Each connection closed this way is the event `connection_closed` with its `reaso
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -39,6 +40,11 @@ def _answer(status: int, detail: str) -> bytes:
             b"content-length: " + str(len(body)).encode(), b"connection: close",
             *(name + b": " + value for name, value in SECURITY_HEADERS)]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+_QUIET = logging.getLogger("plancheck.service.refused")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 
 
 class _HeadTooLarge(Exception):
@@ -104,6 +110,7 @@ class _Guard:
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)  # type: ignore
         if size > MAX_HEAD:
             self._refused = True
+            self.logger = _QUIET  # uvicorn would call it an invalid request; connection_closed says what it was
             raise _HeadTooLarge()  # the parser stops; uvicorn answers the error with send_400_response, below
         super().on_headers_complete()  # type: ignore[misc]
 
