@@ -137,6 +137,28 @@ def test_more_slow_clients_than_connections_close_the_oldest_and_healthz_still_a
             sock.close()
 
 
+def test_without_httptools_the_h11_protocol_keeps_the_same_deadline_and_a_bounded_head(monkeypatch):
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from plancheck.service import protocol
+    monkeypatch.setattr(protocol, "_base", lambda: H11Protocol)
+    with running(ROOT / "rules", ROOT / "plans", watch_interval=None, read_timeout=1.0) as (url, _log):
+        assert healthz_seconds(url) < 1.0
+        slow = connect(url)
+        slow.sendall(HALF_HEADER)
+        opened = time.monotonic()
+        assert until_closed(slow, 5.0)[1] - opened < 1.0 + 1.0
+        big = connect(url)
+        try:
+            big.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (4 * 1024 * 1024))
+            answer = until_closed(big, 5.0)[0]
+        except OSError:  # closed while sending: refused just the same
+            answer = b""
+        assert not answer.startswith(b"HTTP/1.1 200")
+        for sock in (slow, big):
+            sock.close()
+
+
 # -- a huge header ----------------------------------------------------------------------------------------------
 
 def test_a_head_of_exactly_the_limit_is_answered_and_one_byte_more_is_431():
@@ -183,8 +205,10 @@ def test_a_32_mb_header_is_refused_before_it_is_buffered(tmp_path):
 # -- SIGTERM while a client holds half a body; every line of the log is JSON -----------------------------------
 
 @posix
-def test_sigterm_with_half_a_body_held_exits_within_the_shutdown_deadline_and_every_log_line_is_json(tmp_path):
-    service = Served(tmp_path, "--read-timeout", "60", "--shutdown-timeout", "2")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_with_half_a_body_held_exits_within_the_shutdown_deadline_and_every_log_line_is_json(tmp_path,
+                                                                                                 workers):
+    service = Served(tmp_path, "--read-timeout", "60", "--shutdown-timeout", "2", workers=workers)
     garbage = connect(service.url)  # uvicorn's own warning, which it used to write as plain text
     garbage.sendall(b"NOT HTTP AT ALL\r\n\r\n")
     assert garbage.recv(4096).startswith(b"HTTP/1.1 400 ")
