@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -333,3 +335,32 @@ def test_sighup_rotates_the_token_and_a_bad_token_file_keeps_the_current_one(tmp
         assert statuses(new) == {200} and statuses("short") == {401}
     finally:
         assert service.stop() == 128 + signal.SIGTERM
+
+
+def test_what_uvicorn_asyncio_warnings_and_stray_exceptions_log_in_a_service_process_is_json_lines():
+    program = """
+import asyncio, gc, logging, threading, warnings
+from plancheck.service.process import server_logs_as_json
+server_logs_as_json(None, everything=True)
+logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
+logging.getLogger("uvicorn.error").info("Started server process [%d]", 1)  # below warning: not written
+logging.getLogger("uvicorn").warning("something new in uvicorn %s", "9.9")
+logging.getLogger("asyncio").error("Task exception was never retrieved", exc_info=ValueError("E-1001 1979-06-15"))
+warnings.warn("a deprecation", DeprecationWarning, stacklevel=1)
+thread = threading.Thread(target=lambda: 1 / 0)
+thread.start(); thread.join()
+class Broken:
+    def __del__(self):
+        raise RuntimeError("in a destructor")
+Broken(); gc.collect()
+"""
+    done = subprocess.run([sys.executable, "-W", "always", "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines()]  # every line: JSON
+    assert [e["event"] for e in events] == ["invalid_http_request", "server_message", "server_message",
+                                            "server_message", "server_message", "server_message"]
+    assert [e.get("exception") for e in events] == [None, None, "ValueError", None, "ZeroDivisionError",
+                                                    "RuntimeError"]
+    assert events[1]["message"] == "something new in uvicorn 9.9" and events[1]["logger"] == "uvicorn"
+    assert "1979-06-15" not in done.stderr and "Traceback" not in done.stderr
+

@@ -73,6 +73,24 @@ def server_logs_as_json(stream: TextIO | None, everything: bool = False) -> None
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
     if everything:
         logging.captureWarnings(True)
+        _exceptions_as_events()
+
+
+def _exceptions_as_events() -> None:
+    """An exception no code catches (in a thread, or in a destructor) is an event too, not a printed traceback."""
+    import sys
+    import threading
+    log = logging.getLogger("plancheck.service")
+
+    def unraisable(hook: Any) -> None:
+        log.error("unraisable exception", exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback))
+
+    def in_thread(hook: Any) -> None:
+        if hook.exc_type is not SystemExit:
+            log.error("exception in a thread", exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback))
+
+    sys.unraisablehook = unraisable
+    threading.excepthook = in_thread
 
 
 class _JsonLines(logging.StreamHandler):

@@ -43,6 +43,10 @@ def _worker(settings: Any, sock: socket.socket) -> None:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor stops the rest
         return
+    except Exception:  # noqa: BLE001 - an event (the exception's type), not multiprocessing's printed traceback
+        import logging
+        logging.getLogger("plancheck.service").error("worker failed", exc_info=True)
+        sys.exit(1)
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
