@@ -217,8 +217,10 @@ def test_sigterm_with_half_a_body_held_exits_within_the_shutdown_deadline_and_ev
     garbage.close()
     holder = connect(service.url)
     holder.sendall(b"POST /v1/elections/check HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: 1000\r\n\r\n{\"plan_id\": ")
-    time.sleep(0.5)
+                   b"Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
+    assert holder.recv(4096).startswith(b"HTTP/1.1 100 ")  # the app is reading the body now
+    holder.sendall(b"{\"plan_id\": ")
+    time.sleep(0.2)
     started = time.monotonic()
     service.process.send_signal(signal.SIGTERM)
     try:
