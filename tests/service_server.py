@@ -70,13 +70,17 @@ class Served:
             [sys.executable, "-m", "plancheck", "serve", "--port", "0", "--workers", str(workers), "--watch", "0",
              *args], stdout=subprocess.DEVNULL, stderr=self.log, cwd=tmp_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        listening = self._eventually(lambda: self.find("listening") or self.exited())
-        self.port = listening[0]["port"]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workers = (self._eventually(lambda: self.find("workers_started"))[0]["workers"] if workers > 1
-                        else [self.process.pid])
-        self._eventually(lambda: {e["pid"] for e in self.find("rules_loaded")} >= set(self.workers))
-        self._eventually(self._listening)
+        try:
+            listening = self._eventually(lambda: self.find("listening") or self.exited())
+            self.port = listening[0]["port"]
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.workers = (self._eventually(lambda: self.find("workers_started"))[0]["workers"] if workers > 1
+                            else [self.process.pid])
+            self._eventually(lambda: {e["pid"] for e in self.find("rules_loaded")} >= set(self.workers))
+            self._eventually(self._listening)
+        except BaseException:  # never leave a service running behind a failed start
+            self.stop()
+            raise
 
     def _listening(self) -> bool:
         try:
