@@ -46,13 +46,16 @@ def until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
 
 
 def still_open(sock: socket.socket) -> bool:
+    """True if the server has not closed the connection (whatever it may have sent)."""
     sock.settimeout(0.05)
     try:
-        return sock.recv(1) != b""
+        while sock.recv(65536):
+            pass
     except TimeoutError:
         return True
     except ConnectionResetError:
-        return False
+        pass
+    return False
 
 
 def healthz_seconds(url: str) -> float:
@@ -131,10 +134,31 @@ def test_more_slow_clients_than_connections_close_the_oldest_and_healthz_still_a
             slow[-1].sendall(HALF_HEADER)
             time.sleep(0.01)  # accepted in order
         assert healthz_seconds(url) < 1.0
-        assert until_closed(slow[0], 2.0)[0] == b""  # evicted without an answer: it never finished a request
+        assert until_closed(slow[0], 2.0)[0].startswith(b"HTTP/1.1 503 ")  # the oldest went first
         assert still_open(slow[-1])
         evicted = [e for e in log.events() if e["event"] == "connection_closed" and e["reason"] == "evicted"]
         assert len(evicted) >= 21  # 40 slow ones and the health check, 20 at a time
+        assert {e["status"] for e in evicted} == {503}  # each had begun a request: told why
+        for sock in slow:
+            sock.close()
+
+
+def test_a_slow_body_makes_room_too_and_its_request_is_logged_as_evicted():
+    with running(ROOT / "rules", ROOT / "plans", watch_interval=None, read_timeout=30, max_connections=2) as (url, log):
+        idle, half_body = connect(url), connect(url)
+        half_body.sendall(b"POST /v1/plans/audit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n"
+                          b"Expect: 100-continue\r\n\r\n")
+        assert half_body.recv(4096).startswith(b"HTTP/1.1 100 ")
+        half_body.sendall(b"{")
+        assert healthz_seconds(url) < 1.0  # two slots taken: the idle connection, the oldest, goes
+        assert until_closed(idle, 2.0)[0] == b"" and still_open(half_body)  # nothing asked, nothing answered
+        later = connect(url)  # the slots are taken again, by the slow body and a newer idle connection
+        slow = [idle, half_body, later]
+        time.sleep(0.1)
+        assert healthz_seconds(url) < 1.0  # now the slow body is the oldest
+        assert until_closed(half_body, 2.0)[0].startswith(b"HTTP/1.1 503 ") and still_open(later)
+        requests = [e for e in log.events() if e["event"] == "request" and e["route"] == "/v1/plans/audit"]
+        assert [(e["status"], e["error"]) for e in requests] == [(503, "evicted")]
         for sock in slow:
             sock.close()
 

@@ -83,8 +83,8 @@ class RequestEvents:
         except Exception as exc:  # noqa: BLE001 - a bug answers 500 and the worker goes on
             # Only the exception's type is logged: its message might quote a figure from the request.
             state["error"] = type(exc).__name__
-            if state.get("read_timeout"):  # the connection answered 408 and closed (service/protocol.py)
-                status, state["error"] = 408, "read_timeout"
+            if state.get("closed"):  # the connection answered 408 or 503 and closed (service/protocol.py)
+                status, state["error"] = state["closed"]
             elif not started_response:
                 answer = problems.problem(500, "Internal error", "the check failed; the request id is in the log",
                                           request_id=request_id)

@@ -10,7 +10,7 @@ uvicorn lacks, so that no client can hold the service with a request it never fi
   and the parser never buffers more than that plus two reads from the socket. (Without httptools,
   h11's own limit of the same size answers 400 instead.)
 - At most `max_connections` connections are open: one more closes the oldest connection still
-  waiting for its request (idle, or sending it slowly), so a flood of slow clients cannot keep a
+  waiting for its request (idle, or sending it slowly; 503 if part of a request came), so a flood of slow clients cannot keep a
   prompt one, such as a health check, out. If every open connection has a request being answered,
   the newcomer is answered 503.
 
@@ -78,7 +78,7 @@ class _Guard:
             if oldest is None:
                 self._close("too_many_connections", 503, "too many connections; try again shortly")
                 return
-            oldest._close("evicted")
+            oldest._evict()
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -148,11 +148,21 @@ class _Guard:
             if cycle.response_started:  # the app is answering already: let it finish
                 _waiting(self.server_state).pop(self, None)  # type: ignore[attr-defined]
                 return
-            cycle.scope.setdefault("state", {})["read_timeout"] = True  # the request's event says 408
+            cycle.scope.setdefault("state", {})["closed"] = (408, "read_timeout")  # for the request's event
         elif not self._in_head:  # nothing of a request has come: closed without a word, as keep-alive closes
             self._close("read_timeout")
             return
         self._close("read_timeout", 408, f"the request did not arrive whole within {self.read_timeout:g} s")
+
+    def _evict(self) -> None:
+        """Make room: closed without a word if nothing of a request has come, else answered 503."""
+        cycle = self.cycle  # type: ignore[has-type]
+        if cycle is not None and not cycle.response_complete and not cycle.response_started:
+            cycle.scope.setdefault("state", {})["closed"] = (503, "evicted")
+        elif not self._in_head:
+            self._close("evicted")
+            return
+        self._close("evicted", 503, "too many connections: this request was the slowest to arrive")
 
     def _close(self, reason: str, status: int | None = None, detail: str = "") -> None:
         self._disarm()
