@@ -390,3 +390,12 @@ Broken(); gc.collect()
     assert events[1]["message"] == "something new in uvicorn 9.9" and events[1]["logger"] == "uvicorn"
     assert "1979-06-15" not in done.stderr and "Traceback" not in done.stderr
 
+
+@pytest.mark.parametrize("module", ["fastapi", "uvicorn"])
+def test_serve_without_the_service_extra_is_exit_2_naming_the_install(module, monkeypatch, capsys):
+    from plancheck.cli import run
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
+    assert run(["serve", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'plancheck[service]'" in err and len(err.strip().splitlines()) == 1
+

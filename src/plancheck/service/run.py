@@ -59,6 +59,12 @@ def serve(plans_dir: Path, rules_dir: Path, host: str, port: int, token_file: Pa
           watch: float, workers: int = 1, allowed: Sequence[str] = (), read_timeout: float = 10.0,
           max_connections: int = 512, shutdown_timeout: float = 10.0) -> None:
     """Run the service until SIGINT or SIGTERM. Refuses a non-loopback address without a token."""
+    try:
+        import fastapi  # noqa: F401 - the service extra, asked for before anything else is done
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise InputError(Problem("plancheck serve", "", "the service needs the 'service' extra "
+                                 f"(pip install 'plancheck[service]'): {exc}")) from None
     from plancheck.service.app import Settings
     from plancheck.service.guard import allowed_hosts
     token = read_token(token_file) if token_file is not None else None
