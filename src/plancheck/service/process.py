@@ -10,9 +10,11 @@ import os
 import signal
 from typing import Any, Iterator, TextIO
 
-#: uvicorn settings of every worker: no access log of its own (the app logs one event per request), and no
-#: logging configuration of its own (server_logs_as_json installs ours).
-UVICORN = {"log_level": "warning", "access_log": False, "lifespan": "on", "server_header": False, "log_config": None}
+#: uvicorn settings of every worker: no access log of its own (the app logs one event per request), no logging
+#: configuration of its own (server_logs_as_json installs ours), and no WebSocket: the service has no such endpoint,
+#: and an upgraded connection would leave the guarded HTTP protocol (service/protocol.py).
+UVICORN = {"log_level": "warning", "access_log": False, "lifespan": "on", "server_header": False, "log_config": None,
+           "ws": "none"}
 #: Seconds an idle kept-alive connection stays open after its last answer.
 KEEP_ALIVE = 5
 
