@@ -219,7 +219,7 @@ async def _through_app(app, bodies: list[bytes]) -> list[float]:
     async def post(body: bytes) -> None:
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
                  "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "query_string": b"", "root_path": "",
-                 "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                 "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
                              (b"content-length", str(len(body)).encode())],
                  "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
         messages = [{"type": "http.request", "body": body, "more_body": False}]

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 
-from helpers import eventually, logged_events
+from helpers import eventually
+from service_server import Served
 
 pytestmark = [pytest.mark.slow,  # multi-process servers started and stopped: not in the fast tier (pytest -m 'not slow')
               pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")]
@@ -26,54 +23,17 @@ SEED = {"plan_id": "monthly-mega-backdoor",
         "election": {"start_date": "2024-12-01", "pretax": {"amount": 2000}}}
 
 
+def Service(tmp_path: Path, *args: str) -> Served:
+    """`plancheck serve --workers 2` on a free loopback port (workers start in fresh interpreters, each building
+    its engine: twice the usual wait)."""
+    return Served(tmp_path, *args, workers=2, wait=30.0)
+
+
 #: Workers start in fresh interpreters, each building its engine: give them twice the usual wait.
 eventually = partial(eventually, seconds=30.0)
 
 
-class Service:
-    """`plancheck serve --workers 2` on a free loopback port, its events read from its stderr."""
-
-    def __init__(self, tmp_path: Path, *args: str):
-        self.log_path = tmp_path / "service.log"
-        self.log = self.log_path.open("w+")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "plancheck", "serve", "--port", "0", "--workers", "2", "--watch", "0", *args],
-            stdout=subprocess.DEVNULL, stderr=self.log, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        listening = eventually(lambda: self.find("listening") or self.exited())
-        self.url = f"http://127.0.0.1:{listening[0]['port']}"
-        self.workers = eventually(lambda: self.find("workers_started"))[0]["workers"]
-        eventually(lambda: {e["pid"] for e in self.find("rules_loaded")} >= set(self.workers))
-
-    def exited(self) -> None:
-        assert self.process.poll() is None, self.log_path.read_text()
-
-    def events(self) -> list[dict]:
-        return logged_events(self.log_path)
-
-    def find(self, name: str) -> list[dict]:
-        return [e for e in self.events() if e["event"] == name]
-
-    def spread(self, request, count: int = 64) -> list:
-        """`count` requests, each on a fresh connection, from 8 threads, so that every worker takes some."""
-        fresh = httpx.Limits(max_keepalive_connections=0)
-        clients = [httpx.Client(base_url=self.url, timeout=30, limits=fresh) for _ in range(8)]
-        try:
-            with ThreadPoolExecutor(8) as pool:
-                return list(pool.map(lambda i: request(clients[i % 8]), range(count)))
-        finally:
-            for client in clients:
-                client.close()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        finally:
-            self.log.close()
-
-
-def served_by(service: Service, status: int) -> set[int]:
+def served_by(service: Served, status: int) -> set[int]:
     return {e["pid"] for e in service.find("request") if e["route"] == "/v1/elections/check" and e["status"] == status}
 
 

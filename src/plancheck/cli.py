@@ -696,6 +696,16 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes sharing the socket, "
                                          "each with its own engine; SIGHUP reaches every one (useful up to the "
                                          "number of cores)")] = 1,
+    allowed_host: Annotated[Optional[list[str]], typer.Option(
+        "--allowed-host", help="A Host name the service answers for (repeatable; '*' for any); default the "
+        "--host address, plus localhost, 127.0.0.1 and ::1 on loopback; other Host headers get 400")] = None,
+    read_timeout: Annotated[float, typer.Option("--read-timeout", min=0.1, help="Seconds a request (headers "
+                                                "and body) has to arrive whole; 408 and closed after")] = 10.0,
+    max_connections: Annotated[int, typer.Option("--max-connections", min=1, help="Open connections per "
+                                                 "process at most; one more closes the oldest idle or slow "
+                                                 "one")] = 512,
+    shutdown_timeout: Annotated[float, typer.Option("--shutdown-timeout", min=0, help="Seconds the requests "
+                                                    "being answered get to finish after SIGTERM")] = 10.0,
     rules: RulesOption = None,
 ) -> None:
     """Serve the checks over HTTP (FastAPI on uvicorn): elections, withdrawals, plan audits and a page at /."""
@@ -705,9 +715,14 @@ def serve(
         _fail(InputError(Problem("plancheck serve", "", f"the service needs the 'service' extra "
                                  f"(pip install 'plancheck[service]'): {exc}")))
     try:
-        run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch, workers)
+        run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch, workers,
+                    allowed_host or (), read_timeout, max_connections, shutdown_timeout)
     except InputError as exc:
         _fail(exc)
+    except Stopped as stop:  # the service has stopped: say so as its log does, in a JSON line, not a sentence
+        from plancheck.service.app import event_logger
+        event_logger(None).info("stopped", signal=signal.Signals(stop.signum).name, pid=os.getpid())
+        raise typer.Exit(128 + stop.signum) from None
 
 
 @app.command()

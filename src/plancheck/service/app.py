@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import hmac
 import os
-import re
 import signal
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -40,12 +38,13 @@ from plancheck.documents.yamlio import parse_json, validation_problems
 from plancheck.errors import InputError, Problem, shown
 from plancheck.findings import has_errors, severity_counts
 from plancheck.service import problems
+from plancheck.service.access import RequestEvents
+from plancheck.service.guard import LOOPBACK_HOSTS, PAGE_POLICY, HostCheck
 from plancheck.service.state import Snapshot, fingerprint, load_snapshot
 
 API_VERSION = "v1"
 #: Request bodies larger than this (bytes) answer 413 unless the settings say otherwise.
 DEFAULT_MAX_BODY = 256 * 1024
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,16 @@ class Settings:
     log_stream: TextIO | None = None
     #: A worker of `serve --workers N`: the supervisor's pid. The worker stops if that process goes away.
     parent_pid: int | None = None
+    #: The file the token was read from: SIGHUP reads it again (token rotation).
+    token_file: Path | None = None
+    #: The Host names answered (service/guard.py); None answers any.
+    allowed_hosts: frozenset[str] | None = LOOPBACK_HOSTS
+    #: Seconds a request has to arrive whole (service/protocol.py).
+    read_timeout: float = 10.0
+    #: Open connections at most (service/protocol.py).
+    max_connections: int = 512
+    #: Seconds the requests being answered get to finish after SIGTERM or SIGINT, before they are cancelled.
+    shutdown_timeout: float = 10.0
 
 
 class Unauthorized(Exception):
@@ -88,6 +97,28 @@ class Holder:
         self.settings = settings
         self.log = log
         self.snapshot: Snapshot | None = None
+        #: The bearer token requests must present (replaced by reload_token).
+        self.token = settings.token
+
+    def reload_token(self, why: str) -> bool:
+        """Read the token file again; a file that cannot be read or holds no valid token keeps the old token."""
+        if self.settings.token_file is None:
+            return False
+        from plancheck.service.run import read_token
+        try:
+            token = read_token(self.settings.token_file)
+        except InputError as exc:
+            self.log.warning("token_reload_failed", trigger=why, problems=[str(p) for p in exc.problems],
+                             pid=os.getpid())
+            return False
+        changed, self.token = token != self.token, token
+        self.log.info("token_loaded", trigger=why, changed=changed, pid=os.getpid())
+        return True
+
+    def on_sighup(self) -> None:
+        """SIGHUP: the token first (a rotation takes effect at once), then rules and plans."""
+        self.reload_token("SIGHUP")
+        self.reload("SIGHUP")
 
     def reload(self, why: str) -> bool:
         """Build a new snapshot and swap it in; on any problem keep the old one and log why."""
@@ -144,7 +175,7 @@ def current(request: Request) -> Snapshot:
 
 async def require_token(request: Request) -> None:
     """With a token configured, `Authorization: Bearer <token>`, compared in constant time."""
-    token = _holder(request).settings.token
+    token = _holder(request).token
     if token is None:
         return
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -338,8 +369,7 @@ async def audit_plan_endpoint(request: Request, body: Any = Depends(json_body)) 
 async def page() -> HTMLResponse:
     """The administrators' page: one self-contained HTML file, no asset from the network."""
     html = resources.files("plancheck.service").joinpath("page/index.html").read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={"Content-Security-Policy": "default-src 'self'; script-src 'self' "
-                                       "'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self'"})
+    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_POLICY})
 
 
 # -- the app ---------------------------------------------------------------------------------------------------------
@@ -400,6 +430,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def openapi_document() -> JSONResponse:
         return JSONResponse(app.openapi())
     _install_errors(app)
+    app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # inside RequestEvents: a refusal is logged too
     app.add_middleware(RequestEvents, holder=holder)
     return app
 
@@ -430,7 +461,7 @@ def _handle_sighup(loop: asyncio.AbstractEventLoop, holder: Holder) -> bool:
     if not hasattr(signal, "SIGHUP"):
         return False
     try:
-        loop.add_signal_handler(signal.SIGHUP, holder.reload, "SIGHUP")
+        loop.add_signal_handler(signal.SIGHUP, holder.on_sighup)
     except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (the tests' in-thread server)
         return False
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
@@ -491,69 +522,3 @@ def _install_errors(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 503: "Not ready"}
         return problems.problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
-
-
-
-class RequestEvents:
-    """ASGI middleware: one structured event per request, with request id, route, status, ruleset
-    revision, the rule ids the decision found and the latency.
-
-    No body is ever logged, so no birth date or pay figure reaches the access log. A plain ASGI
-    middleware (not BaseHTTPMiddleware) so that it costs microseconds, not a task per request.
-    """
-
-    def __init__(self, app: Any, holder: Holder):
-        self.app, self.holder = app, holder
-        self.pid = os.getpid()
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        status, logged = 500, False
-
-        def log_once() -> None:
-            nonlocal logged
-            if logged:
-                return
-            logged = True
-            route = scope.get("route")
-            snapshot = self.holder.snapshot
-            fields = {"request_id": request_id, "pid": self.pid, "method": scope["method"],
-                      "route": getattr(route, "path", None) or shown(scope["path"], 100), "status": status,
-                      "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                      "ruleset_revision": state.get("revision") or (snapshot.revision if snapshot else None)}
-            if "rules" in state:
-                fields["rules"] = state["rules"]
-            if "error" in state:
-                fields["error"] = state["error"]
-            self.holder.log.info("request", **fields)
-
-        started_response = False
-
-        async def send_with_id(message: dict) -> None:
-            nonlocal status, started_response
-            if message["type"] == "http.response.start":
-                started_response = True
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                log_once()  # before the last byte goes out: a client that has the answer finds the event
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:  # noqa: BLE001 - a bug answers 500 and the worker goes on
-            # Only the exception's type is logged: its message might quote a figure from the request.
-            state["error"] = type(exc).__name__
-            if not started_response:
-                answer = problems.problem(500, "Internal error", "the check failed; the request id is in the log",
-                                          request_id=request_id)
-                await answer(scope, receive, send_with_id)
-        finally:
-            log_once()

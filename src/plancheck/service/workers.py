@@ -8,7 +8,8 @@ connections on the same socket and each holds the same settings, token included.
 
 Signals: SIGHUP is passed on to every worker, which reloads and swaps its own snapshot (a broken
 file keeps that worker's old set and logs `reload_failed`, with its pid); SIGINT and SIGTERM stop
-every worker gracefully (SIGKILL after 10 s) and then the supervisor. A worker that dies is
+every worker gracefully (each cancels what it still answers after --shutdown-timeout; SIGKILL 5 s
+later) and then the supervisor. A worker that dies is
 replaced (`worker_exited`); one that cannot load the rules at start stops the service. A worker
 whose supervisor is killed outright stops by itself (app.py `_watch_parent`).
 """
@@ -35,12 +36,17 @@ def _worker(settings: Any, sock: socket.socket) -> None:
     import uvicorn
 
     from plancheck.service.app import create_app
-    from plancheck.service.process import UVICORN
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **UVICORN))
+    from plancheck.service.process import server_logs_as_json, uvicorn_config
+    server_logs_as_json(settings.log_stream, everything=True)
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor stops the rest
         return
+    except Exception:  # noqa: BLE001 - an event (the exception's type), not multiprocessing's printed traceback
+        import logging
+        logging.getLogger("plancheck.service").error("worker failed", exc_info=True)
+        sys.exit(1)
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
@@ -110,7 +116,7 @@ class Supervisor:
         for process in self.workers:
             if process.exitcode is None:
                 process.terminate()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.settings.shutdown_timeout + 5
         for process in self.workers:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
