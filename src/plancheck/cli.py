@@ -27,7 +27,7 @@ from plancheck.findings import has_errors, severity_counts
 from plancheck.locations import location
 from plancheck.sinks import events
 from plancheck.sinks import text as report
-from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
+from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout, together
 
 if TYPE_CHECKING:
     from plancheck.documents.feed.source import Source
@@ -242,29 +242,30 @@ def batch(
     executor = _cluster(cluster, work_dir, source) if cluster is not None else None
     history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [source])
     progress = _Progress() if sys.stderr.isatty() else (_ProgressLines() if cluster is not None else None)
-    # Both outputs are replaced together, once the whole run has completed.
-    with (_recording(history), OutputLock([out_target, rejects_path]), replacing(out_target) as stream,
-          replacing(rejects_path) as rejects_stream):
-        events.configure(stream)
-        sink = BatchFiles(rejects_stream)
+    # Every output (--out, --rejects, --html, --xlsx) is one commit, once the whole run has completed: uploads
+    # first, then renames; a failure anywhere replaces none of them and leaves the run out of the history.
+    with (_recording(history), OutputLock([out_target, rejects_path, html, xlsx]), together()):
+        with replacing(out_target) as stream, replacing(rejects_path) as rejects_stream:
+            events.configure(stream)
+            sink = BatchFiles(rejects_stream)
+            if history:
+                from plancheck.history.recording import RecordingBatchSink
+                sink = RecordingBatchSink(sink, history)
+            with progress or contextlib.nullcontext():
+                outcome = run_batch(
+                    source, plans_dir, rules_dir, workers or os.cpu_count() or 1, sink,
+                    str(rejects_path),
+                    on_read=progress.read if progress else None,
+                    on_start=progress.start_checking if progress else None,
+                    on_partition=progress.checked if progress else None,
+                    executor=executor)
+            if history:
+                outcome.summary.update(history.close(covered=outcome.covered))
+            events.emit(outcome.summary)
+        status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
         if history:
-            from plancheck.history.recording import RecordingBatchSink
-            sink = RecordingBatchSink(sink, history)
-        with progress or contextlib.nullcontext():
-            outcome = run_batch(
-                source, plans_dir, rules_dir, workers or os.cpu_count() or 1, sink,
-                str(rejects_path),
-                on_read=progress.read if progress else None,
-                on_start=progress.start_checking if progress else None,
-                on_partition=progress.checked if progress else None,
-                executor=executor)
-        if history:
-            outcome.summary.update(history.close(covered=outcome.covered))
-        events.emit(outcome.summary)
-    status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
-    if history:
-        history.finish(outcome.summary, status)
-        _reports(history, html, xlsx)
+            history.finish(outcome.summary, status)
+            _reports(history, html, xlsx)
     report.batch_summary(outcome.summary)
     raise typer.Exit(status)
 
@@ -426,7 +427,7 @@ def audit(
     except InputError as exc:
         _fail(exc)
     findings = [f for a in audits for f in a.findings]
-    with _recording(history):
+    with _recording(history), together():  # --out, --html and --xlsx: one commit
         if history:
             history.start(rulebook.revision)
         status = _audit_outputs(audits, findings, rulebook, output_format, out, history)
@@ -577,26 +578,27 @@ def yearend(
         recorded = [history.finding(f.as_event()) if history else f.as_event() for f in outcome.findings]
         if history:
             run.update(history.close())
-    # Every output is replaced together, once everything has been written.
-    with (_recording(history), replacing(out) as stream, replacing(rejects_path) as rejects_stream,
-          replacing(feed_rejects_path) if feed_rejects_path else contextlib.nullcontext() as feed_rejects_stream):
-        write_rejects(rejects_stream, *reject_rows(data.rejects))
-        if feed_rejects:
-            write_rejects(feed_rejects_stream, *feed_rejects)
-        if output_format is ReportFormat.text:
-            stream.write(yearend_text(outcome.summaries, outcome.hces, corrections,
-                                      run | {"ruleset_revision": rulebook.revision}, previews).encode())
-        else:
-            _events_to(stream, rulebook.revision)
-            for event in recorded:
-                events.emit(event)
-            for item in (*outcome.hces, *corrections, *previews, *outcome.summaries):
-                events.emit(item)
-            events.emit(run)
-    status = _status(history, outcome.findings)
-    if history:
-        history.finish(run, status)
-        _reports(history, html, xlsx)
+    # Every output is one commit, once everything has been written (uploads first, then renames).
+    with _recording(history), together():
+        with (replacing(out) as stream, replacing(rejects_path) as rejects_stream,
+              replacing(feed_rejects_path) if feed_rejects_path else contextlib.nullcontext() as feed_rejects_stream):
+            write_rejects(rejects_stream, *reject_rows(data.rejects))
+            if feed_rejects:
+                write_rejects(feed_rejects_stream, *feed_rejects)
+            if output_format is ReportFormat.text:
+                stream.write(yearend_text(outcome.summaries, outcome.hces, corrections,
+                                          run | {"ruleset_revision": rulebook.revision}, previews).encode())
+            else:
+                _events_to(stream, rulebook.revision)
+                for event in recorded:
+                    events.emit(event)
+                for item in (*outcome.hces, *corrections, *previews, *outcome.summaries):
+                    events.emit(item)
+                events.emit(run)
+        status = _status(history, outcome.findings)
+        if history:
+            history.finish(run, status)
+            _reports(history, html, xlsx)
     if output_format is ReportFormat.jsonl:
         sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "
                          f"{len(outcome.findings)} finding(s), {len(corrections)} correction(s) in {seconds:.2f} s\n")
@@ -676,9 +678,15 @@ def run(args: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
         try:
-            status = command.main(args=args, prog_name="plancheck", standalone_mode=False)
+            # Whatever a command stages and has not committed itself (`report --html --xlsx`) is one commit, made
+            # only when the command completes with 0 or 1.
+            with together() as outputs:
+                status = command.main(args=args, prog_name="plancheck", standalone_mode=False)
+                status = status if isinstance(status, int) else EXIT_OK
+                if status not in (EXIT_OK, EXIT_FINDINGS):
+                    outputs.discard()
             stdout().flush()
-            return status if isinstance(status, int) else EXIT_OK
+            return status
         except Stopped as stop:
             name = "interrupted" if stop.signum == signal.SIGINT else "terminated"
             sys.stderr.write(f"{name}: stopped; outputs left as they were, temporary files removed\n")

@@ -33,6 +33,7 @@ from plancheck.checks.batch import run
 from plancheck.checks.batch.check import Checker, keep_freed_memory
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem, shorten
+from plancheck.safe_open import write_new
 
 #: How long to wait for a scheduler to answer, and for a scheduler to have at least one worker (seconds).
 CONNECT_TIMEOUT = 10
@@ -219,7 +220,7 @@ def _plugin_class():
                 for name, data in self.rules.items():
                     path = Path(folder) / name
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
+                    write_new(path, data)
                 rulebook, limits = load_rules(Path(folder))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
