@@ -249,3 +249,117 @@ def test_the_rejects_csv_keeps_a_formula_like_value_as_the_feed_had_it(tmp_path)
     assert result.returncode == 0, result.stderr
     rejected = list(csv.DictReader((tmp_path / "rejects.csv").open(newline="")))
     assert [r["employee_id"] for r in rejected] == [value]
+
+
+# -- 5. A YAML alias bomb ("billion laughs") --------------------------------------------------------
+
+def laughs(indent: str, levels: int = 9) -> str:
+    """Nested aliases, nine of the level before on each line: 9**levels values once expanded, a few hundred bytes."""
+    lines = [f"{indent}- &l0 {{fact: ytd_deferrals_employer, gt: {{fact: deferral_limit}}}}"]
+    for i in range(1, levels):
+        lines.append(f"{indent}- &l{i} {{all: [{','.join([f'*l{i - 1}'] * 9)}]}}")
+    return "\n".join(lines) + "\n"
+
+
+def bomb_rules(tmp_path: Path) -> Path:
+    """The bundled rules with one rule's condition made an alias bomb (aliases inside `when`, where they are legal)."""
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    path = rules / "checks" / "period" / "402g-deferral-limit.yaml"
+    text = path.read_text()
+    condition = "when:\n  fact: ytd_deferrals_employer\n  gt: {fact: deferral_limit}\n"
+    assert condition in text
+    path.write_text(text.replace(condition, "when:\n  all:\n" + laughs("    ")))
+    return path
+
+
+def bomb_document(tmp_path: Path, kind: str) -> Path:
+    plain = "".join(f"  - &a{i} [{','.join([f'*a{i - 1}'] * 9) if i else 'lol,lol,lol,lol,lol,lol,lol,lol,lol'}]\n"
+                    for i in range(9))
+    path = tmp_path / f"{kind}.yaml"
+    if kind == "election":
+        path.write_text((ROOT / "samples" / "elections" / "acme-low-earner-2024.yaml").read_text()
+                        .replace("employee:\n", "employee:\n  x-laughs:\n" + plain.replace("  - ", "    - ")))
+    elif kind == "plan":
+        path.write_text((ROOT / "plans" / "acme-mega-backdoor.yaml").read_text() + "references:\n" + plain)
+    else:
+        path.write_text("- plan_id: acme-mega-backdoor\n  x-laughs:\n" + plain.replace("  - ", "    - "))
+    return path
+
+
+def limited(*args: str, cwd: Path) -> tuple[object, float]:
+    """`plancheck ...` in a process of at most 3 GB of address space and 60 seconds."""
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "plancheck", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=60, preexec_fn=limit, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    return done, time.monotonic() - started
+
+
+def test_a_rule_file_of_nested_aliases_is_exit_2_with_its_line_in_seconds_and_little_memory(tmp_path):
+    """A rule condition of nested aliases ran past a minute (main: killed at the 60 s bound)."""
+    path = bomb_rules(tmp_path)
+    done, seconds = limited("election", ROOT / "samples" / "elections" / "acme-low-earner-2024.yaml", "--plan",
+                            ROOT / "plans" / "acme-mega-backdoor.yaml", "--rules-dir", tmp_path / "rules",
+                            cwd=tmp_path)
+    one_clean_line(done, f"{path}:", "aliases expand the document past 500,000 values")
+    assert seconds < 30
+
+
+@pytest.mark.parametrize("kind", ["election", "plan", "withdrawals"])
+def test_every_document_kind_stops_an_alias_bomb_at_the_loader(kind, tmp_path):
+    path = bomb_document(tmp_path, kind)
+    if kind == "election":
+        args = ("election", path, "--plan", ROOT / "plans" / "acme-mega-backdoor.yaml")
+    elif kind == "plan":
+        args = ("election", ROOT / "samples" / "elections" / "acme-low-earner-2024.yaml", "--plan", path)
+    else:
+        args = ("withdrawals", path, "--plans", PLANS)
+    done, seconds = limited(*args, cwd=tmp_path)
+    one_clean_line(done, f"{path}:", "aliases expand the document past")
+    assert seconds < 30
+
+
+def test_the_alias_budget_counts_every_expanded_value_to_the_one(monkeypatch):
+    """`a: &x [1, 2]` and `b: *x` hold 9 values expanded (root, 2 keys, 2 lists, 4 items): 9 pass, 8 do not."""
+    from plancheck.documents import yamlio
+    from plancheck.errors import InputError
+
+    text = "a: &x [1, 2]\nb: *x\n"
+    monkeypatch.setattr(yamlio, "MAX_NODES", 9)
+    assert yamlio.parse_yaml(text, "doc.yaml") == {"a": [1, 2], "b": [1, 2]}
+    monkeypatch.setattr(yamlio, "MAX_NODES", 8)
+    with pytest.raises(InputError, match=r"doc.yaml:2: invalid YAML: aliases expand the document past 8 values"):
+        yamlio.parse_yaml(text, "doc.yaml")
+
+
+def test_a_recursive_alias_and_depth_hidden_behind_aliases_are_refused():
+    from plancheck.documents import yamlio
+    from plancheck.errors import InputError
+
+    with pytest.raises(InputError, match="recursive document"):
+        yamlio.parse_yaml("a: &x [1, *x]\n", "doc.yaml")
+    deep = "a: &x " + "[" * 60 + "1" + "]" * 60 + "\nb: " + "[" * 50 + "*x" + "]" * 50 + "\n"
+    with pytest.raises(InputError, match="nesting deeper than 100 levels once its aliases are expanded"):
+        yamlio.parse_yaml(deep, "doc.yaml")
+
+
+def test_a_document_over_the_size_budget_is_refused_before_it_is_parsed(tmp_path):
+    from plancheck.documents import yamlio
+    from plancheck.errors import InputError
+
+    path = tmp_path / "plan.yaml"
+    path.write_bytes(b"#" * yamlio.MAX_DOCUMENT_BYTES + b"\n")
+    with pytest.raises(InputError, match="larger than 4 MB"):
+        yamlio.read_document(path)
+    path.write_bytes(b"#" * (yamlio.MAX_DOCUMENT_BYTES - 1) + b"\n")
+    assert yamlio.read_document(path) is None
