@@ -363,3 +363,56 @@ def test_a_document_over_the_size_budget_is_refused_before_it_is_parsed(tmp_path
         yamlio.read_document(path)
     path.write_bytes(b"#" * (yamlio.MAX_DOCUMENT_BYTES - 1) + b"\n")
     assert yamlio.read_document(path) is None
+
+
+# -- 6. What editors leave in rules/ and plans/ -----------------------------------------------------
+
+def leave_editor_files(folder: Path, name: str) -> None:
+    """What Emacs, Vim, backups and macOS leave beside `name` while it is being edited."""
+    (folder / f".#{name}").symlink_to("admin@host.4242:1733300000")  # Emacs' lock: a link to nowhere
+    (folder / f"#{name}#").write_text("half: [edited\n")
+    (folder / f".{name}.swp").write_bytes(b"b0VIM 9.0\0\0")
+    (folder / f"{name}~").write_text("id: stale\n")
+    (folder / f"._{name}").write_bytes(b"\0\5\26\7\0\2\0\0Mac OS X        ")
+
+
+def test_editor_files_in_rules_and_plans_are_skipped_and_change_nothing(tmp_path, feed):
+    """Emacs' `.#rule.yaml` lock (a dangling link) in rules/ crashed every command with a traceback."""
+    import shutil
+
+    rules, plans = tmp_path / "rules", tmp_path / "plans"
+    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(PLANS, plans)
+    import json
+
+    def summary() -> dict:
+        last = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1])
+        return {k: last[k] for k in ("event", "ruleset_revision", "plans", "rows_read", "rows_checked", "findings")
+                if k in last}
+
+    clean = batch(tmp_path, feed, "--rules-dir", rules, "--plans", plans)
+    assert clean.returncode == 0, clean.stderr
+    before = summary()
+    leave_editor_files(rules / "checks" / "period", "402g-deferral-limit.yaml")
+    leave_editor_files(rules / "limits", next((rules / "limits").glob("*.yaml")).name)
+    leave_editor_files(plans, "acme-mega-backdoor.yaml")
+    edited = batch(tmp_path, feed, "--rules-dir", rules, "--plans", plans)
+    assert edited.returncode == 0, edited.stderr
+    assert summary() == before and before["event"] == "batch_summary" and "ruleset_revision" in before
+    audit = plancheck("audit", "--rules", "--rules-dir", rules, cwd=tmp_path)
+    assert audit.returncode == 0, audit.stderr
+    assert plancheck("audit", plans, "--rules-dir", rules, cwd=tmp_path).returncode in (0, 1)
+
+
+@pytest.mark.parametrize("where", ["rules", "plans"])
+def test_a_dangling_link_named_like_a_document_is_exit_2_naming_it(where, tmp_path, feed):
+    """A rule or plan linked from a share that is not mounted must not silently drop out of the checks."""
+    import shutil
+
+    rules, plans = tmp_path / "rules", tmp_path / "plans"
+    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(PLANS, plans)
+    link = (rules / "checks" / "period" if where == "rules" else plans) / "linked.yaml"
+    link.symlink_to("/mnt/not-mounted/linked.yaml")
+    result = batch(tmp_path, feed, "--rules-dir", rules, "--plans", plans)
+    one_clean_line(result, str(link), "symbolic link to /mnt/not-mounted/linked.yaml, which does not exist")

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 
 from plancheck.checks.batch import run
 from plancheck.checks.batch.check import Checker, keep_freed_memory
+from plancheck.documents.folders import is_editor_artefact
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem, shorten
 from plancheck.safe_open import write_new
@@ -185,8 +186,8 @@ def _sees(paths: list[str]) -> list[tuple[str, str]]:
 
 
 def _rules_files(rules_dir: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(rules_dir)): path.read_bytes()
-            for path in sorted(rules_dir.rglob("*")) if path.is_file()}
+    return {str(path.relative_to(rules_dir)): path.read_bytes() for path in sorted(rules_dir.rglob("*"))
+            if path.is_file() and not any(is_editor_artefact(part) for part in path.relative_to(rules_dir).parts)}
 
 
 def _plugin_class():
