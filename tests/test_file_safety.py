@@ -416,3 +416,65 @@ def test_a_dangling_link_named_like_a_document_is_exit_2_naming_it(where, tmp_pa
     link.symlink_to("/mnt/not-mounted/linked.yaml")
     result = batch(tmp_path, feed, "--rules-dir", rules, "--plans", plans)
     one_clean_line(result, str(link), "symbolic link to /mnt/not-mounted/linked.yaml, which does not exist")
+
+
+# -- 7. A missing optional extra --------------------------------------------------------------------
+
+#: The command line with the top-level packages named in argv[1] made impossible to import, as on an install
+#: without that extra.
+WITHOUT = """import sys
+blocked = set(sys.argv[1].split(","))
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+from plancheck.cli import run
+sys.exit(run(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(("blocked", "args", "feature", "extra"), [
+    ("sqlalchemy", ("batch", "FEED", "--db", "h.sqlite"), "--db", "history"),
+    ("platformdirs", ("audit", "--record"), "--record", "history"),
+    ("psycopg", ("audit", "--db", "postgresql://plancheck@127.0.0.1:1/none"), "--db", "history"),
+    ("xlsxwriter", ("audit", "--xlsx", "r.xlsx"), "--xlsx", "history"),
+    ("jinja2", ("batch", "FEED", "--html", "r.html"), "--html", "history"),
+    ("fastapi", ("serve", "--port", "0"), "plancheck serve", "service"),
+    ("uvicorn", ("serve", "--port", "0"), "plancheck serve", "service"),
+    ("distributed", ("batch", "FEED", "--cluster", "local:1"), "--cluster", "dask"),
+    ("s3fs", ("batch", "s3://payroll/feed.csv"), "s3://payroll/feed.csv", "s3"),
+    ("fsspec", ("batch", "FEED", "--out", "s3://payroll/out.jsonl"), "s3://payroll/out.jsonl: --out", "s3"),
+])
+def test_a_missing_extra_is_exit_2_naming_what_to_install(blocked, args, feature, extra, tmp_path, feed):
+    """Without the optional extras, --db and serve ended in a ModuleNotFoundError traceback and exit 1."""
+    import subprocess
+    import sys
+
+    args = [str(feed) if a == "FEED" else a for a in args] + (["--plans", str(PLANS)] if args[0] != "audit" else [])
+    done = subprocess.run([sys.executable, "-c", WITHOUT, blocked, *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    one_clean_line(done, f"error: {feature}: needs the '{extra}' extra", f"pip install 'plancheck[{extra}]'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feed.csv"], "nothing written, nothing created"
+
+
+def test_an_extra_s_module_imported_deep_inside_a_command_is_the_same_one_line(monkeypatch, capsys):
+    """The net under every command: a ModuleNotFoundError of an extra's package is exit 2 naming the extra; any
+    other missing module is a bug, and stays a traceback."""
+    from plancheck import cli
+
+    def missing(name: str):
+        def fail(*_args):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return fail
+
+    monkeypatch.setattr(cli, "stdout", missing("sqlalchemy.orm"))
+    assert cli.run(["schema", "plan"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'plancheck[history]'" in err and "sqlalchemy" in err
+    monkeypatch.setattr(cli, "stdout", missing("numpy"))
+    with pytest.raises(ModuleNotFoundError):
+        cli.run(["schema", "plan"])

@@ -23,6 +23,7 @@ from plancheck import cli_history
 from plancheck.cli_history import DbOption, write_reports
 from plancheck.engine import Engine
 from plancheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, Problem
+from plancheck.extras import missing_extra, require_extra
 from plancheck.findings import has_errors, severity_counts
 from plancheck.locations import location
 from plancheck.sinks import events
@@ -102,6 +103,10 @@ def _check_outputs(outputs: dict[str, Path | str | None], inputs: list[Path | st
                    plans_dir: Path | None = None) -> None:
     """Before any work: outputs writable and none of them an input (files, plan files, the rules tree); a str is
     a URL (locations.py)."""
+    if outputs.get("--html") is not None:
+        require_extra("history", "jinja2", feature="--html")
+    if outputs.get("--xlsx") is not None:
+        require_extra("history", "xlsxwriter", feature="--xlsx")
     urls = [i for i in inputs if isinstance(i, str)]
     files = input_files([i for i in inputs if not isinstance(i, str)]) + input_files([rules_dir]) \
         + input_files([plans_dir], PLAN_SUFFIXES)
@@ -128,6 +133,10 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
     """
     if db is None and not record and not (env_opts_in and os.environ.get("PLANCHECK_DB")):
         return None
+    feature = "--db" if db is not None else ("--record" if record else "PLANCHECK_DB")
+    require_extra("history", "sqlalchemy", "alembic", "platformdirs", feature=feature)
+    if (db or os.environ.get("PLANCHECK_DB") or "").startswith("postgresql"):
+        require_extra("history", "psycopg", feature=feature)
     from plancheck.history.recording import HistoryRun, InputHashes, scope_of
     from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
     return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), InputHashes(inputs))
@@ -272,6 +281,7 @@ def batch(
 
 def _cluster(address: str, work_dir: str | None, feed: Source):
     """The batch's executor on the Dask cluster at `address` (exit 2 naming the extra where it is not installed)."""
+    require_extra("dask", "distributed", feature="--cluster")
     from plancheck.checks.batch.cluster import cluster_executor, stderr_line
 
     def connected(info: dict) -> None:
@@ -641,11 +651,8 @@ def serve(
 ) -> None:
     """Serve the checks over HTTP (FastAPI on uvicorn): elections, withdrawals, plan audits and a page at /."""
     try:
+        require_extra("service", "fastapi", "uvicorn", feature="plancheck serve")
         from plancheck.service.run import serve as run_service
-    except ImportError as exc:
-        _fail(InputError(Problem("plancheck serve", "", f"the service needs the 'service' extra "
-                                 f"(pip install 'plancheck[service]'): {exc}")))
-    try:
         run_service(_plans_dir(plans), _rules_dir(rules), host, port, token_file, max_body, watch, workers)
     except InputError as exc:
         _fail(exc)
@@ -699,6 +706,12 @@ def run(args: list[str]) -> int:
         except InputError as exc:  # raised while writing outputs (a full disk), or from a loader
             for problem in exc.problems:
                 sys.stderr.write(f"error: {problem}\n")
+            return EXIT_INPUT
+        except ImportError as exc:  # an optional extra's package, imported deeper than its feature's require_extra
+            missing = missing_extra(exc)
+            if missing is None:
+                raise
+            sys.stderr.write(f"error: {missing.problems[0]}\n")
             return EXIT_INPUT
     except OutputClosed:  # the reader went away (`| head`): stop quietly, outputs not replaced
         _quiet_stdout()
