@@ -120,6 +120,9 @@ def s3_endpoint(buckets: tuple[str, ...]):
            "AWS_SECRET_ACCESS_KEY": "plancheck-test", "AWS_DEFAULT_REGION": "us-east-1"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # an instance cached by an earlier module speaks to its stopped server
     try:
         import fsspec
 
@@ -133,3 +136,4 @@ def s3_endpoint(buckets: tuple[str, ...]):
             else:
                 os.environ[key] = value
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
