@@ -154,7 +154,8 @@ def staged(name: str, finish: Callable[[Path], None], directory: Path, prefix: s
 
 
 def renamer(target: Path, final: Path) -> Callable[[Path], None]:
-    """Put a staged file in place at `final` with `mode`, and sync its directory."""
+    """Put a staged file in place at `final` (never through a link there), with the old file's mode, and sync the
+    directory."""
     def rename(temporary: Path) -> None:
         try:
             if safe_open.is_link(final):
