@@ -74,6 +74,13 @@ def test_a_lock_file_that_is_a_hard_link_to_the_feed_is_refused(tmp_path, feed):
     assert digest(feed) == before
 
 
+def test_a_lock_file_that_is_a_pipe_is_refused_at_once(tmp_path, feed):
+    os.mkfifo(tmp_path / "out.jsonl.lock")
+    result = batch(tmp_path, feed)
+    one_clean_line(result, "out.jsonl.lock", "not a plain file")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_a_lock_left_by_a_killed_run_is_still_taken_over(tmp_path, feed):
     """The boundary: a plain lock file of its own (one name) is what a killed run leaves, and it is reused."""
     (tmp_path / "out.jsonl.lock").write_text("999999999\n")
