@@ -8,7 +8,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -111,7 +118,6 @@ def test_the_html_report_planted_as_a_link_is_refused(tmp_path, feed):
 def test_every_file_plancheck_writes_is_opened_by_safe_open():
     """No module outside safe_open.py (and the history and service packages, which are other areas) opens a file
     for writing by itself."""
-    import re
 
     writers = re.compile(r"""open\([^)]*["'][wax]b?\+?["']|write_text\(|write_bytes\(|NamedTemporaryFile|mkstemp\(|"""
                          r"""os\.open\(|ipc\.new_file\(\s*paths""")
@@ -270,7 +276,6 @@ def laughs(indent: str, levels: int = 9) -> str:
 
 def bomb_rules(tmp_path: Path) -> Path:
     """The bundled rules with one rule's condition made an alias bomb (aliases inside `when`, where they are legal)."""
-    import shutil
 
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
@@ -298,11 +303,6 @@ def bomb_document(tmp_path: Path, kind: str) -> Path:
 
 def limited(*args: str, cwd: Path) -> tuple[object, float]:
     """`plancheck ...` in a process of at most 3 GB of address space and 60 seconds."""
-    import resource
-    import subprocess
-    import sys
-    import time
-
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
@@ -385,12 +385,9 @@ def leave_editor_files(folder: Path, name: str) -> None:
 
 def test_editor_files_in_rules_and_plans_are_skipped_and_change_nothing(tmp_path, feed):
     """Emacs' `.#rule.yaml` lock (a dangling link) in rules/ crashed every command with a traceback."""
-    import shutil
-
     rules, plans = tmp_path / "rules", tmp_path / "plans"
     shutil.copytree(ROOT / "rules", rules)
     shutil.copytree(PLANS, plans)
-    import json
 
     def summary() -> dict:
         last = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1])
@@ -414,8 +411,6 @@ def test_editor_files_in_rules_and_plans_are_skipped_and_change_nothing(tmp_path
 @pytest.mark.parametrize("where", ["rules", "plans"])
 def test_a_dangling_link_named_like_a_document_is_exit_2_naming_it(where, tmp_path, feed):
     """A rule or plan linked from a share that is not mounted must not silently drop out of the checks."""
-    import shutil
-
     rules, plans = tmp_path / "rules", tmp_path / "plans"
     shutil.copytree(ROOT / "rules", rules)
     shutil.copytree(PLANS, plans)
@@ -458,8 +453,6 @@ sys.exit(run(sys.argv[2:]))
 ])
 def test_a_missing_extra_is_exit_2_naming_what_to_install(blocked, args, feature, extra, tmp_path, feed):
     """Without the optional extras, --db and serve ended in a ModuleNotFoundError traceback and exit 1."""
-    import subprocess
-    import sys
 
     args = [str(feed) if a == "FEED" else a for a in args] + (["--plans", str(PLANS)] if args[0] != "audit" else [])
     done = subprocess.run([sys.executable, "-c", WITHOUT, blocked, *args], capture_output=True, text=True,
