@@ -102,3 +102,38 @@ def logged_events(path: Path) -> list[dict]:
 
     complete = path.read_text().rpartition("\n")[0]
     return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
+
+
+def s3_endpoint(buckets: tuple[str, ...]):
+    """A real S3 endpoint on loopback (moto's server) with `buckets`; yields the environment that reaches it, set in
+    os.environ (as an administrator configures S3) until the generator is closed. The body of an `s3` fixture."""
+    import logging
+    import os
+
+    from moto import server as moto_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's access log
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "plancheck-test",
+           "AWS_SECRET_ACCESS_KEY": "plancheck-test", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # an instance cached by an earlier module speaks to its stopped server
+    try:
+        import fsspec
+
+        for bucket in buckets:
+            fsspec.filesystem("s3", skip_instance_cache=True).mkdir(bucket)
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from feeds import feed_with_bad_rows
-from helpers import ROOT, plancheck
+from helpers import ROOT, plancheck, s3_endpoint
 
 pytest.importorskip("s3fs", reason="the object-storage tests need s3fs (the dev extra)")
 moto_server = pytest.importorskip("moto.server", reason="the object-storage tests need moto[server] (the dev extra)")
@@ -39,26 +38,7 @@ pytestmark = pytest.mark.slow  # a loopback S3 endpoint (moto) and batches throu
 @pytest.fixture(scope="module")
 def s3():
     """A real S3 endpoint on loopback with one bucket; yields the environment that reaches it."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's access log
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "plancheck-test",
-           "AWS_SECRET_ACCESS_KEY": "plancheck-test", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        import fsspec
-
-        fsspec.filesystem("s3", skip_instance_cache=True).mkdir(BUCKET)
-        yield env
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
+    yield from s3_endpoint((BUCKET,))
 
 
 def upload(local: Path, key: str) -> str:

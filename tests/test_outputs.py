@@ -30,13 +30,16 @@ def test_a_completed_write_replaces_the_file_keeping_its_mode(tmp_path):
     assert os.listdir(tmp_path) == ["out.jsonl"]
 
 
-def test_a_symlinked_output_replaces_its_target_not_the_link(tmp_path):
+def test_a_symlinked_output_is_refused_and_neither_the_link_nor_its_target_changes(tmp_path):
+    """An output planted as a link (to someone's file) is never written through (issue 19)."""
     real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
     real.write_text("old\n")
     link.symlink_to(real)
-    with replacing(link) as stream:
+    with pytest.raises(OutputError, match="is a symbolic link"):
+        check_outputs({"--out": link}, [])
+    with pytest.raises(OutputError, match="is a symbolic link"), replacing(link) as stream:
         stream.write(b"new\n")
-    assert link.is_symlink() and real.read_text() == "new\n"
+    assert link.is_symlink() and real.read_text() == "old\n"
 
 
 def test_an_output_that_is_an_input_through_a_symlink_is_refused(tmp_path):

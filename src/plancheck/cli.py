@@ -23,8 +23,9 @@ import typer
 from plancheck import cli_history
 from plancheck.cli_history import DbOption, write_reports
 from plancheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, Problem
+from plancheck.extras import missing_extra, require_extra
 from plancheck.locations import location
-from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout
+from plancheck.sinks.files import OutputClosed, OutputLock, check_outputs, input_files, replacing, stdout, together
 
 if TYPE_CHECKING:
     from plancheck.documents.feed.source import Source
@@ -137,6 +138,10 @@ def _check_outputs(outputs: dict[str, Path | str | None], inputs: list[Path | st
                    plans_dir: Path | None = None) -> None:
     """Before any work: outputs writable and none of them an input (files, plan files, the rules tree); a str is
     a URL (locations.py)."""
+    if outputs.get("--html") is not None:
+        require_extra("history", "jinja2", feature="--html")
+    if outputs.get("--xlsx") is not None:
+        require_extra("history", "xlsxwriter", feature="--xlsx")
     urls = [i for i in inputs if isinstance(i, str)]
     files = input_files([i for i in inputs if not isinstance(i, str)]) + input_files([rules_dir]) \
         + input_files([plans_dir], PLAN_SUFFIXES)
@@ -163,6 +168,10 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
     """
     if db is None and not record and not (env_opts_in and os.environ.get("PLANCHECK_DB")):
         return None
+    feature = "--db" if db is not None else ("--record" if record else "PLANCHECK_DB")
+    require_extra("history", "sqlalchemy", "alembic", "platformdirs", feature=feature)
+    if (db or os.environ.get("PLANCHECK_DB") or "").startswith("postgresql"):
+        require_extra("history", "psycopg", feature=feature)
     from plancheck.history.recording import HistoryRun, InputHashes, scope_of
     from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
     return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), InputHashes(inputs))
@@ -277,32 +286,33 @@ def batch(
     executor = _cluster(cluster, work_dir, source) if cluster is not None else None
     history = _history(db, record or bool(html or xlsx), "batch", _plan_ids(plans_dir), None, [source])
     progress = _Progress() if sys.stderr.isatty() else (_ProgressLines() if cluster is not None else None)
-    # Both outputs are replaced together, once the whole run has completed.
-    with (_recording(history), OutputLock([out_target, rejects_path]), replacing(out_target) as stream,
-          replacing(rejects_path) as rejects_stream):
-        events.configure(stream)
-        sink = BatchFiles(rejects_stream)
+    # Every output (--out, --rejects, --html, --xlsx) is one commit, once the whole run has completed: uploads
+    # first, then renames; a failure anywhere replaces none of them and leaves the run out of the history.
+    with (_recording(history), OutputLock([out_target, rejects_path, html, xlsx]), together()):
+        with replacing(out_target) as stream, replacing(rejects_path) as rejects_stream:
+            events.configure(stream)
+            sink = BatchFiles(rejects_stream)
+            if history:
+                from plancheck.history.recording import RecordingBatchSink
+                sink = RecordingBatchSink(sink, history)
+            with progress or contextlib.nullcontext():
+                outcome = run_batch(
+                    source, plans_dir, rules_dir, workers or os.cpu_count() or 1, sink,
+                    str(rejects_path),
+                    on_read=progress.read if progress else None,
+                    on_start=progress.start_checking if progress else None,
+                    on_partition=progress.checked if progress else None,
+                    executor=executor)
+            if history:
+                outcome.summary.update(history.close(covered=outcome.covered))
+            events.emit(outcome.summary)
+        status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
+        missing = outcome.summary["years_without_limits"]
+        if missing:  # the outputs are written; still, a night whose rows could not be checked is no pass
+            status = EXIT_INPUT
         if history:
-            from plancheck.history.recording import RecordingBatchSink
-            sink = RecordingBatchSink(sink, history)
-        with progress or contextlib.nullcontext():
-            outcome = run_batch(
-                source, plans_dir, rules_dir, workers or os.cpu_count() or 1, sink,
-                str(rejects_path),
-                on_read=progress.read if progress else None,
-                on_start=progress.start_checking if progress else None,
-                on_partition=progress.checked if progress else None,
-                executor=executor)
-        if history:
-            outcome.summary.update(history.close(covered=outcome.covered))
-        events.emit(outcome.summary)
-    status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
-    missing = outcome.summary["years_without_limits"]
-    if missing:  # the outputs are written; still, a night whose rows could not be checked is no pass
-        status = EXIT_INPUT
-    if history:
-        history.finish(outcome.summary, status)
-        _reports(history, html, xlsx)
+            history.finish(outcome.summary, status)
+            _reports(history, html, xlsx)
     report.batch_summary(outcome.summary)
     if missing:
         rows = sum(missing.values())
@@ -320,6 +330,7 @@ def _limits_hint(rules_dir: Path, years: list[int]) -> str:
 
 def _cluster(address: str, work_dir: str | None, feed: Source):
     """The batch's executor on the Dask cluster at `address` (exit 2 naming the extra where it is not installed)."""
+    require_extra("dask", "distributed", feature="--cluster")
     from plancheck.checks.batch.cluster import cluster_executor, stderr_line
 
     def connected(info: dict) -> None:
@@ -475,7 +486,7 @@ def audit(
     except InputError as exc:
         _fail(exc)
     findings = [f for a in audits for f in a.findings]
-    with _recording(history):
+    with _recording(history), together():  # --out, --html and --xlsx: one commit
         if history:
             history.start(rulebook.revision)
         status = _audit_outputs(audits, findings, rulebook, limits, output_format, out, history)
@@ -636,26 +647,27 @@ def yearend(
         recorded = [history.finding(f.as_event()) if history else f.as_event() for f in outcome.findings]
         if history:
             run.update(history.close())
-    # Every output is replaced together, once everything has been written.
-    with (_recording(history), replacing(out) as stream, replacing(rejects_path) as rejects_stream,
-          replacing(feed_rejects_path) if feed_rejects_path else contextlib.nullcontext() as feed_rejects_stream):
-        write_rejects(rejects_stream, *reject_rows(data.rejects))
-        if feed_rejects:
-            write_rejects(feed_rejects_stream, *feed_rejects)
-        if output_format is ReportFormat.text:
-            stream.write(yearend_text(outcome.summaries, outcome.hces, corrections,
-                                      run | {"ruleset_revision": rulebook.revision}, previews).encode())
-        else:
-            _events_to(stream, rulebook.revision)
-            for event in recorded:
-                events.emit(event)
-            for item in (*outcome.hces, *corrections, *previews, *outcome.summaries):
-                events.emit(item)
-            events.emit(run)
-    status = _status(history, outcome.findings)
-    if history:
-        history.finish(run, status)
-        _reports(history, html, xlsx)
+    # Every output is one commit, once everything has been written (uploads first, then renames).
+    with _recording(history), together():
+        with (replacing(out) as stream, replacing(rejects_path) as rejects_stream,
+              replacing(feed_rejects_path) if feed_rejects_path else contextlib.nullcontext() as feed_rejects_stream):
+            write_rejects(rejects_stream, *reject_rows(data.rejects))
+            if feed_rejects:
+                write_rejects(feed_rejects_stream, *feed_rejects)
+            if output_format is ReportFormat.text:
+                stream.write(yearend_text(outcome.summaries, outcome.hces, corrections,
+                                          run | {"ruleset_revision": rulebook.revision}, previews).encode())
+            else:
+                _events_to(stream, rulebook.revision)
+                for event in recorded:
+                    events.emit(event)
+                for item in (*outcome.hces, *corrections, *previews, *outcome.summaries):
+                    events.emit(item)
+                events.emit(run)
+        status = _status(history, outcome.findings)
+        if history:
+            history.finish(run, status)
+            _reports(history, html, xlsx)
     if output_format is ReportFormat.jsonl:
         sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "
                          f"{len(outcome.findings)} finding(s), {len(corrections)} correction(s) in {seconds:.2f} s\n")
@@ -710,6 +722,7 @@ def serve(
 ) -> None:
     """Serve the checks over HTTP (FastAPI on uvicorn): elections, withdrawals, plan audits and a page at /."""
     try:
+        require_extra("service", "fastapi", "uvicorn", feature="plancheck serve")
         from plancheck.service.run import serve as run_service
     except ImportError as exc:
         _fail(InputError(Problem("plancheck serve", "", f"the service needs the 'service' extra "
@@ -772,9 +785,15 @@ def run(args: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
         try:
-            status = command.main(args=args, prog_name="plancheck", standalone_mode=False)
+            # Whatever a command stages and has not committed itself (`report --html --xlsx`) is one commit, made
+            # only when the command completes with 0 or 1.
+            with together() as outputs:
+                status = command.main(args=args, prog_name="plancheck", standalone_mode=False)
+                status = status if isinstance(status, int) else EXIT_OK
+                if status not in (EXIT_OK, EXIT_FINDINGS):
+                    outputs.discard()
             stdout().flush()
-            return status if isinstance(status, int) else EXIT_OK
+            return status
         except Stopped as stop:
             name = "interrupted" if stop.signum == signal.SIGINT else "terminated"
             sys.stderr.write(f"{name}: stopped; outputs left as they were, temporary files removed\n")
@@ -787,6 +806,12 @@ def run(args: list[str]) -> int:
         except InputError as exc:  # raised while writing outputs (a full disk), or from a loader
             for problem in exc.problems:
                 sys.stderr.write(f"error: {problem}\n")
+            return EXIT_INPUT
+        except ImportError as exc:  # an optional extra's package, imported deeper than its feature's require_extra
+            missing = missing_extra(exc)
+            if missing is None:
+                raise
+            sys.stderr.write(f"error: {missing.problems[0]}\n")
             return EXIT_INPUT
     except OutputClosed:  # the reader went away (`| head`): stop quietly, outputs not replaced
         _quiet_stdout()

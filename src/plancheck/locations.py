@@ -58,6 +58,9 @@ def is_store_error(exc: BaseException) -> bool:
 
 def filesystem(url: str) -> tuple[Any, str]:
     """fsspec's filesystem for `url` and the path on it; an InputError naming the URL if it cannot be had."""
+    if urlsplit(url).scheme in ("s3", "s3a"):
+        from plancheck.extras import require_extra
+        require_extra("s3", "fsspec", "s3fs", feature=url)
     try:
         import fsspec
     except ImportError as exc:

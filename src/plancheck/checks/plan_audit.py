@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plancheck.documents.folders import document_files
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, load_plan_document
 from plancheck.documents.yamlio import line_of
@@ -122,7 +123,11 @@ def plan_paths(arguments: list[Path], default_dir: Path) -> list[Path]:
             pass
     for argument in arguments or [default_dir]:
         if argument.is_dir():
-            found = sorted(p for p in argument.iterdir() if p.suffix.lower() in PLAN_FILE_SUFFIXES and p.is_file())
+            try:
+                found = document_files(argument, PLAN_FILE_SUFFIXES)
+            except InputError as exc:
+                problems.extend(exc.problems)
+                continue
             if not found:
                 problems.append(Problem(str(argument), "", "no plan documents (.yaml, .yml or .json) in this directory"))
             paths.extend(found)

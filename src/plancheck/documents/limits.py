@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 
+from plancheck.documents.folders import document_files
 from plancheck.documents.yamlio import read_document, validation_problems
 from plancheck.errors import InputError, LimitYearMissing, Problem
 from plancheck.models import Reference, Strict
@@ -249,7 +250,11 @@ def _load_folder(directory: Path, model: type[M]) -> tuple[dict[str, tuple[M, st
     """Every YAML file of a folder as `model`, keyed by id (which must equal the file name), and the problems."""
     loaded: dict[str, tuple[M, str]] = {}
     problems: list[Problem] = []
-    for path in sorted(directory.glob("*.yaml")):
+    try:
+        paths = document_files(directory)
+    except InputError as exc:
+        return loaded, list(exc.problems)
+    for path in paths:
         data = read_document(path)
         try:
             document = model.model_validate(data)

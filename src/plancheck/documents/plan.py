@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from plancheck.documents.automatic_enrollment import AutomaticEnrollment
+from plancheck.documents.folders import document_files
 from plancheck.documents.yamlio import read_document, validation_problems
 from plancheck.errors import InputError, Problem
 from plancheck.models import Reference, Strict
@@ -398,7 +399,7 @@ def load_plans(directory: Path) -> dict[str, tuple[Plan, Path]]:
         raise InputError(Problem(str(directory), "", "plans directory not found"))
     plans: dict[str, tuple[Plan, Path]] = {}
     problems: list[Problem] = []
-    for path in sorted(p for p in directory.iterdir() if p.suffix.lower() in (".yaml", ".yml", ".json")):
+    for path in document_files(directory, (".yaml", ".yml", ".json")):
         try:
             plan = load_plan(path)
         except InputError as exc:

@@ -16,6 +16,15 @@ from plancheck.errors import InputError, Problem, shown
 #: Deepest nesting of mappings and lists a document may have (plan documents need about five).
 MAX_NESTING = 100
 _TOO_DEEP = f"nesting deeper than {MAX_NESTING} levels"
+#: The largest document read (YAML or JSON): a plan or rule file is a few KB, a withdrawals file of 4 MB holds
+#: about 50,000 requests (a larger batch belongs in CSV).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+#: The most values (scalars, lists, mappings) a YAML document may hold once its aliases are expanded: what every
+#: reader of the data (validation, rule conditions, the service's JSON) walks. A "billion laughs" file of a few
+#: hundred bytes of nested aliases expands to hundreds of millions.
+MAX_NODES = 500_000
+#: The most aliases (`*name`) a YAML document may use.
+MAX_ALIASES = 10_000
 
 
 class LineDict(dict):
@@ -26,22 +35,71 @@ class LineDict(dict):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that records key lines, refuses duplicate keys and nesting deeper than MAX_NESTING.
+    """SafeLoader that records key lines, refuses duplicate keys, and keeps to a budget.
 
     PyYAML composes nodes recursively, so a document nested 10,000 levels deep would end in a
     RecursionError; counting the depth here turns it into an ordinary YAML error with a line.
+    Aliases share one node, so a file of nested aliases composes in no time and explodes in
+    whoever walks the data: each node's expanded size and height are counted as it is composed,
+    an alias adds its anchor's, and a document over MAX_NODES, MAX_NESTING (expanded) or
+    MAX_ALIASES stops at the alias that crossed it, with its line. An alias inside its own anchor
+    (a recursive document) is refused too.
     """
 
     _depth = 0
 
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._nodes = 0
+        self._aliases = 0
+        self._children: list[list[int]] = []  # per open node: [expanded size, height] of its children so far
+
+    def _stop(self, problem: str, mark) -> None:
+        raise yaml.composer.ComposerError(None, None, problem, mark)
+
     def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            anchor = self.anchors.get(event.anchor)
+            if anchor is not None:
+                self._alias(anchor, event.start_mark)
+            node = super().compose_node(parent, index)
+            self._count(node.plancheck_size, node.plancheck_height)
+            return node
         self._depth += 1
+        self._children.append([0, 0])
         try:
             if self._depth > MAX_NESTING:
-                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, self.peek_event().start_mark)
-            return super().compose_node(parent, index)
+                self._stop(_TOO_DEEP, self.peek_event().start_mark)
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                self._stop(f"more than {MAX_NODES:,} values", self.peek_event().start_mark)
+            node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            size, height = self._children.pop()
+        node.plancheck_size, node.plancheck_height = 1 + size, 1 + height
+        self._count(node.plancheck_size, node.plancheck_height)
+        return node
+
+    def _count(self, size: int, height: int) -> None:
+        if self._children:
+            totals = self._children[-1]
+            totals[0] += size
+            totals[1] = max(totals[1], height)
+
+    def _alias(self, anchor, mark) -> None:
+        if not hasattr(anchor, "plancheck_size"):
+            self._stop("an alias inside the node it names (a recursive document)", mark)
+        self._aliases += 1
+        if self._aliases > MAX_ALIASES:
+            self._stop(f"more than {MAX_ALIASES:,} aliases", mark)
+        self._nodes += anchor.plancheck_size
+        if self._nodes > MAX_NODES:
+            self._stop(f"aliases expand the document past {MAX_NODES:,} values (nested aliases: a 'billion "
+                       "laughs' file?)", mark)
+        if self._depth + anchor.plancheck_height > MAX_NESTING:
+            self._stop(f"{_TOO_DEEP} once its aliases are expanded", mark)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
@@ -73,8 +131,15 @@ _LineLoader.yaml_implicit_resolvers = {
 }
 
 
+def _too_large(text: str | bytes, source: str) -> None:
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise InputError(Problem(source, "", f"larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB; a document "
+                                 "(plan, rule, election, requests) must be smaller (bulk requests go in CSV)"))
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text safely; syntax errors become an InputError with the line."""
+    """Parse YAML text safely (SafeLoader, within the budget above); errors become an InputError with the line."""
+    _too_large(text, source)
     try:
         return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader derives from SafeLoader
     except yaml.MarkedYAMLError as exc:
@@ -110,6 +175,7 @@ def json_nesting(text: str) -> int:
 
 def parse_json(text: str, source: str) -> Any:
     """Parse JSON text; syntax errors and nesting beyond MAX_NESTING become an InputError with the line."""
+    _too_large(text, source)
     if json_nesting(text) > MAX_NESTING:
         raise InputError(Problem(source, "", f"invalid JSON: {_TOO_DEEP}"))
     try:
@@ -124,7 +190,10 @@ def read_document(path: Path) -> Any:
     """Read a YAML (.yaml/.yml) or JSON (.json) file."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # never more than the budget into memory
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+        _too_large(data, source)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise InputError(Problem(source, "", "file not found")) from None
     except (OSError, UnicodeDecodeError) as exc:

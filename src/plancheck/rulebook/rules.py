@@ -11,6 +11,7 @@ its file and id.
 from __future__ import annotations
 
 import hashlib
+import os
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from plancheck.documents.folders import document_files
 from plancheck.documents.yamlio import line_of, read_document, validation_problems
 from plancheck.errors import InputError, Problem
 from plancheck.models import Reference, Strict
@@ -320,7 +322,7 @@ def load_rulebook(root: Path) -> Rulebook:
     named: dict[str, dict[str, Condition]] = {}
     for subject in SUBJECTS:
         path = root / "facts" / f"{subject}.yaml"
-        if not path.exists() and not any((root / "checks" / subject).glob("*.yaml")):
+        if not path.exists() and not os.path.lexists(path) and not document_files(root / "checks" / subject):
             continue
         try:
             catalogue, named[subject] = _load_catalogue(path)
@@ -336,7 +338,12 @@ def load_rulebook(root: Path) -> Rulebook:
     rules: dict[str, list[Rule]] = {s: [] for s in catalogues}
     seen: dict[str, str] = {}
     for subject in catalogues:
-        for path in sorted((root / "checks" / subject).glob("*.yaml")):
+        try:
+            paths = document_files(root / "checks" / subject)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        for path in paths:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
             try:
                 data = read_document(path)
@@ -353,7 +360,12 @@ def load_rulebook(root: Path) -> Rulebook:
                 seen[name] = str(path)
             rules[subject].append(rule)
     for folder in ("limits", "parameters"):
-        for path in sorted((root / folder).glob("*.yaml")):
+        try:
+            paths = document_files(root / folder)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        for path in paths:
             digest.update(f"{folder}/{path.name}".encode() + b"\0" + path.read_bytes())
     if problems:
         raise InputError(problems)

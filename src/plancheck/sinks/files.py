@@ -3,11 +3,16 @@
 Every command that takes `--out` or `--rejects` goes through this module:
 
 * `check_outputs` refuses, before anything is opened for writing, an output that is a
-  directory, sits in a missing or read-only directory, is the same file as an input, or is the
-  same file as another output.
-* `replacing` writes to a temporary file beside the target and renames it into place only when
-  the block completes; on any error, Ctrl-C or SIGTERM the temporary file is removed and the old
-  target is left as it was. Devices and pipes (`/dev/full`, `/dev/stdout`) are written directly.
+  directory, a symbolic link, sits in a missing or read-only directory, is the same file as an
+  input, or is the same file as another output.
+* `replacing` writes to a new temporary file beside the target (opened by safe_open.py: never
+  through a link) and renames it into place only when the block completes, after syncing the file
+  to disk (and the directory after the rename); on any error, Ctrl-C or SIGTERM the temporary file
+  is removed and the old target is left as it was. Devices and pipes (`/dev/full`, `/dev/stdout`)
+  are written directly.
+* `together` makes the outputs of one run one commit: inside it, `replacing` only stages, and
+  nothing is replaced until every output of the block is ready; then the uploads go first, and only
+  when every one has succeeded are the local files renamed into place.
 * `OutputLock` keeps two runs from writing the same outputs at once.
 * A write that fails (a full disk) becomes an `OutputError` naming the file and the OS error.
 
@@ -22,42 +27,43 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+import stat
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
 
+from plancheck import safe_open
 from plancheck.errors import InputError, Problem, shorten
 from plancheck.locations import filesystem
+from plancheck.safe_open import LINK_REFUSED, OutputError, cannot_write
+from plancheck.sinks.staging import GuardedStream, OutputClosed, renamer, staged, stdout, together, upload_directory
+
+__all__ = ["GuardedStream", "OutputClosed", "OutputError", "OutputLock", "Target", "cannot_write", "check_outputs",
+           "input_files", "replacing", "stdout", "together"]
 
 #: Where an output goes: a local path, or a URL on object storage (text).
 Target = Path | str
 
 
-class OutputError(InputError):
-    """An output that cannot be written (exit status 2)."""
-
-
-class OutputClosed(Exception):
-    """The reader of a pipe went away (`plancheck ... | head`). Not an OSError, so no library turns it into
-    an exit status of its own; the command line stops quietly."""
-
-
-def cannot_write(name: str, exc: OSError) -> OutputError:
-    return OutputError(Problem(name, "", f"cannot write: {exc.strerror or exc}"))
-
-
 def is_special(path: Path) -> bool:
-    """A device, pipe or /proc file descriptor: written in place, since nothing can be renamed over it."""
+    """A device, pipe or /proc file descriptor: written in place, since nothing can be renamed over it.
+
+    Under /dev and /proc a link is what the operator named (`/dev/stdout`); elsewhere a link is
+    never special: it is refused (`LINK_REFUSED`), not followed to whatever it points at.
+    """
     text = str(path)
     if text.startswith(("/dev/", "/proc/")):
         return True
     try:
-        return path.exists() and not path.is_file() and not path.is_dir()
+        mode = os.lstat(path).st_mode
     except OSError:
         return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
+
+
+def _final(target: Path) -> Path:
+    """Where `target` is: its directory resolved, its own name kept (a link there is replaced, never followed)."""
+    return target.absolute().parent.resolve() / target.name
 
 
 def input_files(paths: Iterable[Path | None], suffixes: tuple[str, ...] | None = None) -> list[Path]:
@@ -84,12 +90,12 @@ def _location_problem(option: str, path: Path) -> str | None:
     """Why `path` cannot be written, or None."""
     if path.is_dir():
         return f"{option}: is a directory"
-    parent = path.resolve().parent
+    parent = _final(path).parent
     if not parent.is_dir():
         return f"{option}: directory {parent} does not exist"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{option}: directory {parent} is not writable"
-    if path.exists() and not os.access(path, os.W_OK):
+    if path.exists() and not safe_open.is_link(path) and not os.access(path, os.W_OK):
         return f"{option}: file is not writable"
     return None
 
@@ -142,6 +148,9 @@ def check_outputs(outputs: dict[str, Target | None], inputs: list[Target]) -> No
                 problems.append(Problem(str(path), "", f"{option}: is an input of this run ({clash}); "
                                                        "writing it would destroy it"))
                 continue
+        if not is_special(path) and safe_open.is_link(path):
+            problems.append(Problem(str(path), "", f"{option}: {LINK_REFUSED}"))
+            continue
         for other_option, other in given[:index]:
             if isinstance(other, str):
                 continue
@@ -152,51 +161,14 @@ def check_outputs(outputs: dict[str, Target | None], inputs: list[Target]) -> No
         raise OutputError(problems)
 
 
-class GuardedStream:
-    """A binary stream whose write errors name the file (a full disk is exit 2, not a traceback)."""
-
-    def __init__(self, stream: BinaryIO, name: str):
-        self._stream = stream
-        self.name = name
-
-    def write(self, data: bytes) -> int:
-        try:
-            return self._stream.write(data)
-        except BrokenPipeError:
-            raise OutputClosed(self.name) from None
-        except OSError as exc:
-            raise cannot_write(self.name, exc) from None
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            raise OutputClosed(self.name) from None
-        except OSError as exc:
-            raise cannot_write(self.name, exc) from None
-
-
-def stdout() -> GuardedStream:
-    return GuardedStream(sys.stdout.buffer, "stdout")
-
-
-def _file_mode(target: Path) -> int:
-    """The mode the finished file should have: the old target's, else what a plain open() would give."""
-    try:
-        return target.stat().st_mode & 0o7777
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
 @contextmanager
 def replacing(target: Target | None) -> Iterator[GuardedStream]:
     """A stream for `target` (stdout when None) that replaces it only if the block completes.
 
-    The data goes to a temporary file in the target's directory, so the final os.replace is
-    atomic: readers see the old file or the complete new one, never a partial one. For a URL,
-    to a local temporary file uploaded in one piece at the end.
+    The data goes to a new temporary file in the target's directory, synced before the final
+    os.replace, so readers see the old file or the complete new one, never a partial one, even
+    after a power cut. For a URL, to a local temporary file uploaded in one piece at the end.
+    Inside `together()` nothing is put in place until the whole block completes.
     """
     if target is None:
         yield stdout()
@@ -206,10 +178,7 @@ def replacing(target: Target | None) -> Iterator[GuardedStream]:
             yield stream
         return
     if is_special(target):
-        try:
-            handle = open(target, "wb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise cannot_write(str(target), exc) from None
+        handle = safe_open.open_device(target)
         stream = GuardedStream(handle, str(target))
         try:
             yield stream
@@ -220,16 +189,10 @@ def replacing(target: Target | None) -> Iterator[GuardedStream]:
             except OSError:
                 pass
         return
-    final = target.resolve()
-
-    def rename(temporary: Path) -> None:
-        try:
-            os.chmod(temporary, _file_mode(final))
-            os.replace(temporary, final)
-        except OSError as exc:
-            raise cannot_write(str(target), exc) from None
-
-    with _staged(str(target), rename, dir=final.parent, prefix=f".{final.name}.") as stream:
+    if safe_open.is_link(target):
+        raise safe_open.refused(target, LINK_REFUSED)
+    final = _final(target)
+    with staged(str(target), renamer(target, final), final.parent, f".{final.name}.") as stream:
         yield stream
 
 
@@ -248,35 +211,8 @@ def _uploading(url: str) -> Iterator[GuardedStream]:
             raise OutputError(Problem(url, "", f"cannot upload: {shorten(str(exc) or type(exc).__name__, 200)}")) \
                 from None
 
-    with _staged(url, upload, prefix="plancheck-upload-") as stream:
+    with staged(url, upload, upload_directory(), "plancheck-upload-", upload=True) as stream:
         yield stream
-
-
-@contextmanager
-def _staged(name: str, finish: Callable[[Path], None], **where: Any) -> Iterator[GuardedStream]:
-    """A stream into a new temporary file (`where`: tempfile's dir and prefix); when the block completes, the
-    closed file is handed to `finish` (rename it into place, upload it). It is removed whatever happens."""
-    try:
-        handle = tempfile.NamedTemporaryFile(suffix=".partial", delete=False, **where)
-    except OSError as exc:
-        raise cannot_write(name, exc) from None
-    stream = GuardedStream(handle, name)
-    temporary = Path(handle.name)
-    try:
-        yield stream
-        stream.flush()
-        try:
-            handle.close()
-        except OSError as exc:
-            raise cannot_write(name, exc) from None
-        finish(temporary)
-    finally:
-        if not handle.closed:
-            try:
-                handle.close()
-            except OSError:
-                pass
-        temporary.unlink(missing_ok=True)
 
 
 class OutputLock:
@@ -288,7 +224,7 @@ class OutputLock:
     """
 
     def __init__(self, targets: Iterable[Target | None]):
-        self._paths = sorted({Path(f"{t.resolve()}.lock") for t in targets
+        self._paths = sorted({_final(t).with_name(f"{t.name}.lock") for t in targets
                               if isinstance(t, Path) and not is_special(t)})
         self._held: list[tuple[Path, int]] = []
 
@@ -310,10 +246,7 @@ class OutputLock:
     @staticmethod
     def _take(path: Path) -> int:
         while True:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise cannot_write(str(path), exc) from None
+            fd = safe_open.open_lock(path)  # never a link, nor a hard link to someone's file
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -324,7 +257,8 @@ class OutputLock:
                 raise OutputError(Problem(str(path), "", f"another plancheck run (pid {owner}) is writing these "
                                                          "outputs; wait for it or choose other --out/--rejects")) from None
             try:
-                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+                held, there = os.fstat(fd), os.lstat(path)
+                same = (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
             except FileNotFoundError:
                 same = False
             if same:  # not a lock file its previous owner removed while we were opening it

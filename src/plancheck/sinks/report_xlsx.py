@@ -3,6 +3,11 @@
 XlsxWriter in `constant_memory` mode writes each row as it comes, so a run of any size streams
 through: the findings are read from the history in rule order and each sheet is written top to
 bottom. Money is written as numbers with a currency format, so sponsors can add them up.
+
+Every text from the data (employee ids, plan ids, messages, file names) is written with
+`write_string`: an employee id `=HYPERLINK("http://...")` is that text in its cell, never a
+formula, a link or a number, in a workbook that is forwarded to plan sponsors. The workbook is
+also opened with XlsxWriter's conversions of strings to formulas, URLs and numbers turned off.
 """
 
 from __future__ import annotations
@@ -18,6 +23,17 @@ COLUMNS = [("status", 11), ("first seen (run)", 9), ("acknowledged", 8), ("sever
 
 def _number(value: Any) -> float | None:
     return None if value in (None, "") else float(Decimal(str(value)))
+
+
+def _cells(sheet, row: int, col: int, values: list[Any], cell_format=None) -> None:
+    """One row: texts as strings (never formulas, links or numbers), whole numbers as numbers, None blank."""
+    for c, value in enumerate(values, start=col):
+        if value is None or value == "":
+            sheet.write_blank(row, c, None, cell_format)
+        elif isinstance(value, bool) or not isinstance(value, int):
+            sheet.write_string(row, c, str(value), cell_format)
+        else:
+            sheet.write_number(row, c, value, cell_format)
 
 
 def _sheet_name(rule: str, taken: set[str]) -> str:
@@ -37,7 +53,8 @@ def write_xlsx(store, run_id: int, path) -> None:
     from plancheck.sinks.report_data import run_report
 
     report = run_report(store, run_id)
-    book = xlsxwriter.Workbook(path, {"constant_memory": True, "in_memory": False})
+    book = xlsxwriter.Workbook(path, {"constant_memory": True, "in_memory": False, "strings_to_formulas": False,
+                                      "strings_to_urls": False, "strings_to_numbers": False})
     bold = book.add_format({"bold": True})
     money = book.add_format({"num_format": "#,##0.00"})
     wrap = book.add_format({"text_wrap": True, "valign": "top"})
@@ -53,15 +70,15 @@ def write_xlsx(store, run_id: int, path) -> None:
         *((f"input {i['file']}", f"sha256 {i['sha256']}") for i in run["inputs"]),
     ]
     for r, (key, value) in enumerate(rows):
-        summary.write(r, 0, key, bold)
-        summary.write(r, 1, value)
+        _cells(summary, r, 0, [key], bold)
+        _cells(summary, r, 1, [value])
     r = len(rows) + 1
-    summary.write_row(r, 0, ["rule", "findings", "new", "recurring"], bold)
+    _cells(summary, r, 0, ["rule", "findings", "new", "recurring"], bold)
     totals: dict[str, dict[str, int]] = {}
     for item in report.by_rule:
         totals.setdefault(item["rule"], {"new": 0, "recurring": 0})[item["status"]] += item["count"]
     for r, (rule, t) in enumerate(sorted(totals.items()), start=r + 1):
-        summary.write_row(r, 0, [rule, t["new"] + t["recurring"], t["new"], t["recurring"]])
+        _cells(summary, r, 0, [rule, t["new"] + t["recurring"], t["new"], t["recurring"]])
 
     sheet, taken, row = None, set(), 0
     current = None
@@ -71,7 +88,7 @@ def write_xlsx(store, run_id: int, path) -> None:
             sheet = book.add_worksheet(_sheet_name(current, taken))
             for c, (title, width) in enumerate(COLUMNS):
                 sheet.set_column(c, c, width, wrap if title in ("citation", "message") else None)
-            sheet.write_row(0, 0, [c for c, _ in COLUMNS], bold)
+            _cells(sheet, 0, 0, [c for c, _ in COLUMNS], bold)
             sheet.freeze_panes(1, 0)
             row = 0
         row += 1
@@ -79,10 +96,10 @@ def write_xlsx(store, run_id: int, path) -> None:
         values = [record["status"], record["first_seen"], "yes" if record["acknowledged"] else "",
                   record["severity"], record["plan_id"] or event.get("file") or "", record["employee_id"] or "",
                   record["year"], event.get("pay_date") or event.get("request_date") or ""]
-        sheet.write_row(row, 0, values)
+        _cells(sheet, row, 0, values)
         for c, key in ((8, "amount"), (9, "limit"), (10, "excess")):
             number = _number(event.get(key))
             if number is not None:
                 sheet.write_number(row, c, number, money)
-        sheet.write_row(row, 11, [event.get("citation") or "", event.get("message") or "", record["fingerprint"]])
+        _cells(sheet, row, 11, [event.get("citation") or "", event.get("message") or "", record["fingerprint"]])
     book.close()

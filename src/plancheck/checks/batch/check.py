@@ -37,6 +37,7 @@ from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.findings import build_finding
 from plancheck.money import format_cents_column
 from plancheck.rulebook.rules import Rule, Rulebook
+from plancheck.safe_open import write_new
 
 NEVER = np.iinfo(np.int64).max
 #: Year-to-date figures carried on each batch finding: (event key, fact).
@@ -462,8 +463,8 @@ def check_partition(checker: Checker, pieces: list[Path], out_dir: Path, name: s
     findings_path = out_dir / f"{name}.findings.jsonl"
     rejects_path = out_dir / f"{name}.rejects.jsonl"
     # Each line: the sort key, a tab (never inside orjson's JSON, which escapes it), the finding as it is written.
-    findings_path.write_bytes(b"".join(orjson.dumps(key) + b"\t" + orjson.dumps(event) + b"\n" for key, event in events))
-    rejects_path.write_bytes(b"".join(orjson.dumps(r.as_json()) + b"\n" for r in rejects))
+    write_new(findings_path, b"".join(orjson.dumps(key) + b"\t" + orjson.dumps(event) + b"\n" for key, event in events))
+    write_new(rejects_path, b"".join(orjson.dumps(r.as_json()) + b"\n" for r in rejects))
     clock.lap("write")
     checked = int(keep.sum())
     people = len(accepted) and 1 + int(np.count_nonzero((np.diff(parsed.plan_index[accepted]) != 0)

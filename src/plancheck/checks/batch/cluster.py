@@ -31,8 +31,10 @@ from typing import Any, BinaryIO
 
 from plancheck.checks.batch import run
 from plancheck.checks.batch.check import Checker, keep_freed_memory
+from plancheck.documents.folders import is_editor_artefact
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem, shorten
+from plancheck.safe_open import write_new
 
 #: How long to wait for a scheduler to answer, and for a scheduler to have at least one worker (seconds).
 CONNECT_TIMEOUT = 10
@@ -184,8 +186,8 @@ def _sees(paths: list[str]) -> list[tuple[str, str]]:
 
 
 def _rules_files(rules_dir: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(rules_dir)): path.read_bytes()
-            for path in sorted(rules_dir.rglob("*")) if path.is_file()}
+    return {str(path.relative_to(rules_dir)): path.read_bytes() for path in sorted(rules_dir.rglob("*"))
+            if path.is_file() and not any(is_editor_artefact(part) for part in path.relative_to(rules_dir).parts)}
 
 
 def _plugin_class():
@@ -219,7 +221,7 @@ def _plugin_class():
                 for name, data in self.rules.items():
                     path = Path(folder) / name
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
+                    write_new(path, data)
                 rulebook, limits = load_rules(Path(folder))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)

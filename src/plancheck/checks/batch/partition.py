@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from plancheck.documents.feed.reader import Feed
+from plancheck.safe_open import create_file
 
 #: Target size of one partition, in bytes of CSV (about 150,000 rows).
 PARTITION_BYTES = 12 << 20
@@ -100,6 +102,7 @@ def spill(batches: Iterable[pa.RecordBatch], directory: Path, partitions: int, t
           employers: dict[str, str] | None = None) -> tuple[dict[int, Path], int]:
     """Write rows into per-partition IPC pieces named part-K-TAG; return {K: path} and the rows written."""
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
+    files: dict[int, BinaryIO] = {}
     paths: dict[int, Path] = {}
     rows = 0
     try:
@@ -115,11 +118,14 @@ def spill(batches: Iterable[pa.RecordBatch], directory: Path, partitions: int, t
                     continue
                 if k not in writers:
                     paths[k] = directory / f"part-{k:04d}-{tag}.arrow"
-                    writers[k] = ipc.new_file(paths[k], batch.schema)
+                    files[k] = create_file(paths[k])  # never through a link (safe_open.py)
+                    writers[k] = ipc.new_file(files[k], batch.schema)
                 writers[k].write_batch(sorted_batch.slice(start, stop - start))
             if progress:
                 progress(batch.num_rows)
     finally:
         for writer in writers.values():
             writer.close()
+        for handle in files.values():
+            handle.close()
     return paths, rows
