@@ -130,7 +130,7 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
         return None
     from plancheck.history.recording import HistoryRun, InputHashes, scope_of
     from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
-    return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), InputHashes(inputs))
+    return HistoryRun(Store(db).ready(verify=True), command, scope_of(command, plan_ids, year), InputHashes(inputs))
 
 
 def _reports(history, html: Path | str | None, xlsx: Path | str | None) -> None:
@@ -261,9 +261,10 @@ def batch(
         if history:
             outcome.summary.update(history.close(covered=outcome.covered))
         events.emit(outcome.summary)
-    status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
+        status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
+        if history:  # recorded before the outputs are replaced: a history that fails here leaves them as they were
+            history.finish(outcome.summary, status)
     if history:
-        history.finish(outcome.summary, status)
         _reports(history, html, xlsx)
     report.batch_summary(outcome.summary)
     raise typer.Exit(status)

@@ -235,7 +235,7 @@ def db_upgrade(db: DbOption = None) -> None:
     """Create the history database, or migrate one made by an older plancheck to this version's schema."""
     from plancheck.history.store import Store
     try:
-        before, after = Store(db).upgrade()
+        before, after = Store(db).upgrade(verify=True)
     except InputError as exc:
         _fail(exc)
     _write(f"history database at schema revision {after}" + (f" (was {before})" if before != after else "") + "\n")

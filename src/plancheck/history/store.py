@@ -6,14 +6,24 @@ in WAL mode, so reading the history (`plancheck runs`) never waits for a batch t
 
 A new, empty database is created at the current schema when first used; a database made by an
 older plancheck must be upgraded first with `plancheck db upgrade` (recording refuses it, exit 2,
-rather than write into a schema it does not know).
+rather than write into a schema it does not know), and one made by a newer plancheck is refused
+by every command, naming its revision. A creation or an upgrade is one transaction (SQLite's
+DDL is transactional once the driver stops committing around it, see `_sqlite_connect`): one that
+fails leaves nothing, or the version before.
+
+Every use of the database goes through `connect()` / `begin()`, which turn any driver error into
+an `InputError` (faults.py: one line naming the database, what is wrong and what to do). The pool
+tests a connection before handing it out (`pool_pre_ping`): a PostgreSQL server restarted since
+the last use costs a reconnection, not the night.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +38,17 @@ try:
 except ImportError:  # pragma: no cover - the `history` extra is not installed
     raise InputError(Problem("--db", "", "the run history needs the history extra: "
                              "pip install 'plancheck[history]'")) from None
-from plancheck.history.tables import acks, findings, resolutions, run_plan_years, run_years, runs
+from plancheck.history.faults import database_problem, fault
+from plancheck.history.tables import acks, findings, metadata, resolutions, run_plan_years, run_years, runs
+
+#: Seconds an SQLite write waits for another process's write to end before the database is "locked".
+BUSY_SECONDS = 5.0
+
+#: The highest run number there can be: `runs.id` is an INTEGER (32 bits on PostgreSQL).
+MAX_RUN = 2**31 - 1
+
+#: A fingerprint, or the start of one, as `ack` takes it: hexadecimal (never a LIKE pattern).
+FINGERPRINT = re.compile(r"[0-9a-f]{8,64}")
 
 
 def default_url() -> str:
@@ -66,9 +86,10 @@ def _alembic_config(connection: Connection):
     return config
 
 
-#: The schema revision this plancheck reads and writes: its newest migration (a test holds the two equal).
-#: Named here so that a run checks its database without importing Alembic (a tenth of a second).
-HEAD = "0004"
+#: The schema revisions this plancheck knows, oldest first, and the one it reads and writes (a test holds them equal
+#: to migrations/). Named here so that a run checks its database without importing Alembic (a tenth of a second).
+REVISIONS = ("0001", "0002", "0003", "0004")
+HEAD = REVISIONS[-1]
 
 
 def head_revision() -> str:
@@ -82,55 +103,105 @@ class Store:
     """One history database."""
 
     def __init__(self, url: str | None = None):
-        self.url = normalize_url(url or default_url())
+        given = url or default_url()
+        self.url = normalize_url(given)
         try:
-            if self.url.startswith("sqlite:///"):
-                Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = sa.create_engine(self.url)
-        except Exception as exc:  # a bad URL, an unknown driver, a directory that cannot be made
+            sqlite = self.url.startswith("sqlite:")
+            self.engine: Engine = sa.create_engine(
+                self.url, pool_pre_ping=True, **({"connect_args": {"timeout": BUSY_SECONDS}} if sqlite else {}))
+        except Exception as exc:  # a bad URL, an unknown driver
             raise InputError(Problem("--db", "", f"cannot open the history database: {exc}")) from None
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_connect)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
+        if "://" not in given:  # a plain path: its folder is made (a URL names a file that is there)
+            try:
+                Path(self.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise fault(self.engine, f"cannot be made ({exc.strerror or exc})",
+                            "give a path whose folder can be made") from None
 
-    def _problem(self, exc: Exception) -> InputError:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return InputError(Problem("--db", "", f"history database {self.engine.url.render_as_string()}: {first}"))
+    @contextlib.contextmanager
+    def faults(self) -> Iterator[None]:
+        """Any database or migration error inside becomes the one-line InputError of faults.py."""
+        driver_error = getattr(self.engine.dialect.dbapi, "Error", sa.exc.SQLAlchemyError)
+        try:
+            yield
+        except (sa.exc.SQLAlchemyError, driver_error) as exc:
+            raise database_problem(self.engine, exc) from None
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection (reading), driver errors made one line."""
+        with self.faults(), self.engine.connect() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection in one transaction (writing), committed at the end, driver errors made one line."""
+        with self.faults(), self.engine.begin() as connection:
+            yield connection
 
     def revision(self) -> str | None:
         """The schema revision Alembic recorded (its `alembic_version` table), None in a database it never migrated."""
-        try:
-            with self.engine.connect() as connection:
-                if not sa.inspect(connection).has_table("alembic_version"):
-                    return None
-                versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._problem(exc) from None
+        with self.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return None
+            versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
         if len(versions) > 1:
-            raise InputError(Problem("--db", "", f"the history database has several schema heads {versions}"))
+            raise fault(self.engine, f"has several schema heads {versions}", "restore it from a backup")
+        if versions and versions[0] not in REVISIONS:
+            raise fault(self.engine, f"was written by a newer plancheck (schema revision {versions[0]}; this one knows "
+                        f"up to {HEAD})", "upgrade plancheck")
         return versions[0] if versions else None
 
-    def upgrade(self, target: str = "head") -> tuple[str | None, str | None]:
-        """Migrate in place; the revisions before and after."""
+    def verify(self) -> Store:
+        """Before a run is recorded into it: an SQLite file is read whole (`PRAGMA quick_check`) and may be written
+        (its write lock taken and given back), so that a damaged, read-only or locked file stops the run before
+        the work rather than in the middle of it."""
+        if self.engine.dialect.name != "sqlite":
+            return self
+        with self.connect() as connection:
+            found = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
+            if found != ["ok"]:
+                raise fault(self.engine, f"is damaged ({found[0] if found else 'no answer'})",
+                            "restore it from a backup, or move it aside to start a new history")
+            connection.rollback()
+            raw = connection.connection.driver_connection
+            raw.execute("BEGIN IMMEDIATE")
+            raw.execute("ROLLBACK")
+        return self
+
+    def upgrade(self, target: str = "head", verify: bool = False) -> tuple[str | None, str | None]:
+        """Migrate in place, in one transaction; the revisions before and after. A database that holds only the
+        empty tables of a creation that did not finish (an earlier plancheck's) is created again. With `verify`,
+        `verify()` it first."""
         from alembic import command
+        from alembic.util.exc import CommandError
         before = self.revision()
+        if verify:
+            self.verify()
         try:
-            with self.engine.begin() as connection:
+            with self.begin() as connection:
+                if before is None:
+                    _clear_unfinished(self, connection)
                 command.upgrade(_alembic_config(connection), target)
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._problem(exc) from None
+        except CommandError as exc:
+            raise fault(self.engine, f"cannot be migrated ({exc})", "see `plancheck db upgrade --help`") from None
         return before, self.revision()
 
-    def ready(self) -> Store:
-        """Create a new database at the current schema; refuse one at an older (or unknown) revision."""
-        current, head = self.revision(), HEAD
+    def ready(self, verify: bool = False) -> Store:
+        """Create a new database at the current schema; refuse one at an older or a newer revision. With `verify`
+        (a run is to be recorded), `verify()` it first."""
+        current = self.revision()
         if current is None:
-            with self.engine.connect() as connection:
-                if sa.inspect(connection).get_table_names():
-                    raise InputError(Problem("--db", "", "the database holds tables that are not plancheck's history"))
-            self.upgrade()
-        elif current != head:
-            raise InputError(Problem("--db", "", f"the history database is at schema revision {current}, this "
-                                     f"plancheck needs {head}: run `plancheck db upgrade`"))
+            self.upgrade(verify=verify)
+            return self
+        if verify:
+            self.verify()
+        if current != HEAD:
+            raise fault(self.engine, f"is at schema revision {current}, this plancheck needs {HEAD}",
+                        "run `plancheck db upgrade`")
         return self
 
     # -- reading ---------------------------------------------------------------------------------
@@ -139,6 +210,8 @@ class Store:
              up_to: int | None = None) -> list[dict[str, Any]]:
         """Runs, newest first (only those up to run `up_to` when given)."""
         query = sa.select(runs).order_by(runs.c.id.desc())
+        limit = min(limit, MAX_RUN) if limit else limit
+        up_to = min(up_to, MAX_RUN) if up_to is not None else None
         if up_to is not None:
             query = query.where(runs.c.id <= up_to)
         if completed:
@@ -147,11 +220,14 @@ class Store:
             query = query.where(runs.c.scope == scope)
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def run(self, run_id: int) -> dict[str, Any]:
-        with self.engine.connect() as connection:
+        """Run `run_id`; no such run (a number no run can have too: 0, negative, beyond MAX_RUN) is an InputError."""
+        if not 1 <= run_id <= MAX_RUN:
+            raise InputError(Problem("RUN", "", f"no run {run_id} in the history"))
+        with self.connect() as connection:
             row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise InputError(Problem("RUN", "", f"no run {run_id} in the history"))
@@ -164,7 +240,7 @@ class Store:
                  .order_by(runs.c.id.desc()).limit(1))
         if by_year:
             query = query.join(run_years, run_years.c.run_id == runs.c.id).where(run_years.c.year == year)
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return connection.execute(query).scalar()
 
     def last_covering(self, scope: str, before: int) -> dict[tuple[str, int], int]:
@@ -174,14 +250,14 @@ class Store:
                  .join(runs, runs.c.id == run_plan_years.c.run_id)
                  .where(runs.c.scope == scope, runs.c.ended_at.is_not(None), runs.c.id < before)
                  .group_by(run_plan_years.c.plan_id, run_plan_years.c.year))
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return {(plan, year): run for plan, year, run in connection.execute(query)}
 
     def findings(self, run_id: int, by_rule: bool = False) -> Iterator[dict[str, Any]]:
         """A run's findings in the order they were recorded (or by rule), each with its event decoded."""
         order = (findings.c.rule, findings.c.id) if by_rule else (findings.c.id,)
         query = sa.select(findings).where(findings.c.run_id == run_id).order_by(*order)
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             for row in connection.execution_options(yield_per=10_000).execute(query):
                 record = dict(row._mapping)
                 record["event"] = orjson.loads(record["event"])
@@ -208,7 +284,7 @@ class Store:
             sql += f" AND year = {marker}"
             parameters += (year,)
         found: dict[str, dict[str, tuple[int, int]]] = {}
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             cursor = connection.connection.cursor()
             try:
                 cursor.execute(sql, parameters)
@@ -224,7 +300,7 @@ class Store:
         query = (sa.select(findings, findings.c.run_id.label("previous_run"))
                  .join(resolutions, resolutions.c.finding_id == findings.c.id)
                  .where(resolutions.c.run_id == run_id).order_by(findings.c.id))
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             for row in connection.execution_options(yield_per=10_000).execute(query):
                 record = dict(row._mapping)
                 record["event"] = orjson.loads(record["event"])
@@ -236,26 +312,26 @@ class Store:
         query = (sa.select(run_plan_years.c.plan_id, run_plan_years.c.year, run_plan_years.c.previous_run,
                            run_plan_years.c.resolved).where(run_plan_years.c.run_id == run_id)
                  .order_by(run_plan_years.c.year, run_plan_years.c.plan_id))
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def run_years(self, run_id: int) -> list[dict[str, Any]]:
         """The years a run over dated data covered, each with the run it was compared with and what it resolved."""
         query = sa.select(run_years).where(run_years.c.run_id == run_id).order_by(run_years.c.year)
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def active_acks(self, on: dt.date) -> dict[str, set[str]]:
         """fingerprint -> the figures hashes acknowledged for it, for acknowledgements still in force on `on`."""
         query = sa.select(acks.c.fingerprint, acks.c.figures).where(sa.or_(acks.c.until.is_(None), acks.c.until >= on))
         active: dict[str, set[str]] = {}
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             for fp, figures in connection.execute(query):
                 active.setdefault(fp, set()).add(figures)
         return active
 
     def acks(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return [dict(r._mapping) for r in connection.execute(sa.select(acks).order_by(acks.c.id))]
 
     # -- writing ---------------------------------------------------------------------------------
@@ -266,11 +342,15 @@ class Store:
         if len(fingerprint) < 8:
             raise InputError(Problem("FINGERPRINT", "", "give at least 8 characters of the fingerprint",
                                      got=fingerprint))
+        if not FINGERPRINT.fullmatch(fingerprint.lower()):
+            raise InputError(Problem("FINGERPRINT", "", "a fingerprint is 8 to 64 hexadecimal characters (0-9, a-f)",
+                                     got=fingerprint))
+        # A prefix, matched with every LIKE wildcard escaped (the check above already leaves none).
         query = (sa.select(findings.c.fingerprint, findings.c.figures, findings.c.rule, findings.c.plan_id,
                            findings.c.employee_id, findings.c.year)
-                 .where(findings.c.fingerprint.startswith(fingerprint.lower()))
+                 .where(findings.c.fingerprint.startswith(fingerprint.lower(), autoescape=True))
                  .order_by(findings.c.id.desc()))
-        with self.engine.begin() as connection:
+        with self.begin() as connection:
             rows = connection.execute(query).all()
             if not rows:
                 raise InputError(Problem("FINGERPRINT", "", "no recorded finding has this fingerprint", got=fingerprint))
@@ -292,9 +372,32 @@ def _user() -> str:
         return f"uid {os.getuid()}"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _clear_unfinished(store: Store, connection: Connection) -> None:
+    """In a database without a schema revision: drop the empty tables of plancheck's that a creation left when it did
+    not finish (before creations were one transaction); refuse anything else, touching nothing."""
+    present = set(sa.inspect(connection).get_table_names())
+    ours = set(metadata.tables) | {"alembic_version"}
+    if not present:
+        return
+    if not present <= ours or any(connection.execute(sa.text(f'SELECT 1 FROM "{table}" LIMIT 1')).first()
+                                  for table in sorted(present)):
+        raise fault(store.engine, "holds tables but no plancheck schema revision (not plancheck's history)",
+                    "give a database of its own to the history")
+    metadata.drop_all(connection, tables=[metadata.tables[t] for t in present if t in metadata.tables])
+    if "alembic_version" in present:
+        connection.exec_driver_sql("DROP TABLE alembic_version")
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    """The driver leaves transactions to SQLAlchemy (`_sqlite_begin`): Python's sqlite3 module would otherwise commit
+    before every CREATE, so a creation that failed half-way stayed half-built."""
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
