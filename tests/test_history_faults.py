@@ -159,31 +159,65 @@ def test_a_batch_on_a_damaged_sqlite_file_stops_before_the_work_and_leaves_the_o
     assert (tmp_path / "night.rejects.csv").read_text() == "last night's rejects\n"
 
 
-def test_damage_met_while_the_findings_stream_is_exit_2_and_leaves_the_outputs(recorded, tmp_path, monkeypatch):
-    """Damage that appears after the check before the work (a disk failing during the night; here the pages of
-    the findings table, the check skipped) is met when the run first reads the night before: exit 2, the outputs
-    of the night before stay as they were, nothing recorded."""
-    from plancheck.history.store import Store
-
-    db = tmp_path / "history.sqlite"
-    shutil.copyfile(recorded, db)
-    with sqlite3.connect(db) as connection:
+def _findings_damaged(recorded: Path, to: Path) -> Path:
+    """A copy of `recorded` whose findings table (only) is overwritten with random bytes."""
+    shutil.copyfile(recorded, to)
+    with sqlite3.connect(to) as connection:
         try:
             pages = [n for (n,) in connection.execute("SELECT pageno FROM dbstat WHERE name = 'findings'")]
         except sqlite3.OperationalError:
             pytest.skip("this SQLite has no dbstat table to find the findings' pages")
         size = connection.execute("PRAGMA page_size").fetchone()[0]
     connection.close()
-    with db.open("r+b") as handle:
+    with to.open("r+b") as handle:
         for number in pages:
             handle.seek((number - 1) * size)
             handle.write(os.urandom(size))
+    return to
+
+
+def test_damaged_findings_of_a_small_history_stop_the_batch_before_the_work(recorded, tmp_path, monkeypatch):
+    from plancheck.checks.batch import run
+
+    db = _findings_damaged(recorded, tmp_path / "history.sqlite")
+
+    def ran(*_args, **_kwargs):
+        raise AssertionError("the batch read the feed although its history cannot record it")
+
+    monkeypatch.setattr(run, "run_batch", ran)
+    _one_error_line(plancheck(*_batch_args(tmp_path, str(db))), str(db), "damaged")
+
+
+def test_damaged_findings_of_a_large_history_are_met_as_they_stream_and_leave_the_outputs(recorded, tmp_path,
+                                                                                         monkeypatch):
+    """A history above VERIFY_WHOLE_BYTES is checked before the work but for the findings of earlier runs: damage
+    there (as damage appearing during the night) is met when the run first reads the night before: exit 2, the
+    outputs of the night before stay as they were, nothing recorded."""
+    from plancheck.history import store
+
+    db = _findings_damaged(recorded, tmp_path / "history.sqlite")
+    monkeypatch.setattr(store, "VERIFY_WHOLE_BYTES", 0)
     (tmp_path / "night.jsonl").write_text("last night's findings\n")
-    monkeypatch.setattr(Store, "verify", lambda store: store)
     _one_error_line(plancheck(*_batch_args(tmp_path, str(db))), str(db), "damaged")
     assert (tmp_path / "night.jsonl").read_text() == "last night's findings\n"
     assert not (tmp_path / "night.rejects.csv").exists()
     assert len(plancheck("runs", "--db", db, "--format", "jsonl").stdout.splitlines()) == 1, "the run is not recorded"
+
+
+@pytest.mark.parametrize("kind", ["overwritten", "garbage"])
+def test_a_large_history_is_still_checked_but_for_its_findings_before_the_work(kind, recorded, tmp_path,
+                                                                                monkeypatch):
+    from plancheck.checks.batch import run
+    from plancheck.history import store
+
+    damaged = _damaged(kind, recorded, tmp_path / "history.sqlite")
+    monkeypatch.setattr(store, "VERIFY_WHOLE_BYTES", 0)
+
+    def ran(*_args, **_kwargs):
+        raise AssertionError("the batch read the feed although its history cannot record it")
+
+    monkeypatch.setattr(run, "run_batch", ran)
+    _one_error_line(plancheck(*_batch_args(tmp_path, str(damaged))), str(damaged), "damaged")
 
 
 def test_a_directory_given_as_the_database_is_exit_2(tmp_path):
