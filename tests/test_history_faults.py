@@ -220,6 +220,29 @@ def test_a_large_history_is_still_checked_but_for_its_findings_before_the_work(k
     _one_error_line(plancheck(*_batch_args(tmp_path, str(damaged))), str(damaged), "damaged")
 
 
+@pytest.mark.parametrize("damage, command", [
+    ("UPDATE findings SET event = '{\"event\": \"viol'", ["runs", "show", "1"]),
+    ("UPDATE findings SET event = 'not json'", ["report", "1", "--html", "REPORT"]),
+    ("UPDATE runs SET counts = '{broken'", ["runs"]),
+    ("UPDATE runs SET inputs = '[{'", ["runs", "diff", "1", "1"]),
+])
+def test_a_stored_record_that_is_not_json_is_one_line_exit_2(damage, command, db, tmp_path):
+    """Damage SQLite cannot see (a record edited by hand, or half written by another tool)."""
+    import sqlalchemy as sa
+
+    from plancheck.history.store import Store
+
+    if db.startswith("postgresql") and "UPDATE runs" in damage:
+        pytest.skip("PostgreSQL's json columns refuse what is not JSON")
+    store = Store(db).ready()
+    _record(store, [_finding("E1")])
+    with store.engine.begin() as connection:
+        connection.execute(sa.text(damage))
+    args = [tmp_path / "report.html" if a == "REPORT" else a for a in command]
+    _one_error_line(plancheck(*args, "--db", db), "damaged", "not JSON")
+    assert not (tmp_path / "report.html").exists()
+
+
 def test_a_directory_given_as_the_database_is_exit_2(tmp_path):
     folder = tmp_path / "history.sqlite"
     folder.mkdir()
@@ -357,6 +380,29 @@ def test_an_upgrade_that_fails_part_way_leaves_the_previous_version(db, failing_
     assert Store(db).revision() == "0001" and _tables(db) == tables
     failing_migration.undo()
     assert plancheck("db", "upgrade", "--db", db).returncode == 0
+
+
+_RACE = """
+import sys, time
+import alembic.command
+from plancheck.history.store import Store
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+Store(sys.argv[1]).ready()
+"""
+
+
+def test_first_runs_started_together_all_find_one_database(db):
+    """Four first runs at the same instant: each takes the creation's lock in turn, and those after the first find
+    the database made (before: 'database is locked' at once, or a duplicate table)."""
+    import time
+
+    start = time.time() + 4
+    racers = [subprocess.Popen([sys.executable, "-c", _RACE, db, str(start)], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT / "src")}) for _ in range(4)]
+    for racer in racers:
+        _, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err
+    assert "runs" in _tables(db)
 
 
 def test_a_half_built_database_left_by_an_earlier_plancheck_is_built_again(db, tmp_path):

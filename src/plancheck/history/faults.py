@@ -8,6 +8,7 @@ in parentheses, so nothing it said is lost.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def database_problem(engine, exc: BaseException) -> InputError:
     said = detail(exc)
     lowered = said.lower()
     where = name(engine)
+    if isinstance(exc, json.JSONDecodeError):  # a stored event or summary that is not JSON: edited, or damaged
+        return fault(engine, f"is damaged: it holds a record that is not JSON ({said})",
+                     "restore it from a backup, or move it aside to start a new history")
     if "unable to open database file" in lowered:
         path = Path(where)
         if path.is_dir():

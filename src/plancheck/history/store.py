@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -47,6 +48,9 @@ BUSY_SECONDS = 5.0
 #: An SQLite history up to this size is checked whole before a run is recorded (`verify`); a larger one, all but
 #: the findings of earlier runs. `PRAGMA quick_check` of a 690 MB file took 1.2-1.5 s here (12 s from a cold cache).
 VERIFY_WHOLE_BYTES = 256 * 1024 * 1024
+
+#: The PostgreSQL advisory lock a creation or an upgrade holds ("plan" in ASCII).
+SCHEMA_LOCK = 0x706C616E
 
 #: The highest run number there can be: `runs.id` is an INTEGER (32 bits on PostgreSQL).
 MAX_RUN = 2**31 - 1
@@ -131,7 +135,7 @@ class Store:
         driver_error = getattr(self.engine.dialect.dbapi, "Error", sa.exc.SQLAlchemyError)
         try:
             yield
-        except (sa.exc.SQLAlchemyError, driver_error) as exc:
+        except (sa.exc.SQLAlchemyError, driver_error, json.JSONDecodeError) as exc:  # orjson's is json's
             raise database_problem(self.engine, exc) from None
 
     @contextlib.contextmanager
@@ -141,17 +145,26 @@ class Store:
             yield connection
 
     @contextlib.contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """A connection in one transaction (writing), committed at the end, driver errors made one line."""
-        with self.faults(), self.engine.begin() as connection:
-            yield connection
+    def begin(self, exclusive: bool = False) -> Iterator[Connection]:
+        """A connection in one transaction (writing), committed at the end, driver errors made one line. `exclusive`:
+        one such transaction at a time (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), waited for."""
+        with self.faults(), self.engine.connect() as connection:
+            if exclusive:
+                connection.execution_options(plancheck_exclusive=True)
+            with connection.begin():
+                if exclusive and self.engine.dialect.name == "postgresql":
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+                yield connection
 
     def revision(self) -> str | None:
         """The schema revision Alembic recorded (its `alembic_version` table), None in a database it never migrated."""
         with self.connect() as connection:
-            if not sa.inspect(connection).has_table("alembic_version"):
-                return None
-            versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+            return self._revision(connection)
+
+    def _revision(self, connection: Connection) -> str | None:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
         if len(versions) > 1:
             raise fault(self.engine, f"has several schema heads {versions}", "restore it from a backup")
         if versions and versions[0] not in REVISIONS:
@@ -193,10 +206,12 @@ class Store:
         if verify:
             self.verify()
         try:
-            with self.begin() as connection:
-                if before is None:
+            with self.begin(exclusive=True) as connection:  # two first runs at once: the second finds it made
+                now = self._revision(connection)
+                if now is None:
                     _clear_unfinished(self, connection)
-                command.upgrade(_alembic_config(connection), target)
+                if not (target == "head" and now == HEAD):
+                    command.upgrade(_alembic_config(connection), target)
         except CommandError as exc:
             raise fault(self.engine, f"cannot be migrated ({exc})", "see `plancheck db upgrade --help`") from None
         return before, self.revision()
@@ -418,4 +433,7 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    """BEGIN, or for `Store.begin(exclusive=True)` BEGIN IMMEDIATE: the write lock first (waited for up to
+    BUSY_SECONDS), so that two processes creating the database at once do not both read it empty."""
+    exclusive = connection.get_execution_options().get("plancheck_exclusive")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if exclusive else "BEGIN")
