@@ -303,35 +303,50 @@ def test_a_read_only_sqlite_history_is_exit_2_before_the_work(recorded, fingerpr
     assert not list(tmp_path.glob("file:*")), "a URI is not a folder to make"
 
 
-def _on_a_read_only_filesystem(folder: Path, *args) -> subprocess.CompletedProcess:
-    """plancheck run in a mount namespace of its own where `folder` is mounted read-only."""
-    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
-    return subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", str(folder), sys.executable, "-m",
-                           "plancheck", *map(str, args)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+def _mounted(mount: str, folder: Path, *args) -> subprocess.CompletedProcess:
+    """plancheck run in a mount namespace of its own where `mount` (a shell command, $1 the folder) has been run."""
+    return subprocess.run(["unshare", "--mount", "sh", "-c", f'{mount} && shift && exec "$@"', "sh", str(folder),
+                           sys.executable, "-m", "plancheck", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
 
 
 @pytest.fixture()
-def read_only_mounts(tmp_path):
-    probe = subprocess.run(["unshare", "--mount", "sh", "-c", f'mount --bind "{tmp_path}" "{tmp_path}" && '
-                            f'mount -o remount,ro,bind "{tmp_path}"'], capture_output=True) \
-        if shutil.which("unshare") else None
+def mounts(tmp_path):
+    """`_mounted`, where this machine lets a test mount filesystems (unshare --mount needs CAP_SYS_ADMIN)."""
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c", f'mount -t tmpfs -o size=64k tmpfs "{tmp_path}"'],
+                           capture_output=True) if shutil.which("unshare") else None
     if probe is None or probe.returncode != 0:
-        pytest.skip("cannot mount a read-only filesystem here (unshare --mount needs CAP_SYS_ADMIN)")
-    return _on_a_read_only_filesystem
+        pytest.skip("cannot mount a filesystem here (unshare --mount needs CAP_SYS_ADMIN)")
+    return _mounted
 
 
-def test_a_history_on_a_read_only_filesystem_is_exit_2_for_every_command(recorded, tmp_path, read_only_mounts):
+READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1"'
+
+
+def test_a_history_on_a_read_only_filesystem_is_exit_2_for_every_command(recorded, tmp_path, mounts):
     archive = tmp_path / "archive"
     archive.mkdir()
     db = archive / "history.sqlite"
     shutil.copyfile(recorded, db)
     before = db.read_bytes()
     for args in (_batch_args(tmp_path, str(db)), ["runs", "--db", db], ["runs", "show", "1", "--db", db]):
-        line = _one_error_line(read_only_mounts(archive, *args), str(db), "read-only filesystem")
+        line = _one_error_line(mounts(READ_ONLY, archive, *args), str(db), "read-only filesystem")
         assert "writable" in line
     assert not (tmp_path / "night.jsonl").exists()
     assert db.read_bytes() == before
+
+
+def test_a_history_whose_disk_fills_during_the_night_is_exit_2_and_leaves_the_outputs(recorded, tmp_path, mounts):
+    small = tmp_path / "small"
+    small.mkdir()
+    (tmp_path / "night.jsonl").write_text("last night's findings\n")
+    room = recorded.stat().st_size // 1024 + 60  # the history and 60 KiB: less than a night's findings
+    fill = f'mount -t tmpfs -o size={room}k tmpfs "$1" && cp "{recorded}" "$1/history.sqlite"'
+    result = mounts(fill, small, *_batch_args(tmp_path, str(small / "history.sqlite")))
+    line = _one_error_line(result, str(small / "history.sqlite"), "disk is full")
+    assert "free space" in line
+    assert (tmp_path / "night.jsonl").read_text() == "last night's findings\n"
+    assert not (tmp_path / "night.rejects.csv").exists()
 
 
 # -- half built, newer ---------------------------------------------------------------------------------------
