@@ -243,6 +243,36 @@ def test_a_stored_record_that_is_not_json_is_one_line_exit_2(damage, command, db
     assert not (tmp_path / "report.html").exists()
 
 
+@pytest.mark.parametrize("command", ["batch", "election", "withdrawals", "audit", "yearend"])
+def test_a_history_that_fails_as_the_run_ends_leaves_the_outputs(command, tmp_path, monkeypatch):
+    """The database fails when the run's end is recorded (locked past the wait, say): exit 2, and --out is the
+    night before's, not a file the history does not know."""
+    import sqlalchemy as sa
+
+    from plancheck.history.faults import database_problem
+    from plancheck.history.recording import HistoryRun
+
+    def locked(run, *_args):
+        raise database_problem(run.store.engine, sa.exc.OperationalError("UPDATE runs", {}, Exception(
+            "database is locked")))
+
+    monkeypatch.setattr(HistoryRun, "finish", locked)
+    out = tmp_path / "out.jsonl"
+    out.write_text("the night before\n")
+    samples = ROOT / "samples"
+    args = {"batch": _batch_args(tmp_path, "h")[:-2],
+            "election": ["election", samples / "elections" / "acme-high-earner-2026.yaml", "--plan",
+                         ROOT / "plans" / "acme-mega-backdoor.yaml"],
+            "withdrawals": ["withdrawals", samples / "withdrawals.yaml"],
+            "audit": ["audit"],
+            "yearend": ["yearend", samples / "census-2026.csv", "--year", "2026", "--rejects", tmp_path / "r.csv"]}
+    args[command] = [a for a in args[command] if a not in ("--out", tmp_path / "night.jsonl")]
+    result = plancheck(*args[command], "--out", out, "--db", tmp_path / "history.sqlite")
+    _one_error_line(result, "locked")
+    assert out.read_text() == "the night before\n"
+    assert plancheck("runs", "--db", tmp_path / "history.sqlite", "--format", "jsonl").stdout == ""
+
+
 def test_a_directory_given_as_the_database_is_exit_2(tmp_path):
     folder = tmp_path / "history.sqlite"
     folder.mkdir()

@@ -195,10 +195,10 @@ def election(
             if history:
                 summary.update(history.close())
             events.emit(summary)
+            status = _status(history, result.findings)
+            if history:  # recorded before --out is replaced: a history that fails here leaves it as it was
+                history.finish(summary, status)
         report.election_summary(result.findings, result.summary)
-        status = _status(history, result.findings)
-        if history:
-            history.finish(summary, status)
     raise typer.Exit(status)
 
 
@@ -390,10 +390,10 @@ def withdrawals(
             if history:
                 summary.update(history.close(covered=outcome.covered))
             events.emit(summary)
+            status = _status(history, outcome.findings)
+            if history:  # recorded before --out is replaced: a history that fails here leaves it as it was
+                history.finish(summary, status)
         report.withdrawals_summary(outcome, summary)
-        status = _status(history, outcome.findings)
-        if history:
-            history.finish(summary, status)
     raise typer.Exit(status)
 
 
@@ -457,9 +457,9 @@ def _audit_outputs(audits, findings, rulebook, output_format: OutputFormat, out:
                 events.emit({"event": "plan_audited", "plan_id": plan_audit.plan_id, "file": str(plan_audit.path),
                              "mega_backdoor": plan_audit.verdicts.get("mega_backdoor"), "findings": len(plan_audit.findings)})
             events.emit(summary)
-    status = _status(history, findings)
-    if history:
-        history.finish(summary, status)
+        status = _status(history, findings)
+        if history:  # recorded before --out is replaced: a history that fails here leaves it as it was
+            history.finish(summary, status)
     return status
 
 
@@ -594,9 +594,10 @@ def yearend(
             for item in (*outcome.hces, *corrections, *previews, *outcome.summaries):
                 events.emit(item)
             events.emit(run)
-    status = _status(history, outcome.findings)
+        status = _status(history, outcome.findings)
+        if history:  # recorded before the outputs are replaced: a history that fails here leaves them as they were
+            history.finish(run, status)
     if history:
-        history.finish(run, status)
         _reports(history, html, xlsx)
     if output_format is ReportFormat.jsonl:
         sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "
