@@ -286,6 +286,13 @@ def test_a_database_under_a_file_is_exit_2(tmp_path):
     _one_error_line(plancheck("runs", "--db", tmp_path / "plain" / "history.sqlite"), "plain")
 
 
+def test_an_empty_database_option_is_refused_not_taken_for_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANCHECK_DB", str(tmp_path / "default.sqlite"))
+    for args in (["runs"], _batch_args(tmp_path, "")[:-2]):
+        _one_error_line(plancheck(*args, "--db", ""), "--db", "give")
+    assert not (tmp_path / "default.sqlite").exists()
+
+
 def test_an_empty_file_is_a_new_history(tmp_path):
     """Both sides: a zero-byte file is an empty SQLite database, and becomes a history."""
     (tmp_path / "history.sqlite").write_bytes(b"")
@@ -561,6 +568,13 @@ def socket_closed():
         yield port
 
     return closed()
+
+
+def test_a_postgresql_database_or_user_that_is_not_there_is_named(postgres):
+    missing = _one_error_line(plancheck("runs", "--db", postgres.url("nowhere")), "is not on the server", "createdb")
+    assert '"nowhere"' in missing
+    _one_error_line(plancheck("runs", "--db", f"postgresql://ghost@127.0.0.1:{postgres.port}/postgres"),
+                    "refused the login", "ghost")
 
 
 def test_a_password_in_the_url_is_not_printed(tmp_path):

@@ -29,14 +29,14 @@ _KNOWN: tuple[tuple[tuple[str, ...], str, str], ...] = (
      "cannot be written: the disk is full", "free space and run again"),
     (("disk i/o error",),
      "cannot be read or written (a disk I/O error)", "check the disk it is on"),
+    (("password authentication failed", "no pg_hba.conf entry", "authentication failed"),
+     "refused the login", "check the user and password of the URL"),
     (("connection refused", "could not connect", "connection failed", "could not translate host name",
       "name or service not known", "timeout expired", "no route to host"),
      "cannot be reached", "check that the server is running and the URL is right"),
     (("server closed the connection", "terminating connection", "connection is closed", "connection already closed",
       "consuming input failed", "ssl syscall error", "connection is lost"),
      "lost its connection to the server", "run again"),
-    (("password authentication failed", "no pg_hba.conf entry", "authentication failed"),
-     "refused the login", "check the user and password of the URL"),
     (("permission denied",),
      "refused access", "grant the URL's user the rights on plancheck's tables"),
     (("no such table", "no such column", "does not exist"),
@@ -75,6 +75,10 @@ def database_problem(engine, exc: BaseException) -> InputError:
             return fault(engine, f"is on a read-only filesystem, or in a folder that may not be written ({said}): "
                          "SQLite writes its -wal and -shm files beside it", "give a writable database (--db)")
         return fault(engine, f"cannot be opened ({said})", "check that its folder exists and may be written")
+    if "does not exist" in lowered and ('database "' in lowered or 'role "' in lowered):  # PostgreSQL's login
+        return (fault(engine, f"is not on the server ({said})", "create it (createdb), or check the URL")
+                if 'database "' in lowered else
+                fault(engine, f"refused the login ({said})", "check the user and password of the URL"))
     for words, what, todo in _KNOWN:
         if any(word in lowered for word in words):
             return fault(engine, f"{what} ({said})", todo)

@@ -111,6 +111,8 @@ class Store:
     """One history database."""
 
     def __init__(self, url: str | None = None):
+        if url is not None and not url.strip():
+            raise InputError(Problem("--db", "", "give an SQLite file or a database URL (an empty --db names none)"))
         given = url or default_url()
         self.url = normalize_url(given)
         try:
