@@ -193,10 +193,10 @@ def test_damaged_findings_of_a_large_history_are_met_as_they_stream_and_leave_th
     """A history above VERIFY_WHOLE_BYTES is checked before the work but for the findings of earlier runs: damage
     there (as damage appearing during the night) is met when the run first reads the night before: exit 2, the
     outputs of the night before stay as they were, nothing recorded."""
-    from plancheck.history import store
+    from plancheck.history import schema
 
     db = _findings_damaged(recorded, tmp_path / "history.sqlite")
-    monkeypatch.setattr(store, "VERIFY_WHOLE_BYTES", 0)
+    monkeypatch.setattr(schema, "VERIFY_WHOLE_BYTES", 0)
     (tmp_path / "night.jsonl").write_text("last night's findings\n")
     _one_error_line(plancheck(*_batch_args(tmp_path, str(db))), str(db), "damaged")
     assert (tmp_path / "night.jsonl").read_text() == "last night's findings\n"
@@ -208,10 +208,10 @@ def test_damaged_findings_of_a_large_history_are_met_as_they_stream_and_leave_th
 def test_a_large_history_is_still_checked_but_for_its_findings_before_the_work(kind, recorded, tmp_path,
                                                                                 monkeypatch):
     from plancheck.checks.batch import run
-    from plancheck.history import store
+    from plancheck.history import schema
 
     damaged = _damaged(kind, recorded, tmp_path / "history.sqlite")
-    monkeypatch.setattr(store, "VERIFY_WHOLE_BYTES", 0)
+    monkeypatch.setattr(schema, "VERIFY_WHOLE_BYTES", 0)
 
     def ran(*_args, **_kwargs):
         raise AssertionError("the batch read the feed although its history cannot record it")
@@ -509,7 +509,7 @@ def test_a_database_from_a_newer_plancheck_says_so(command, db, tmp_path):
 def test_the_known_revisions_are_the_migrations():
     from alembic.script import ScriptDirectory
 
-    from plancheck.history.store import REVISIONS, _alembic_config
+    from plancheck.history.schema import REVISIONS, _alembic_config
 
     script = ScriptDirectory.from_config(_alembic_config(None))
     assert list(REVISIONS) == [r.revision for r in reversed(list(script.walk_revisions()))]

@@ -39,15 +39,14 @@ try:
 except ImportError:  # pragma: no cover - the `history` extra is not installed
     raise InputError(Problem("--db", "", "the run history needs the history extra: "
                              "pip install 'plancheck[history]'")) from None
+from plancheck.history import schema
 from plancheck.history.faults import database_problem, fault
-from plancheck.history.tables import acks, findings, metadata, resolutions, run_plan_years, run_years, runs
+from plancheck.history.schema import HEAD as HEAD
+from plancheck.history.schema import head_revision as head_revision
+from plancheck.history.tables import acks, findings, resolutions, run_plan_years, run_years, runs
 
 #: Seconds an SQLite write waits for another process's write to end before the database is "locked".
 BUSY_SECONDS = 5.0
-
-#: An SQLite history up to this size is checked whole before a run is recorded (`verify`); a larger one, all but
-#: the findings of earlier runs. `PRAGMA quick_check` of a 690 MB file took 1.2-1.5 s here (12 s from a cold cache).
-VERIFY_WHOLE_BYTES = 256 * 1024 * 1024
 
 #: The PostgreSQL advisory lock a creation or an upgrade holds ("plan" in ASCII).
 SCHEMA_LOCK = 0x706C616E
@@ -84,27 +83,6 @@ def now() -> dt.datetime:
 def today() -> dt.date:
     """The day acknowledgements are judged on (a function, so the tests can move the clock)."""
     return dt.date.today()
-
-
-def _alembic_config(connection: Connection):
-    from alembic.config import Config
-    config = Config()
-    config.set_main_option("script_location", "plancheck.history:migrations")
-    config.attributes["connection"] = connection
-    return config
-
-
-#: The schema revisions this plancheck knows, oldest first, and the one it reads and writes (a test holds them equal
-#: to migrations/). Named here so that a run checks its database without importing Alembic (a tenth of a second).
-REVISIONS = ("0001", "0002", "0003", "0004")
-HEAD = REVISIONS[-1]
-
-
-def head_revision() -> str:
-    """The newest migration, as Alembic finds it in `migrations/`."""
-    from alembic.script import ScriptDirectory
-    config = _alembic_config(None)  # type: ignore[arg-type]
-    return ScriptDirectory.from_config(config).get_current_head()
 
 
 class Store:
@@ -159,64 +137,19 @@ class Store:
                 yield connection
 
     def revision(self) -> str | None:
-        """The schema revision Alembic recorded (its `alembic_version` table), None in a database it never migrated."""
+        """The schema revision Alembic recorded (its `alembic_version` table), None in a database it never migrated;
+        one this plancheck does not know is refused (schema.py)."""
         with self.connect() as connection:
-            return self._revision(connection)
-
-    def _revision(self, connection: Connection) -> str | None:
-        if not sa.inspect(connection).has_table("alembic_version"):
-            return None
-        versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-        if len(versions) > 1:
-            raise fault(self.engine, f"has several schema heads {versions}", "restore it from a backup")
-        if versions and versions[0] not in REVISIONS:
-            raise fault(self.engine, f"was written by a newer plancheck (schema revision {versions[0]}; this one knows "
-                        f"up to {HEAD})", "upgrade plancheck")
-        return versions[0] if versions else None
+            return schema.revision(self, connection)
 
     def verify(self) -> Store:
-        """Before a run is recorded into it: an SQLite file is checked (`PRAGMA quick_check`) and may be written (its
-        write lock taken and given back), so that a damaged, read-only or locked file stops the run before the work
-        rather than in the middle of it. A file above VERIFY_WHOLE_BYTES is checked but for the findings of earlier
-        runs (`findings`, `resolutions`: they grow every night), whose damage the run meets when it reads them."""
-        if self.engine.dialect.name != "sqlite":
-            return self
-        with self.connect() as connection:
-            if _size(self.engine.url.database) <= VERIFY_WHOLE_BYTES:
-                found = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
-            else:
-                present = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars()
-                found = [answer for table in ["sqlite_master", *sorted(set(present) - {"findings", "resolutions"})]
-                         for answer in connection.exec_driver_sql(f'PRAGMA quick_check("{table}")').scalars()]
-                found = [answer for answer in found if answer != "ok"] or ["ok"]
-            if found != ["ok"]:
-                raise fault(self.engine, f"is damaged ({found[0] if found else 'no answer'})",
-                            "restore it from a backup, or move it aside to start a new history")
-            connection.rollback()
-            raw = connection.connection.driver_connection
-            raw.execute("BEGIN IMMEDIATE")
-            raw.execute("ROLLBACK")
+        """Checked before a run is recorded into it (schema.py)."""
+        schema.verify(self)
         return self
 
     def upgrade(self, target: str = "head", verify: bool = False) -> tuple[str | None, str | None]:
-        """Migrate in place, in one transaction; the revisions before and after. A database that holds only the
-        empty tables of a creation that did not finish (an earlier plancheck's) is created again. With `verify`,
-        `verify()` it first."""
-        from alembic import command
-        from alembic.util.exc import CommandError
-        before = self.revision()
-        if verify:
-            self.verify()
-        try:
-            with self.begin(exclusive=True) as connection:  # two first runs at once: the second finds it made
-                now = self._revision(connection)
-                if now is None:
-                    _clear_unfinished(self, connection)
-                if not (target == "head" and now == HEAD):
-                    command.upgrade(_alembic_config(connection), target)
-        except CommandError as exc:
-            raise fault(self.engine, f"cannot be migrated ({exc})", "see `plancheck db upgrade --help`") from None
-        return before, self.revision()
+        """Migrate in place, in one transaction; the revisions before and after (schema.py)."""
+        return schema.upgrade(self, target, verify)
 
     def ready(self, verify: bool = False) -> Store:
         """Create a new database at the current schema; refuse one at an older or a newer revision. With `verify`
@@ -398,29 +331,6 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # no login name (a container without passwd entry)
         return f"uid {os.getuid()}"
-
-
-def _size(database: str | None) -> int:
-    """Bytes of an SQLite file and its write-ahead log (0 for one that is not there yet, or in memory)."""
-    if not database or database.startswith("file:") or database == ":memory:":
-        return 0
-    return sum(os.stat(p).st_size for p in (database, f"{database}-wal") if os.path.exists(p))
-
-
-def _clear_unfinished(store: Store, connection: Connection) -> None:
-    """In a database without a schema revision: drop the empty tables of plancheck's that a creation left when it did
-    not finish (before creations were one transaction); refuse anything else, touching nothing."""
-    present = set(sa.inspect(connection).get_table_names())
-    ours = set(metadata.tables) | {"alembic_version"}
-    if not present:
-        return
-    if not present <= ours or any(connection.execute(sa.text(f'SELECT 1 FROM "{table}" LIMIT 1')).first()
-                                  for table in sorted(present)):
-        raise fault(store.engine, "holds tables but no plancheck schema revision (not plancheck's history)",
-                    "give a database of its own to the history")
-    metadata.drop_all(connection, tables=[metadata.tables[t] for t in present if t in metadata.tables])
-    if "alembic_version" in present:
-        connection.exec_driver_sql("DROP TABLE alembic_version")
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
