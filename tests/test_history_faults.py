@@ -547,6 +547,24 @@ def test_a_postgresql_restart_while_the_batch_reads_the_feed_does_not_fail_the_n
     assert len(plancheck("runs", "--db", db, "--format", "jsonl").stdout.splitlines()) == 1
 
 
+def test_a_postgresql_table_locked_by_another_session_is_exit_2_in_seconds(postgres, tmp_path, monkeypatch):
+    """Before, the batch waited for the lock for as long as it was held (all night)."""
+    import psycopg
+
+    from plancheck.history import store
+
+    monkeypatch.setattr(store, "BUSY_SECONDS", 0.5)
+    db = postgres.create(f"faults_{next(_names)}")
+    store.Store(db).ready()
+    (tmp_path / "night.jsonl").write_text("last night's findings\n")
+    with psycopg.connect(db) as holder:
+        holder.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        line = _one_error_line(plancheck(*_batch_args(tmp_path, db)), "locked")
+        assert "try again" in line
+    assert (tmp_path / "night.jsonl").read_text() == "last night's findings\n"
+    assert plancheck(*_batch_args(tmp_path, db)).returncode in (0, 1), "once released, the night runs"
+
+
 def test_a_postgresql_server_that_is_down_is_one_line_exit_2(tmp_path):
     with socket_closed() as port:
         url = f"postgresql://nobody@127.0.0.1:{port}/none"

@@ -45,7 +45,8 @@ from plancheck.history.schema import HEAD as HEAD
 from plancheck.history.schema import head_revision as head_revision
 from plancheck.history.tables import acks, findings, resolutions, run_plan_years, run_years, runs
 
-#: Seconds an SQLite write waits for another process's write to end before the database is "locked".
+#: Seconds a write waits for another process's lock (SQLite's busy timeout, PostgreSQL's lock_timeout) before the
+#: database is "locked": a lock held all night fails the run in seconds, not at dawn.
 BUSY_SECONDS = 5.0
 
 #: The PostgreSQL advisory lock a creation or an upgrade holds ("plan" in ASCII).
@@ -102,6 +103,8 @@ class Store:
         if sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_connect)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
+        elif self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "connect", _postgresql_connect)
         if "://" not in given:  # a plain path: its folder is made (a URL names a file that is there)
             try:
                 Path(self.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -349,3 +352,10 @@ def _sqlite_begin(connection: Connection) -> None:
     BUSY_SECONDS), so that two processes creating the database at once do not both read it empty."""
     exclusive = connection.get_execution_options().get("plancheck_exclusive")
     connection.exec_driver_sql("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+
+
+def _postgresql_connect(dbapi_connection, _record) -> None:
+    """A lock held by another session (a `LOCK TABLE`, a migration) is waited for BUSY_SECONDS, not forever."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {int(BUSY_SECONDS * 1000)}")
+    dbapi_connection.commit()
