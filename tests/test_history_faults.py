@@ -281,6 +281,22 @@ def test_a_directory_given_as_the_database_is_exit_2(tmp_path):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.parametrize("special", ["/dev/null", "/dev/full", "fifo"])
+def test_a_device_or_a_pipe_given_as_the_database_is_exit_2(special, tmp_path):
+    if special == "fifo":
+        special = tmp_path / "fifo"
+        os.mkfifo(special)
+    _one_error_line(plancheck("runs", "--db", special), str(special), "not a regular file")
+
+
+def test_a_dangling_symlink_as_the_database_is_refused_not_followed(tmp_path):
+    """Followed, it made the link's target folder (anywhere: /nonexistent as root) and a database there."""
+    target = tmp_path / "elsewhere" / "deep" / "history.sqlite"
+    (tmp_path / "history.sqlite").symlink_to(target)
+    _one_error_line(plancheck("runs", "--db", tmp_path / "history.sqlite"), "symbolic link to nothing")
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_a_database_under_a_file_is_exit_2(tmp_path):
     (tmp_path / "plain").write_text("x")
     _one_error_line(plancheck("runs", "--db", tmp_path / "plain" / "history.sqlite"), "plain")

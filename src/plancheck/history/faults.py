@@ -28,7 +28,7 @@ _KNOWN: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("disk is full", "no space left"),
      "cannot be written: the disk is full", "free space and run again"),
     (("disk i/o error",),
-     "cannot be read or written (a disk I/O error)", "check the disk it is on"),
+     "cannot be read or written", "check the disk it is on"),
     (("password authentication failed", "no pg_hba.conf entry", "authentication failed"),
      "refused the login", "check the user and password of the URL"),
     (("connection refused", "could not connect", "connection failed", "could not translate host name",
@@ -67,8 +67,10 @@ def database_problem(engine, exc: BaseException) -> InputError:
     if isinstance(exc, json.JSONDecodeError):  # a stored event or summary that is not JSON: edited, or damaged
         return fault(engine, f"is damaged: it holds a record that is not JSON ({said})",
                      "restore it from a backup, or move it aside to start a new history")
+    path = Path(where)
+    if engine.dialect.name == "sqlite" and path.exists() and not path.is_file() and not path.is_dir():
+        return fault(engine, f"is not a regular file (a device or a pipe; {said})", "give the path of a file")
     if "unable to open database file" in lowered:
-        path = Path(where)
         if path.is_dir():
             return fault(engine, "is a directory, not a database file", "give the path of a file")
         if path.is_file() and _read_only_folder(path.parent):

@@ -106,6 +106,10 @@ class Store:
         elif self.engine.dialect.name == "postgresql":
             sa.event.listen(self.engine, "connect", _postgresql_connect)
         if "://" not in given:  # a plain path: its folder is made (a URL names a file that is there)
+            link = Path(given).expanduser()
+            if link.is_symlink() and not link.exists():
+                raise fault(self.engine, f"is named by a symbolic link to nothing ({given} -> {os.readlink(link)})",
+                            "give the database's own path, or remove the link")
             try:
                 Path(self.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
