@@ -119,7 +119,7 @@ class Store:
     @contextlib.contextmanager
     def faults(self) -> Iterator[None]:
         """Any database or migration error inside becomes the one-line InputError of faults.py."""
-        driver_error = getattr(self.engine.dialect.dbapi, "Error", sa.exc.SQLAlchemyError)
+        driver_error = getattr(self.engine.dialect.loaded_dbapi, "Error", sa.exc.SQLAlchemyError)
         try:
             yield
         except (sa.exc.SQLAlchemyError, driver_error, json.JSONDecodeError) as exc:  # orjson's is json's
