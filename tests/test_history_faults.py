@@ -376,16 +376,25 @@ def mounts(tmp_path):
 READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1"'
 
 
-def test_a_history_on_a_read_only_filesystem_is_exit_2_for_every_command(recorded, tmp_path, mounts):
+def test_a_history_on_a_read_only_filesystem_is_read_but_never_recorded_into(recorded, fingerprint, tmp_path,
+                                                                               mounts):
+    """An archive on read-only media: `runs`, `runs show`, `report` read it (immutable: SQLite alone cannot open a
+    WAL database there); a batch or an ack is exit 2 naming the read-only filesystem."""
     archive = tmp_path / "archive"
     archive.mkdir()
     db = archive / "history.sqlite"
     shutil.copyfile(recorded, db)
     before = db.read_bytes()
-    for args in (_batch_args(tmp_path, str(db)), ["runs", "--db", db], ["runs", "show", "1", "--db", db]):
+    for args in (_batch_args(tmp_path, str(db)), ["ack", fingerprint, "--reason", "x", "--db", db]):
         line = _one_error_line(mounts(READ_ONLY, archive, *args), str(db), "read-only filesystem")
         assert "writable" in line
     assert not (tmp_path / "night.jsonl").exists()
+    listed = mounts(READ_ONLY, archive, "runs", "--format", "jsonl", "--db", db)
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 1, listed.stderr
+    shown = mounts(READ_ONLY, archive, "runs", "show", "1", "--db", db)
+    assert shown.returncode == 0 and fingerprint[:12] in shown.stdout, shown.stderr
+    reported = mounts(READ_ONLY, archive, "report", "1", "--html", tmp_path / "report.html", "--db", db)
+    assert reported.returncode == 0 and (tmp_path / "report.html").stat().st_size > 0, reported.stderr
     assert db.read_bytes() == before
 
 

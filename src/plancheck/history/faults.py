@@ -46,8 +46,8 @@ _KNOWN: tuple[tuple[tuple[str, ...], str, str], ...] = (
 
 def name(engine) -> str:
     """The database as a person names it: an SQLite file's path, otherwise the URL without its password."""
-    if engine.dialect.name == "sqlite" and engine.url.database and not engine.url.database.startswith("file:"):
-        return engine.url.database
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return engine.url.database.removeprefix("file:")
     return engine.url.render_as_string(hide_password=True)
 
 

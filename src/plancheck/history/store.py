@@ -89,11 +89,15 @@ def today() -> dt.date:
 class Store:
     """One history database."""
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, reading: bool = False):
+        """`reading`: only read (`runs`, `report`): an SQLite file on a read-only filesystem (an archive) is then
+        opened immutable, read-only, which SQLite cannot do by itself for a database in WAL mode."""
         if url is not None and not url.strip():
             raise InputError(Problem("--db", "", "give an SQLite file or a database URL (an empty --db names none)"))
         given = url or default_url()
         self.url = normalize_url(given)
+        if reading and "://" not in given and _archived(Path(self.url[len("sqlite:///"):])):
+            self.url = f"sqlite:///file:{self.url[len('sqlite:///'):]}?mode=ro&immutable=1&uri=true"
         try:
             sqlite = self.url.startswith("sqlite:")
             self.engine: Engine = sa.create_engine(
@@ -105,7 +109,7 @@ class Store:
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         elif self.engine.dialect.name == "postgresql":
             sa.event.listen(self.engine, "connect", _postgresql_connect)
-        if "://" not in given:  # a plain path: its folder is made (a URL names a file that is there)
+        if "://" not in given and not self.url.startswith("sqlite:///file:"):  # a plain path: its folder is made
             link = Path(given).expanduser()
             if link.is_symlink() and not link.exists():
                 raise fault(self.engine, f"is named by a symbolic link to nothing ({given} -> {os.readlink(link)})",
@@ -338,6 +342,17 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # no login name (a container without passwd entry)
         return f"uid {os.getuid()}"
+
+
+def _archived(path: Path) -> bool:
+    """An SQLite file on a read-only filesystem, its write-ahead log empty or absent (else immutable reading would
+    not see what the log holds)."""
+    try:
+        wal = Path(f"{path}-wal")
+        return (path.is_file() and bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+                and (not wal.exists() or wal.stat().st_size == 0))
+    except OSError:
+        return False
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
