@@ -273,6 +273,33 @@ def test_a_history_that_fails_as_the_run_ends_leaves_the_outputs(command, tmp_pa
     assert plancheck("runs", "--db", tmp_path / "history.sqlite", "--format", "jsonl").stdout == ""
 
 
+@pytest.mark.parametrize("command", ["batch", "audit", "yearend"])
+def test_a_history_that_fails_while_the_report_is_written_leaves_the_outputs(command, tmp_path, monkeypatch):
+    """--html reads the run back from the history; the database failing then is exit 2 with --out the night
+    before's and no report."""
+    import sqlalchemy as sa
+
+    from plancheck.history.faults import database_problem
+    from plancheck.history.store import Store
+
+    def lost(store, *_args):
+        raise database_problem(store.engine, sa.exc.OperationalError("SELECT", {}, Exception(
+            "server closed the connection unexpectedly")))
+
+    monkeypatch.setattr(Store, "resolved", lost)
+    out = tmp_path / "out.jsonl"
+    out.write_text("the night before\n")
+    args = {"batch": [a for a in _batch_args(tmp_path, "h")[:-2] if a not in ("--out", tmp_path / "night.jsonl")],
+            "audit": ["audit"],
+            "yearend": ["yearend", ROOT / "samples" / "census-2026.csv", "--year", "2026", "--rejects",
+                        tmp_path / "r.csv"]}[command]
+    result = plancheck(*args, "--out", out, "--html", tmp_path / "report.html", "--db", tmp_path / "history.sqlite")
+    _one_error_line(result, "lost its connection")
+    assert out.read_text() == "the night before\n"
+    assert not (tmp_path / "report.html").exists()
+    assert plancheck("runs", "--db", tmp_path / "history.sqlite", "--format", "jsonl").stdout == ""
+
+
 def test_a_directory_given_as_the_database_is_exit_2(tmp_path):
     folder = tmp_path / "history.sqlite"
     folder.mkdir()

@@ -264,8 +264,7 @@ def batch(
         status = _status(history, []) if history else (EXIT_FINDINGS if outcome.errors else EXIT_OK)
         if history:  # recorded before the outputs are replaced: a history that fails here leaves them as they were
             history.finish(outcome.summary, status)
-    if history:
-        _reports(history, html, xlsx)
+            _reports(history, html, xlsx)
     report.batch_summary(outcome.summary)
     raise typer.Exit(status)
 
@@ -430,13 +429,14 @@ def audit(
     with _recording(history):
         if history:
             history.start(rulebook.revision)
-        status = _audit_outputs(audits, findings, rulebook, output_format, out, history)
-        _reports(history, html, xlsx)
+        status = _audit_outputs(audits, findings, rulebook, output_format, out, history, (html, xlsx))
     raise typer.Exit(status)
 
 
-def _audit_outputs(audits, findings, rulebook, output_format: OutputFormat, out: Path | None, history) -> int:
-    """Write the plan audit in its format (recording each finding on the way); the exit status."""
+def _audit_outputs(audits, findings, rulebook, output_format: OutputFormat, out: Path | None, history,
+                   reports: tuple = (None, None)) -> int:
+    """Write the plan audit in its format (recording each finding on the way, and its `reports` (html, xlsx) from
+    the history before --out is replaced); the exit status."""
     recorded = {id(f): history.finding(f.as_event()) for f in findings} if history else {}
     summary = {"event": "audit_summary", "plans": len(audits), "findings": len(findings),
                "findings_by_severity": severity_counts(f.severity for f in findings)}
@@ -460,6 +460,7 @@ def _audit_outputs(audits, findings, rulebook, output_format: OutputFormat, out:
         status = _status(history, findings)
         if history:  # recorded before --out is replaced: a history that fails here leaves it as it was
             history.finish(summary, status)
+            _reports(history, *reports)
     return status
 
 
@@ -597,8 +598,7 @@ def yearend(
         status = _status(history, outcome.findings)
         if history:  # recorded before the outputs are replaced: a history that fails here leaves them as they were
             history.finish(run, status)
-    if history:
-        _reports(history, html, xlsx)
+            _reports(history, html, xlsx)
     if output_format is ReportFormat.jsonl:
         sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "
                          f"{len(outcome.findings)} finding(s), {len(corrections)} correction(s) in {seconds:.2f} s\n")
