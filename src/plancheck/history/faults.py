@@ -48,7 +48,7 @@ def name(engine) -> str:
     """The database as a person names it: an SQLite file's path, otherwise the URL without its password."""
     if engine.dialect.name == "sqlite" and engine.url.database:
         return engine.url.database.removeprefix("file:")
-    return engine.url.render_as_string(hide_password=True)
+    return engine.url.render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def detail(exc: BaseException) -> str:
