@@ -9,9 +9,11 @@ skipped, saying why, where no server binary is installed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -617,27 +619,21 @@ def test_a_postgresql_table_locked_by_another_session_is_exit_2_in_seconds(postg
     assert plancheck(*_batch_args(tmp_path, db)).returncode in (0, 1), "once released, the night runs"
 
 
+@contextlib.contextmanager
+def _closed_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield port
+
+
 def test_a_postgresql_server_that_is_down_is_one_line_exit_2(tmp_path):
-    with socket_closed() as port:
+    with _closed_port() as port:
         url = f"postgresql://nobody@127.0.0.1:{port}/none"
         for args in (["runs"], ["runs", "show", "1"], _batch_args(tmp_path, url)[:-2]):
             line = _one_error_line(plancheck(*args, "--db", url), "127.0.0.1", "cannot be reached")
             assert "nobody@" in line
-
-
-def socket_closed():
-    """A port nothing listens on."""
-    import contextlib
-    import socket
-
-    @contextlib.contextmanager
-    def closed():
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        yield port
-
-    return closed()
 
 
 def test_a_postgresql_database_or_user_that_is_not_there_is_named(postgres):
@@ -648,7 +644,7 @@ def test_a_postgresql_database_or_user_that_is_not_there_is_named(postgres):
 
 
 def test_a_password_in_the_url_is_not_printed(tmp_path):
-    with socket_closed() as port:
+    with _closed_port() as port:
         line = _one_error_line(plancheck("runs", "--db", f"postgresql://nobody:s3cret@127.0.0.1:{port}/none"))
     assert "s3cret" not in line
 
