@@ -75,6 +75,10 @@ class Server:
             connection.execute(f'CREATE DATABASE "{database}"')
         return self.url(database)
 
+    def restart(self) -> None:
+        """Stop the server (closing every connection to it) and start it again on the same port."""
+        self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "log"), "-m", "fast", "-w", "restart"])
+
     def stop(self) -> None:
         try:
             self._run([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])

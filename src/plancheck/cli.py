@@ -174,7 +174,7 @@ def _history(db: str | None, record: bool, command: str, plan_ids, year, inputs:
         require_extra("history", "psycopg", feature=feature)
     from plancheck.history.recording import HistoryRun, InputHashes, scope_of
     from plancheck.history.store import Store  # first: exit 2 naming the extra where it is not installed
-    return HistoryRun(Store(db).ready(), command, scope_of(command, plan_ids, year), InputHashes(inputs))
+    return HistoryRun(Store(db).ready(verify=True), command, scope_of(command, plan_ids, year), InputHashes(inputs))
 
 
 def _reports(history, html: Path | str | None, xlsx: Path | str | None) -> None:
@@ -239,10 +239,10 @@ def election(
             if history:
                 summary.update(history.close())
             events.emit(summary)
+            status = _status(history, result.findings)
+            if history:  # recorded before --out is replaced: a history that fails here leaves it as it was
+                history.finish(summary, status)
         report.election_summary(result.findings, result.summary)
-        status = _status(history, result.findings)
-        if history:
-            history.finish(summary, status)
     raise typer.Exit(status)
 
 
@@ -449,10 +449,10 @@ def withdrawals(
             if history:
                 summary.update(history.close(covered=outcome.covered))
             events.emit(summary)
+            status = _status(history, outcome.findings)
+            if history:  # recorded before --out is replaced: a history that fails here leaves it as it was
+                history.finish(summary, status)
         report.withdrawals_summary(outcome, summary)
-        status = _status(history, outcome.findings)
-        if history:
-            history.finish(summary, status)
     raise typer.Exit(status)
 
 

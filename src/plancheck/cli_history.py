@@ -36,9 +36,10 @@ runs_app = typer.Typer(help="Recorded runs: list them, show one, compare two.", 
 db_app = typer.Typer(help="The history database.", no_args_is_help=True)
 
 
-def _store(db: str | None):
+def _store(db: str | None, reading: bool = True):
+    """The history, ready; `reading` (every command but `ack`): an archive on a read-only filesystem will do."""
     from plancheck.history.store import Store
-    return Store(db).ready()
+    return Store(db, reading=reading).ready()
 
 
 def _write(text: str) -> None:
@@ -202,7 +203,7 @@ def ack(fingerprint: Annotated[str, typer.Argument(help="The finding's fingerpri
     try:
         if not reason.strip():
             raise InputError(Problem("--reason", "", "give a reason"))
-        record = _store(db).acknowledge(fingerprint, reason.strip(), until.date() if until else None)
+        record = _store(db, reading=False).acknowledge(fingerprint, reason.strip(), until.date() if until else None)
     except InputError as exc:
         _fail(exc)
     _jsonl([{"event": "acknowledged", **{k: record[k] for k in (
@@ -235,7 +236,7 @@ def db_upgrade(db: DbOption = None) -> None:
     """Create the history database, or migrate one made by an older plancheck to this version's schema."""
     from plancheck.history.store import Store
     try:
-        before, after = Store(db).upgrade()
+        before, after = Store(db).upgrade(verify=True)
     except InputError as exc:
         _fail(exc)
     _write(f"history database at schema revision {after}" + (f" (was {before})" if before != after else "") + "\n")

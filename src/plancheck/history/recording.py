@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from plancheck.documents.feed.source import Source
 from plancheck.errors import InputError, Problem
@@ -188,26 +187,20 @@ class HistoryRun:
         """Insert the run (not yet complete) and load the acknowledgements in force."""
         if ruleset_revision:
             self.ruleset_revision = ruleset_revision
-        try:
-            with self.store.engine.begin() as connection:
-                self.id = connection.execute(runs.insert().values(
-                    command=self.command, scope=self.scope, scope_label=self.scope_label, run_key=run_key,
-                    inputs=self.inputs if isinstance(self.inputs, list) else [], ruleset_revision=self.ruleset_revision,
-                    started_at=store_module.now())).inserted_primary_key[0]
-            self._acks = self.store.active_acks(store_module.today())
-        except sa.exc.SQLAlchemyError as exc:
-            raise self.store._problem(exc) from None  # noqa: SLF001
+        with self.store.begin() as connection:
+            self.id = connection.execute(runs.insert().values(
+                command=self.command, scope=self.scope, scope_label=self.scope_label, run_key=run_key,
+                inputs=self.inputs if isinstance(self.inputs, list) else [], ruleset_revision=self.ruleset_revision,
+                started_at=store_module.now())).inserted_primary_key[0]
+        self._acks = self.store.active_acks(store_module.today())
         return self
 
     def _comparison(self, key: Any, load: bool = True) -> _Comparison:
         """The comparison for a (plan, year) (or the whole run), looking up the previous run the first time it is met."""
         compared = self._compared.get(key)
         if compared is None or (load and compared.earlier is None):
-            try:
-                previous = compared.previous if compared else self._previous(key)
-                earlier = self._earlier_of(previous, key) if load and previous else ({} if load else None)
-            except sa.exc.SQLAlchemyError as exc:
-                raise self.store._problem(exc) from None  # noqa: SLF001
+            previous = compared.previous if compared else self._previous(key)
+            earlier = self._earlier_of(previous, key) if load and previous else ({} if load else None)
             if compared is None:
                 compared = self._compared[key] = _Comparison(previous, earlier)
             else:
@@ -270,11 +263,8 @@ class HistoryRun:
     def _flush(self) -> None:
         if not self._buffer:
             return
-        try:
-            with self.store.engine.begin() as connection:
-                connection.exec_driver_sql(self._insert, self._buffer)
-        except sa.exc.SQLAlchemyError as exc:
-            raise self.store._problem(exc) from None  # noqa: SLF001
+        with self.store.begin() as connection:
+            connection.exec_driver_sql(self._insert, self._buffer)
         self._buffer.clear()
 
     def close(self, covered: Iterable[tuple[str, int]] | None = None) -> dict[str, Any]:
@@ -291,24 +281,21 @@ class HistoryRun:
         else:
             keys = [_WHOLE]
         years: dict[int | None, dict[str, Any]] = {}
-        try:
-            with self.store.engine.begin() as connection:
-                for key in keys:
-                    compared = self._comparison(key)
-                    resolved = self._resolve(connection, compared)
-                    self.counts["resolved"] += resolved
-                    if self.dated:
-                        connection.execute(run_plan_years.insert().values(
-                            run_id=self.id, plan_id=key[0], year=key[1], previous_run=compared.previous,
-                            resolved=resolved))
-                        _add_year(years, key[1], compared, resolved, covered=True)
+        with self.store.begin() as connection:
+            for key in keys:
+                compared = self._comparison(key)
+                resolved = self._resolve(connection, compared)
+                self.counts["resolved"] += resolved
                 if self.dated:
-                    for year, row in years.items():
-                        connection.execute(run_years.insert().values(run_id=self.id, year=year,
-                                                                     previous_run=row["previous_run"],
-                                                                     resolved=row["resolved"]))
-        except sa.exc.SQLAlchemyError as exc:
-            raise self.store._problem(exc) from None  # noqa: SLF001
+                    connection.execute(run_plan_years.insert().values(
+                        run_id=self.id, plan_id=key[0], year=key[1], previous_run=compared.previous,
+                        resolved=resolved))
+                    _add_year(years, key[1], compared, resolved, covered=True)
+            if self.dated:
+                for year, row in years.items():
+                    connection.execute(run_years.insert().values(run_id=self.id, year=year,
+                                                                 previous_run=row["previous_run"],
+                                                                 resolved=row["resolved"]))
         summary = {**self.counts, "history_run": self.id, "previous_run": self.previous}
         if self.dated:
             covered_keys = set(keys)
@@ -334,25 +321,22 @@ class HistoryRun:
         counts = {k: v for k, v in summary.items() if k != "event"}
         if isinstance(self.inputs, InputHashes):
             self.inputs = self.inputs.result()
-        try:
-            with self.store.engine.begin() as connection:
-                connection.execute(runs.update().where(runs.c.id == self.id).values(
-                    ended_at=store_module.now(), counts=counts, exit_status=exit_status, inputs=self.inputs,
-                    ruleset_revision=self.ruleset_revision))
-        except sa.exc.SQLAlchemyError as exc:
-            raise self.store._problem(exc) from None  # noqa: SLF001
+        with self.store.begin() as connection:
+            connection.execute(runs.update().where(runs.c.id == self.id).values(
+                ended_at=store_module.now(), counts=counts, exit_status=exit_status, inputs=self.inputs,
+                ruleset_revision=self.ruleset_revision))
 
     def abort(self) -> None:
         """The run did not complete: remove it, its findings and what it resolved."""
         if self.id is None:
             return
         try:
-            with self.store.engine.begin() as connection:
+            with self.store.begin() as connection:
                 for table in (resolutions, run_plan_years, run_years, findings):
                     connection.execute(table.delete().where(table.c.run_id == self.id))
                 connection.execute(runs.delete().where(runs.c.id == self.id))
-        except sa.exc.SQLAlchemyError:
-            pass  # the run stays, incomplete (ended_at null), and is never compared with
+        except InputError:
+            pass  # the database failed (what failed the run): the run stays, incomplete (ended_at null), never compared
 
 
 class RecordingBatchSink:

@@ -6,14 +6,25 @@ in WAL mode, so reading the history (`plancheck runs`) never waits for a batch t
 
 A new, empty database is created at the current schema when first used; a database made by an
 older plancheck must be upgraded first with `plancheck db upgrade` (recording refuses it, exit 2,
-rather than write into a schema it does not know).
+rather than write into a schema it does not know), and one made by a newer plancheck is refused
+by every command, naming its revision. A creation or an upgrade is one transaction (SQLite's
+DDL is transactional once the driver stops committing around it, see `_sqlite_connect`): one that
+fails leaves nothing, or the version before.
+
+Every use of the database goes through `connect()` / `begin()`, which turn any driver error into
+an `InputError` (faults.py: one line naming the database, what is wrong and what to do). The pool
+tests a connection before handing it out (`pool_pre_ping`): a PostgreSQL server restarted since
+the last use costs a reconnection, not the night.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
+import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +39,24 @@ try:
 except ImportError:  # pragma: no cover - the `history` extra is not installed
     raise InputError(Problem("--db", "", "the run history needs the history extra: "
                              "pip install 'plancheck[history]'")) from None
+from plancheck.history import schema
+from plancheck.history.faults import database_problem, fault
+from plancheck.history.schema import HEAD as HEAD
+from plancheck.history.schema import head_revision as head_revision
 from plancheck.history.tables import acks, findings, resolutions, run_plan_years, run_years, runs
+
+#: Seconds a write waits for another process's lock (SQLite's busy timeout, PostgreSQL's lock_timeout) before the
+#: database is "locked": a lock held all night fails the run in seconds, not at dawn.
+BUSY_SECONDS = 5.0
+
+#: The PostgreSQL advisory lock a creation or an upgrade holds ("plan" in ASCII).
+SCHEMA_LOCK = 0x706C616E
+
+#: The highest run number there can be: `runs.id` is an INTEGER (32 bits on PostgreSQL).
+MAX_RUN = 2**31 - 1
+
+#: A fingerprint, or the start of one, as `ack` takes it: hexadecimal (never a LIKE pattern).
+FINGERPRINT = re.compile(r"[0-9a-f]{8,64}")
 
 
 def default_url() -> str:
@@ -58,79 +86,94 @@ def today() -> dt.date:
     return dt.date.today()
 
 
-def _alembic_config(connection: Connection):
-    from alembic.config import Config
-    config = Config()
-    config.set_main_option("script_location", "plancheck.history:migrations")
-    config.attributes["connection"] = connection
-    return config
-
-
-#: The schema revision this plancheck reads and writes: its newest migration (a test holds the two equal).
-#: Named here so that a run checks its database without importing Alembic (a tenth of a second).
-HEAD = "0004"
-
-
-def head_revision() -> str:
-    """The newest migration, as Alembic finds it in `migrations/`."""
-    from alembic.script import ScriptDirectory
-    config = _alembic_config(None)  # type: ignore[arg-type]
-    return ScriptDirectory.from_config(config).get_current_head()
-
-
 class Store:
     """One history database."""
 
-    def __init__(self, url: str | None = None):
-        self.url = normalize_url(url or default_url())
+    def __init__(self, url: str | None = None, reading: bool = False):
+        """`reading`: only read (`runs`, `report`): an SQLite file on a read-only filesystem (an archive) is then
+        opened immutable, read-only, which SQLite cannot do by itself for a database in WAL mode."""
+        if url is not None and not url.strip():
+            raise InputError(Problem("--db", "", "give an SQLite file or a database URL (an empty --db names none)"))
+        given = url or default_url()
+        self.url = normalize_url(given)
+        if reading and "://" not in given and _archived(Path(self.url[len("sqlite:///"):])):
+            self.url = f"sqlite:///file:{self.url[len('sqlite:///'):]}?mode=ro&immutable=1&uri=true"
         try:
-            if self.url.startswith("sqlite:///"):
-                Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = sa.create_engine(self.url)
-        except Exception as exc:  # a bad URL, an unknown driver, a directory that cannot be made
+            sqlite = self.url.startswith("sqlite:")
+            self.engine: Engine = sa.create_engine(
+                self.url, pool_pre_ping=True, **({"connect_args": {"timeout": BUSY_SECONDS}} if sqlite else {}))
+        except Exception as exc:  # a bad URL, an unknown driver
             raise InputError(Problem("--db", "", f"cannot open the history database: {exc}")) from None
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_connect)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
+        elif self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "connect", _postgresql_connect)
+        if "://" not in given and not self.url.startswith("sqlite:///file:"):  # a plain path: its folder is made
+            link = Path(given).expanduser()
+            if link.is_symlink() and not link.exists():
+                raise fault(self.engine, f"is named by a symbolic link to nothing ({given} -> {os.readlink(link)})",
+                            "give the database's own path, or remove the link")
+            try:
+                Path(self.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise fault(self.engine, f"cannot be made ({exc.strerror or exc})",
+                            "give a path whose folder can be made") from None
 
-    def _problem(self, exc: Exception) -> InputError:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return InputError(Problem("--db", "", f"history database {self.engine.url.render_as_string()}: {first}"))
+    @contextlib.contextmanager
+    def faults(self) -> Iterator[None]:
+        """Any database or migration error inside becomes the one-line InputError of faults.py."""
+        driver_error = getattr(self.engine.dialect.loaded_dbapi, "Error", sa.exc.SQLAlchemyError)
+        try:
+            yield
+        except (sa.exc.SQLAlchemyError, driver_error, json.JSONDecodeError) as exc:  # orjson's is json's
+            raise database_problem(self.engine, exc) from None
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection (reading), driver errors made one line."""
+        with self.faults(), self.engine.connect() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def begin(self, exclusive: bool = False) -> Iterator[Connection]:
+        """A connection in one transaction (writing), committed at the end, driver errors made one line. `exclusive`:
+        one such transaction at a time (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), waited for."""
+        with self.faults(), self.engine.connect() as connection:
+            if exclusive:
+                connection.execution_options(plancheck_exclusive=True)
+            with connection.begin():
+                if exclusive and self.engine.dialect.name == "postgresql":
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+                yield connection
 
     def revision(self) -> str | None:
-        """The schema revision Alembic recorded (its `alembic_version` table), None in a database it never migrated."""
-        try:
-            with self.engine.connect() as connection:
-                if not sa.inspect(connection).has_table("alembic_version"):
-                    return None
-                versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._problem(exc) from None
-        if len(versions) > 1:
-            raise InputError(Problem("--db", "", f"the history database has several schema heads {versions}"))
-        return versions[0] if versions else None
+        """The schema revision Alembic recorded (its `alembic_version` table), None in a database it never migrated;
+        one this plancheck does not know is refused (schema.py)."""
+        with self.connect() as connection:
+            return schema.revision(self, connection)
 
-    def upgrade(self, target: str = "head") -> tuple[str | None, str | None]:
-        """Migrate in place; the revisions before and after."""
-        from alembic import command
-        before = self.revision()
-        try:
-            with self.engine.begin() as connection:
-                command.upgrade(_alembic_config(connection), target)
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._problem(exc) from None
-        return before, self.revision()
+    def verify(self) -> Store:
+        """Checked before a run is recorded into it (schema.py)."""
+        schema.verify(self)
+        return self
 
-    def ready(self) -> Store:
-        """Create a new database at the current schema; refuse one at an older (or unknown) revision."""
-        current, head = self.revision(), HEAD
+    def upgrade(self, target: str = "head", verify: bool = False) -> tuple[str | None, str | None]:
+        """Migrate in place, in one transaction; the revisions before and after (schema.py)."""
+        return schema.upgrade(self, target, verify)
+
+    def ready(self, verify: bool = False) -> Store:
+        """Create a new database at the current schema; refuse one at an older or a newer revision. With `verify`
+        (a run is to be recorded), `verify()` it first."""
+        current = self.revision()
         if current is None:
-            with self.engine.connect() as connection:
-                if sa.inspect(connection).get_table_names():
-                    raise InputError(Problem("--db", "", "the database holds tables that are not plancheck's history"))
-            self.upgrade()
-        elif current != head:
-            raise InputError(Problem("--db", "", f"the history database is at schema revision {current}, this "
-                                     f"plancheck needs {head}: run `plancheck db upgrade`"))
+            self.upgrade(verify=verify)
+            return self
+        if verify:
+            self.verify()
+        if current != HEAD:
+            raise fault(self.engine, f"is at schema revision {current}, this plancheck needs {HEAD}",
+                        "run `plancheck db upgrade`")
         return self
 
     # -- reading ---------------------------------------------------------------------------------
@@ -139,6 +182,8 @@ class Store:
              up_to: int | None = None) -> list[dict[str, Any]]:
         """Runs, newest first (only those up to run `up_to` when given)."""
         query = sa.select(runs).order_by(runs.c.id.desc())
+        limit = min(limit, MAX_RUN) if limit else limit
+        up_to = min(up_to, MAX_RUN) if up_to is not None else None
         if up_to is not None:
             query = query.where(runs.c.id <= up_to)
         if completed:
@@ -147,11 +192,14 @@ class Store:
             query = query.where(runs.c.scope == scope)
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def run(self, run_id: int) -> dict[str, Any]:
-        with self.engine.connect() as connection:
+        """Run `run_id`; no such run (a number no run can have too: 0, negative, beyond MAX_RUN) is an InputError."""
+        if not 1 <= run_id <= MAX_RUN:
+            raise InputError(Problem("RUN", "", f"no run {run_id} in the history"))
+        with self.connect() as connection:
             row = connection.execute(sa.select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise InputError(Problem("RUN", "", f"no run {run_id} in the history"))
@@ -164,7 +212,7 @@ class Store:
                  .order_by(runs.c.id.desc()).limit(1))
         if by_year:
             query = query.join(run_years, run_years.c.run_id == runs.c.id).where(run_years.c.year == year)
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return connection.execute(query).scalar()
 
     def last_covering(self, scope: str, before: int) -> dict[tuple[str, int], int]:
@@ -174,14 +222,14 @@ class Store:
                  .join(runs, runs.c.id == run_plan_years.c.run_id)
                  .where(runs.c.scope == scope, runs.c.ended_at.is_not(None), runs.c.id < before)
                  .group_by(run_plan_years.c.plan_id, run_plan_years.c.year))
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return {(plan, year): run for plan, year, run in connection.execute(query)}
 
     def findings(self, run_id: int, by_rule: bool = False) -> Iterator[dict[str, Any]]:
         """A run's findings in the order they were recorded (or by rule), each with its event decoded."""
         order = (findings.c.rule, findings.c.id) if by_rule else (findings.c.id,)
         query = sa.select(findings).where(findings.c.run_id == run_id).order_by(*order)
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             for row in connection.execution_options(yield_per=10_000).execute(query):
                 record = dict(row._mapping)
                 record["event"] = orjson.loads(record["event"])
@@ -208,7 +256,7 @@ class Store:
             sql += f" AND year = {marker}"
             parameters += (year,)
         found: dict[str, dict[str, tuple[int, int]]] = {}
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             cursor = connection.connection.cursor()
             try:
                 cursor.execute(sql, parameters)
@@ -224,7 +272,7 @@ class Store:
         query = (sa.select(findings, findings.c.run_id.label("previous_run"))
                  .join(resolutions, resolutions.c.finding_id == findings.c.id)
                  .where(resolutions.c.run_id == run_id).order_by(findings.c.id))
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             for row in connection.execution_options(yield_per=10_000).execute(query):
                 record = dict(row._mapping)
                 record["event"] = orjson.loads(record["event"])
@@ -236,26 +284,26 @@ class Store:
         query = (sa.select(run_plan_years.c.plan_id, run_plan_years.c.year, run_plan_years.c.previous_run,
                            run_plan_years.c.resolved).where(run_plan_years.c.run_id == run_id)
                  .order_by(run_plan_years.c.year, run_plan_years.c.plan_id))
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def run_years(self, run_id: int) -> list[dict[str, Any]]:
         """The years a run over dated data covered, each with the run it was compared with and what it resolved."""
         query = sa.select(run_years).where(run_years.c.run_id == run_id).order_by(run_years.c.year)
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def active_acks(self, on: dt.date) -> dict[str, set[str]]:
         """fingerprint -> the figures hashes acknowledged for it, for acknowledgements still in force on `on`."""
         query = sa.select(acks.c.fingerprint, acks.c.figures).where(sa.or_(acks.c.until.is_(None), acks.c.until >= on))
         active: dict[str, set[str]] = {}
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             for fp, figures in connection.execute(query):
                 active.setdefault(fp, set()).add(figures)
         return active
 
     def acks(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
+        with self.connect() as connection:
             return [dict(r._mapping) for r in connection.execute(sa.select(acks).order_by(acks.c.id))]
 
     # -- writing ---------------------------------------------------------------------------------
@@ -266,11 +314,15 @@ class Store:
         if len(fingerprint) < 8:
             raise InputError(Problem("FINGERPRINT", "", "give at least 8 characters of the fingerprint",
                                      got=fingerprint))
+        if not FINGERPRINT.fullmatch(fingerprint.lower()):
+            raise InputError(Problem("FINGERPRINT", "", "a fingerprint is 8 to 64 hexadecimal characters (0-9, a-f)",
+                                     got=fingerprint))
+        # A prefix, matched with every LIKE wildcard escaped (the check above already leaves none).
         query = (sa.select(findings.c.fingerprint, findings.c.figures, findings.c.rule, findings.c.plan_id,
                            findings.c.employee_id, findings.c.year)
-                 .where(findings.c.fingerprint.startswith(fingerprint.lower()))
+                 .where(findings.c.fingerprint.startswith(fingerprint.lower(), autoescape=True))
                  .order_by(findings.c.id.desc()))
-        with self.engine.begin() as connection:
+        with self.begin() as connection:
             rows = connection.execute(query).all()
             if not rows:
                 raise InputError(Problem("FINGERPRINT", "", "no recorded finding has this fingerprint", got=fingerprint))
@@ -292,9 +344,37 @@ def _user() -> str:
         return f"uid {os.getuid()}"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _archived(path: Path) -> bool:
+    """An SQLite file on a read-only filesystem, its write-ahead log empty or absent (else immutable reading would
+    not see what the log holds)."""
+    try:
+        wal = Path(f"{path}-wal")
+        return (path.is_file() and bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+                and (not wal.exists() or wal.stat().st_size == 0))
+    except OSError:
+        return False
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    """The driver leaves transactions to SQLAlchemy (`_sqlite_begin`): Python's sqlite3 module would otherwise commit
+    before every CREATE, so a creation that failed half-way stayed half-built."""
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """BEGIN, or for `Store.begin(exclusive=True)` BEGIN IMMEDIATE: the write lock first (waited for up to
+    BUSY_SECONDS), so that two processes creating the database at once do not both read it empty."""
+    exclusive = connection.get_execution_options().get("plancheck_exclusive")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+
+
+def _postgresql_connect(dbapi_connection, _record) -> None:
+    """A lock held by another session (a `LOCK TABLE`, a migration) is waited for BUSY_SECONDS, not forever."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {int(BUSY_SECONDS * 1000)}")
+    dbapi_connection.commit()
