@@ -42,8 +42,11 @@ def references(refs: Iterable[Reference]) -> str:
 
 
 def dollars(cents: int | None) -> str:
-    """Cents as dollars for people ($23,000.00); a missing figure as a dash."""
-    return "—" if cents is None else display_cents(cents)
+    """A limit for people: whole dollars as the IRS prints them ($23,000), cents only where there are
+    some; a missing figure as a dash."""
+    if cents is None:
+        return "—"
+    return f"${cents // 100:,}" if cents >= 0 and cents % 100 == 0 else display_cents(cents)
 
 
 def decimal_text(value: Decimal) -> str:
@@ -57,7 +60,7 @@ def with_unit(value: Decimal, unit: str) -> str:
     if unit == "percent":
         return f"{decimal_text(value)}%"
     if unit == "USD":
-        return display_cents(int(value * 100))
+        return dollars(int(value * 100))
     if unit == "USD per pay period":
         return f"{display_cents(int(value * 100))} per pay period"
     if unit == "multiplier":

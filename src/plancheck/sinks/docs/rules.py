@@ -21,6 +21,7 @@ from plancheck.sinks.docs.markdown import cell, code, fact_value, link, referenc
 
 _OPS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+_SUBJECT_TITLES = {"period": "Period", "withdrawal": "Withdrawal", "plan": "Plan", "yearend": "Year-end"}
 
 
 def rule_path(rule: Rule) -> str:
@@ -185,7 +186,7 @@ def facts_page(rulebook: Rulebook, subject: str) -> str:
     catalogue = rulebook.catalogues[subject]
     conditions = _Conditions(rulebook, subject, "")
     rows = [[f"`{name}`{{#fact-{name}}}", spec.type, spec.description] for name, spec in catalogue.facts.items()]
-    out = [f"# Facts: {subject}", "", catalogue.description, "",
+    out = [f"# {_SUBJECT_TITLES.get(subject, subject)} facts", "", catalogue.description, "",
            f"Declared in `rules/facts/{subject}.yaml`: every fact a {subject} rule may read.", "",
            table(["fact", "type", "meaning"], rows), ""]
     if catalogue.conditions:
@@ -207,7 +208,7 @@ def rules_index(rulebook: Rulebook) -> str:
         if not rules:
             continue
         rows = [[link(code(r.id), f"{r.subject}/{r.id}.md"), r.severity, r.title, r.citation] for r in rules]
-        out += [f"## {subject.capitalize()} rules", "",
+        out += [f"## {_SUBJECT_TITLES.get(subject, subject)} rules", "",
                 f"{len(rules)} rules over the {link(subject + ' facts', f'../facts/{subject}.md')}.", "",
                 table(["rule", "severity", "title", "citation"], rows), ""]
     return "\n".join(out)
