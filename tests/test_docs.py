@@ -204,3 +204,14 @@ def test_a_broken_link_fails_the_strict_build(tmp_path: Path):
     result = _mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert result.returncode != 0
     assert "no-such-section" in result.stderr
+
+
+def test_parameters_named_in_descriptions_link_to_their_pages(pages, rulebook, limits):
+    """A fact's description that names a parameter links to that parameter's page; a name that is also a fact
+    (annual_additions_limit is both a limit file and a period fact) is left as text."""
+    period = pages["facts/period.md"]
+    assert "[`catch_up_eligibility_age`](../parameters/catch_up_eligibility_age.md)" in period
+    linked = set(re.findall(r"\]\(\.\./parameters/(\w+)\.md\)", "".join(pages[f"facts/{s}.md"] for s in
+                                                                      rulebook.catalogues)))
+    assert linked and linked <= set(limits.parameters)
+    assert "(../parameters/annual_additions_limit.md)" not in period

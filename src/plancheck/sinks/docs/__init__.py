@@ -42,9 +42,9 @@ def render_reference(rules_dir: Path) -> dict[str, str]:
     subjects = [s for s in SUBJECTS if s in rulebook.catalogues]
     pages: dict[str, str] = {"rules/index.md": rules_index(rulebook)}
     for subject in subjects:
-        pages[f"facts/{subject}.md"] = facts_page(rulebook, subject)
+        pages[f"facts/{subject}.md"] = facts_page(rulebook, subject, limits.parameters)
         for rule in rulebook.rules[subject]:
-            pages[rule_path(rule)] = rule_page(rulebook, rule)
+            pages[rule_path(rule)] = rule_page(rulebook, rule, limits.parameters)
     pages.update(limit_pages(limits))
     counts = {"rules": len(rulebook.by_id), "limits": len(limits.families), "parameters": len(limits.parameters)}
     pages["index.md"] = _index(counts, subjects)

@@ -6,6 +6,7 @@ Decimals): nothing here knows a limit, a year or a rule.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
@@ -33,6 +34,15 @@ def code(text: str) -> str:
 
 def link(text: str, target: str) -> str:
     return f"[{text}]({target})"
+
+
+def link_names(text: str, names: Iterable[str], target: str) -> str:
+    """Each whole-word mention of one of `names` in a text, linked to `target` (with {name} in it)."""
+    wanted = sorted(names, key=len, reverse=True)
+    if not wanted:
+        return text
+    pattern = re.compile(r"(?<![\w`/])(" + "|".join(map(re.escape, wanted)) + r")(?![\w`]|\.yaml)")
+    return pattern.sub(lambda m: link(code(m.group(1)), target.format(name=m.group(1))), text)
 
 
 def references(refs: Iterable[Reference]) -> str:

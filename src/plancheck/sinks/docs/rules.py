@@ -10,14 +10,14 @@ from __future__ import annotations
 import string
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
 from plancheck.documents.yamlio import read_document
 from plancheck.rulebook.conditions import ConditionError, coerce_constant
 from plancheck.rulebook.rules import SUBJECTS, Example, Rule, Rulebook
-from plancheck.sinks.docs.markdown import cell, code, fact_value, link, references, table
+from plancheck.sinks.docs.markdown import cell, code, fact_value, link, link_names, references, table
 
 _OPS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -140,7 +140,12 @@ def _message(template: str) -> str:
     return "> " + " ".join(quoted.split())
 
 
-def rule_page(rulebook: Rulebook, rule: Rule) -> str:
+def _parameters_linked(text: str, parameters: Iterable[str], facts: Iterable[str], to_reference: str) -> str:
+    """A description with the parameters it names linked to their pages (a name that is also a fact is left)."""
+    return link_names(text, set(parameters) - set(facts), to_reference + "parameters/{name}.md")
+
+
+def rule_page(rulebook: Rulebook, rule: Rule, parameters: Iterable[str] = ()) -> str:
     facts_page = f"../../facts/{rule.subject}.md"
     conditions = _Conditions(rulebook, rule.subject, facts_page)
     types = rulebook.fact_types(rule.subject)
@@ -165,7 +170,8 @@ def rule_page(rulebook: Rulebook, rule: Rule) -> str:
         about.append(["Verdict", ", ".join(f"{code(k)}: {v}" for k, v in rule.verdict.items())])
     if rule.aliases:
         about.append(["Also known as", ", ".join(code(a) for a in rule.aliases)])
-    out = [f"# {rule.id}", "", f"**{cell(rule.title)}**", "", table(["", ""], about), "", rule.description, ""]
+    description = _parameters_linked(rule.description, parameters, types, "../../")
+    out = [f"# {rule.id}", "", f"**{cell(rule.title)}**", "", table(["", ""], about), "", description, ""]
     out += ["## Condition", "", "The rule fires when", "", conditions.render(when), ""]
     out += ["## Finding", ""]
     if rule.report:
@@ -182,10 +188,12 @@ def rule_page(rulebook: Rulebook, rule: Rule) -> str:
     return "\n".join(out)
 
 
-def facts_page(rulebook: Rulebook, subject: str) -> str:
+def facts_page(rulebook: Rulebook, subject: str, parameters: Iterable[str] = ()) -> str:
     catalogue = rulebook.catalogues[subject]
     conditions = _Conditions(rulebook, subject, "")
-    rows = [[f"`{name}`{{#fact-{name}}}", spec.type, spec.description] for name, spec in catalogue.facts.items()]
+    rows = [[f"`{name}`{{#fact-{name}}}", spec.type,
+             _parameters_linked(spec.description, parameters, catalogue.facts, "../")]
+            for name, spec in catalogue.facts.items()]
     out = [f"# {_SUBJECT_TITLES.get(subject, subject)} facts", "", catalogue.description, "",
            f"Declared in `rules/facts/{subject}.yaml`: every fact a {subject} rule may read.", "",
            table(["fact", "type", "meaning"], rows), ""]
