@@ -18,13 +18,14 @@ from plancheck.money import display_cents
 from plancheck.sinks.docs import GENERATED, render_reference, write_reference
 from plancheck.sinks.docs.__main__ import main as gen_docs
 
+RULES = ROOT / "rules"
 REFERENCE = ROOT / "docs" / "reference"
 REGENERATE = "regenerate: python -m plancheck.sinks.docs docs/reference"
 
 
 @pytest.fixture(scope="module")
 def pages() -> dict[str, str]:
-    return render_reference(ROOT / "rules")
+    return render_reference(RULES)
 
 
 def _tree(folder: Path) -> dict[str, str]:
@@ -41,7 +42,7 @@ def test_committed_reference_pages_are_what_rules_gives(pages):
 
 def test_the_generator_writes_the_committed_pages_into_a_fresh_folder(tmp_path: Path, capsys):
     """`python -m plancheck.sinks.docs DIR` writes into an empty folder the same files as are committed."""
-    assert gen_docs([str(tmp_path / "reference"), "--rules-dir", str(ROOT / "rules")]) == 0
+    assert gen_docs([str(tmp_path / "reference"), "--rules-dir", str(RULES)]) == 0
     assert _tree(tmp_path / "reference") == _tree(REFERENCE)
 
 
@@ -58,7 +59,7 @@ def test_a_page_whose_source_is_gone_is_removed(tmp_path: Path, pages):
 def test_bad_rules_are_exit_2_naming_the_file(tmp_path: Path, capsys):
     """A rules directory that does not load writes nothing and says which file is wrong."""
     rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(RULES, rules)
     (rules / "limits" / "catch_up_limit.yaml").unlink()
     assert gen_docs([str(tmp_path / "out"), "--rules-dir", str(rules)]) == 2
     assert "catch_up_limit.yaml" in capsys.readouterr().err
@@ -93,7 +94,7 @@ def test_a_rule_page_gives_citation_condition_message_and_every_example(pages, r
         citation = rule.citation.replace("|", "\\|")
         assert f"| Citation | {citation} |" in page
         condition = page.split("## Condition", 1)[1].split("## Finding", 1)[0]
-        for fact in _facts_read(read_document(ROOT / "rules" / "checks" / rule.subject / f"{rule.id}.yaml")["when"]):
+        for fact in _facts_read(read_document(RULES / "checks" / rule.subject / f"{rule.id}.yaml")["when"]):
             assert f"#fact-{fact})" in condition, (rule.id, fact)
         first_words = " ".join(rule.message.split()[:3]).replace("{", "`{").replace("}", "}`")
         assert first_words in page, rule.id
@@ -144,7 +145,7 @@ def test_every_parameter_has_a_page_listed_in_the_index(pages, limits):
 def test_a_figure_changed_in_rules_changes_the_page(tmp_path: Path):
     """The pages are made from the files, not typed: a 2026 402(g) figure edited in a copy of rules/ shows."""
     rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(RULES, rules)
     path = rules / "limits" / "elective_deferral_limit.yaml"
     text = path.read_text()
     edited = re.sub(r"(2026: \{amount: )\d+", r"\g<1>24555", text)
