@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import yaml
 
 from plancheck.documents.yamlio import read_document
+from plancheck.findings import EVENT_BY_SEVERITY
 from plancheck.rulebook.conditions import ConditionError, coerce_constant
 from plancheck.rulebook.rules import SUBJECTS, Example, Rule, Rulebook
 from plancheck.sinks.docs.markdown import cell, code, fact_value, link, link_names, references, table
@@ -152,7 +153,7 @@ def rule_page(rulebook: Rulebook, rule: Rule, parameters: Iterable[str] = ()) ->
     source = relative_source(rulebook, rule.source)
     when = read_document(Path(rule.source))["when"]
     about = [
-        ["Severity", rule.severity],
+        ["Severity", f"{rule.severity} (a `{EVENT_BY_SEVERITY[rule.severity]}` event)"],
         ["Subject", link(rule.subject, facts_page)],
         ["Citation", rule.citation],
         ["File", code(source)],
