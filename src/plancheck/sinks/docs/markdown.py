@@ -36,13 +36,14 @@ def link(text: str, target: str) -> str:
     return f"[{text}]({target})"
 
 
-def link_names(text: str, names: Iterable[str], target: str) -> str:
-    """Each whole-word mention of one of `names` in a text, linked to `target` (with {name} in it)."""
-    wanted = sorted(names, key=len, reverse=True)
-    if not wanted:
+def link_names(text: str, targets: dict[str, str]) -> str:
+    """Each whole-word mention of a name of `targets` in a text (not inside code, a path or a longer id),
+    linked to its target."""
+    if not targets:
         return text
-    pattern = re.compile(r"(?<![\w`/])(" + "|".join(map(re.escape, wanted)) + r")(?![\w`]|\.yaml)")
-    return pattern.sub(lambda m: link(code(m.group(1)), target.format(name=m.group(1))), text)
+    names = sorted(targets, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w`/-])(" + "|".join(map(re.escape, names)) + r")(?![\w`-]|\.yaml)")
+    return pattern.sub(lambda m: link(code(m.group(1)), targets[m.group(1)]), text)
 
 
 def references(refs: Iterable[Reference]) -> str:

@@ -141,9 +141,13 @@ def _message(template: str) -> str:
     return "> " + " ".join(quoted.split())
 
 
-def _parameters_linked(text: str, parameters: Iterable[str], facts: Iterable[str], to_reference: str) -> str:
-    """A description with the parameters it names linked to their pages (a name that is also a fact is left)."""
-    return link_names(text, set(parameters) - set(facts), to_reference + "parameters/{name}.md")
+def _linked(text: str, rulebook: Rulebook, parameters: Iterable[str], facts: Iterable[str], to_reference: str,
+            own: str = "") -> str:
+    """A description with the parameters and other rules it names linked to their pages (a parameter whose
+    name is also a fact is left as text)."""
+    targets = {p: f"{to_reference}parameters/{p}.md" for p in set(parameters) - set(facts)}
+    targets.update({r.id: f"{to_reference}{rule_path(r)}" for r in rulebook.by_id.values() if r.id != own})
+    return link_names(text, targets)
 
 
 def rule_page(rulebook: Rulebook, rule: Rule, parameters: Iterable[str] = ()) -> str:
@@ -171,7 +175,7 @@ def rule_page(rulebook: Rulebook, rule: Rule, parameters: Iterable[str] = ()) ->
         about.append(["Verdict", ", ".join(f"{code(k)}: {v}" for k, v in rule.verdict.items())])
     if rule.aliases:
         about.append(["Also known as", ", ".join(code(a) for a in rule.aliases)])
-    description = _parameters_linked(rule.description, parameters, types, "../../")
+    description = _linked(rule.description, rulebook, parameters, types, "../../", own=rule.id)
     out = [f"# {rule.id}", "", f"**{cell(rule.title)}**", "", table(["", ""], about), "", description, ""]
     out += ["## Condition", "", "The rule fires when", "", conditions.render(when), ""]
     out += ["## Finding", ""]
@@ -193,7 +197,7 @@ def facts_page(rulebook: Rulebook, subject: str, parameters: Iterable[str] = ())
     catalogue = rulebook.catalogues[subject]
     conditions = _Conditions(rulebook, subject, "")
     rows = [[f"`{name}`{{#fact-{name}}}", spec.type,
-             _parameters_linked(spec.description, parameters, catalogue.facts, "../")]
+             _linked(spec.description, rulebook, parameters, catalogue.facts, "../")]
             for name, spec in catalogue.facts.items()]
     out = [f"# {_SUBJECT_TITLES.get(subject, subject)} facts", "", catalogue.description, "",
            f"Declared in `rules/facts/{subject}.yaml`: every fact a {subject} rule may read.", "",
