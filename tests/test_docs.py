@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, plancheck
 from plancheck.documents.yamlio import read_document
 from plancheck.money import display_cents
 from plancheck.sinks.docs import GENERATED, render_reference, write_reference
@@ -170,6 +171,18 @@ def test_no_file_cites_notes_outside_the_repository():
     assert "docs/design/durable-rules.md" in cited and "docs/design/domain.md" in cited
     for page in cited:
         assert (ROOT / page).exists(), page
+
+
+def test_the_first_check_of_getting_started_is_what_plancheck_answers():
+    """The election and the finding shown in getting-started.md are what the command prints today."""
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    command = re.search(r"\.venv/bin/plancheck (election \S+ --plan \S+)\n", page.split("## A first check")[1])
+    shown = json.loads(re.search(r"```json\n(.*?)\n```", page, re.S).group(1))
+    result = plancheck(*command.group(1).split())
+    assert result.returncode == 1
+    first = json.loads(result.stdout.splitlines()[0])
+    assert {k: v for k, v in first.items() if k != "ruleset_revision"} == \
+        {k: v for k, v in shown.items() if k != "ruleset_revision"}
 
 
 def _mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
