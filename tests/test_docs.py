@@ -229,3 +229,13 @@ def test_parameters_named_in_descriptions_link_to_their_pages(pages, rulebook, l
                                                                       rulebook.catalogues)))
     assert linked and linked <= set(limits.parameters)
     assert "(../parameters/annual_additions_limit.md)" not in period
+
+
+def test_the_reference_index_leads_to_every_page(pages):
+    """Every generated page is linked from the reference index or from the index of its kind."""
+    linked = set()
+    for index in ("index.md", "rules/index.md", "limits/index.md", "parameters/index.md"):
+        folder = Path(index).parent
+        for target in re.findall(r"\]\(([\w./-]+\.md)\)", pages[index]):
+            linked.add((folder / target).as_posix())
+    assert set(pages) - {"index.md"} <= linked, sorted(set(pages) - {"index.md"} - linked)
