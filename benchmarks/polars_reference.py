@@ -1,7 +1,8 @@
 """An independent vectorized checker in polars: the yardstick plancheck's batch is timed against.
 
 It shares no code with plancheck: it reads the plan YAML itself, keeps its own table of IRS
-figures (shared/DOMAIN.md) and decides five of the period rules the way the README states them,
+figures (docs/design/domain.md) and decides five of the period rules as their pages under
+docs/reference/rules/period/ state them,
 for a clean feed (no bad rows, one plan per employer):
 
     402g-deferral-limit         deferrals this year > 402(g) + the catch-up the plan lets the participant use

@@ -1,4 +1,4 @@
-"""The IRS figures of shared/DOMAIN.md, typed in once for every test that needs an independent answer.
+"""The IRS figures of docs/design/domain.md, typed in once for every test that needs an independent answer.
 
 Tests compare plancheck (which reads rules/limits) with these, so a wrong figure in either shows.
 Dollars; None where the limit was not in force that year.

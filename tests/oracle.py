@@ -1,6 +1,6 @@
 """An independent, row-by-row implementation of the period rules, for differential tests.
 
-Written plainly from shared/DOMAIN.md and the README's conventions, sharing no code with
+Written plainly from docs/design/domain.md and the conventions of docs/rules-as-data.md, sharing no code with
 plancheck's vectorized facts: its own limit table, Decimal rounding, Python loops over one
 person's year at one employer in (pay date, plan) order.
 """

@@ -1,4 +1,4 @@
-"""The durable-rules adapter against each trap recorded in shared/DURABLE_RULES.md."""
+"""The durable-rules adapter against each trap recorded in docs/design/durable-rules.md."""
 
 from __future__ import annotations
 

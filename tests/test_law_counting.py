@@ -1,6 +1,6 @@
 """Which limit counts which money: catch-up, Roth catch-up, employer aggregation, allocation year.
 
-Each case is a figure worked out by hand from the statute and regulations (shared/DOMAIN.md),
+Each case is a figure worked out by hand from the statute and regulations (docs/design/domain.md),
 checked through an election and, where the case is about a feed, through a batch.
 """
 

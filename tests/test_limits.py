@@ -1,4 +1,4 @@
-"""IRS limit files: the figures of shared/DOMAIN.md, and a strict loader."""
+"""IRS limit files: the figures of docs/design/domain.md, and a strict loader."""
 
 from __future__ import annotations
 

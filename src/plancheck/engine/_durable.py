@@ -2,7 +2,7 @@
 
 We drive the C extension (`durable_rules_engine`) directly and synchronously instead of
 `durable.lang.Host`, because the Host layer is where the traps listed in
-shared/DURABLE_RULES.md live:
+docs/design/durable-rules.md live:
 
 * Host starts background threads that may run actions on another thread; here nothing runs
   outside the caller's thread, and there are no Python actions at all: the firings are read
