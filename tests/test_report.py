@@ -197,6 +197,17 @@ def test_html_and_xlsx_on_audit_and_yearend(tmp_path):
     summary = json.loads(yearend.stdout.splitlines()[-1])
     html = (tmp_path / "yearend.html").read_text()
     assert f'data-count="findings">{summary["findings"]}<' in html and "acp-test-failed" in html
+    # The year-end report shows each test's figures, the HCEs' corrections and their deadlines, from the run.
+    events = [json.loads(line) for line in yearend.stdout.splitlines()]
+    acp = next(e for e in events if e["event"] == "yearend_summary" and e["plan_id"] == "acme-mega-backdoor")["acp"]
+    row = html[html.index('data-plan="acme-mega-backdoor" data-test="acp"'):]
+    row = row[:row.index("</tr>")]
+    assert f'{acp["hce"]}%' in row and f'{acp["limit"]}%' in row and "FAIL" in row
+    assert display_cents(parse_cents(acp["excess"])) in row and "2027-03-15" in row and "2027-12-31" in row
+    hce_table = html[html.index('id="hce-corrections"'):]
+    hce_table = hce_table[:hce_table.index("</table>")]
+    for c in (e for e in events if e["event"] == "correction" and e.get("hce")):
+        assert c["employee_id"] in hce_table and display_cents(parse_cents(c["amount"])) in hce_table
     assert (tmp_path / "audit.xlsx").stat().st_size > 0 and "mega-backdoor-ready" in (tmp_path / "audit.html").read_text()
 
 

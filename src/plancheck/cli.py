@@ -666,7 +666,8 @@ def yearend(
                 events.emit(run)
         status = _status(history, outcome.findings)
         if history:
-            history.finish(run, status)
+            from plancheck.sinks.report_data import yearend_payload
+            history.finish(run | {"yearend": yearend_payload(outcome.summaries, corrections)}, status)
             _reports(history, html, xlsx)
     if output_format is ReportFormat.jsonl:
         sys.stderr.write(f"Year-end {year}: {data.rows_read:,} rows read, {data.rows_rejected:,} rejected; "

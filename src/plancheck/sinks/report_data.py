@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from plancheck.findings import SEVERITY_ORDER
-from plancheck.money import parse_cents
+from plancheck.money import display_cents, parse_cents
+
+#: Corrections of HCEs listed one by one in a year-end report; past that, the report says how many more there are
+#: (every one of them is in the run's JSON lines). The totals by plan and kind always cover them all.
+YEAREND_LISTED = 500
 
 
 @dataclass
@@ -28,6 +32,8 @@ class RunReport:
     #: This run's findings per severity ("error", "warning", "info"): `count`, and `at_stake`, the sum of their
     #: excesses in cents, each taken whole whichever its sign (over a limit, or short of what a formula owes).
     by_severity: dict[str, dict[str, int]]
+    #: A year-end run's tests, per plan, and its corrections (`yearend_payload`); None for other runs.
+    yearend: dict[str, Any] | None = None
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -90,4 +96,29 @@ def run_report(store, run_id: int, each_row: Callable[[dict[str, Any]], None] | 
         by_rule=[{"rule": rule, "status": status, "count": n, "severity": severity_of[rule]}
                  for (rule, status), n in sorted(by_rule.items())],
         by_plan=[{"plan": plan, "status": status, "count": n} for (plan, status), n in sorted(by_plan.items())],
-        trend=trend, resolved_from=sorted(resolved_from), by_severity=by_severity)
+        trend=trend, resolved_from=sorted(resolved_from), by_severity=by_severity,
+        yearend=(run.get("counts") or {}).get("yearend"))
+
+
+def yearend_payload(summaries: list[dict[str, Any]], corrections: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a year-end run keeps for its report: each plan's test figures and deadlines (its `yearend_summary`),
+    every correction totalled by plan and kind, and the HCEs' corrections one by one, the largest first (at
+    most YEAREND_LISTED). Stored with the run's summary in the history."""
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in corrections:
+        key = (c["plan_id"], c["kind"])
+        total = totals.setdefault(key, {"plan_id": c["plan_id"], "kind": c["kind"], "employees": 0, "cents": 0,
+                                        "deadline": c.get("deadline"), "final_deadline": c.get("final_deadline"),
+                                        "citation": c.get("citation")})
+        total["employees"] += 1
+        total["cents"] += parse_cents(c["amount"], allow_negative=True) if c.get("amount") is not None else 0
+    hce = sorted((c for c in corrections if c.get("hce")),
+                 key=lambda c: (c["plan_id"], -parse_cents(c.get("amount") or 0, allow_negative=True), c["employee_id"]))
+    keep = ("plan_id", "employee_id", "kind", "amount", "deadline", "final_deadline", "citation")
+    return {
+        "plans": [{k: v for k, v in s.items() if k not in ("event", "ruleset_revision")} for s in summaries],
+        "totals": [{**{k: v for k, v in t.items() if k != "cents"}, "amount": display_cents(t["cents"])}
+                   for _key, t in sorted(totals.items())],
+        "hce_corrections": [{k: c.get(k) for k in keep} for c in hce[:YEAREND_LISTED]],
+        "hce_corrections_total": len(hce),
+    }

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from plancheck.money import display_cents
+from plancheck.money import display_cents, display_dollars
 from plancheck.sinks.report_data import RunReport, run_report
 
 #: Rows of the table on one page, when the report is opened.
@@ -146,6 +146,7 @@ def render_html(report: RunReport, table: FindingsTable) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("plancheck.sinks", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["dollars"] = display_cents
+    env.filters["usd"] = lambda text: "" if text in (None, "") else display_dollars(text)
     charts = {"by_rule": _bar(report.by_rule, "rule", "Findings by rule"),
               "by_plan": _bar(report.by_plan, "plan", "Findings by plan"),
               "trend": _trend(report.trend)}
