@@ -15,6 +15,7 @@ from plancheck.rulebook.rules import SUBJECTS
 from plancheck.sinks.docs.figures import limit_pages
 from plancheck.sinks.docs.markdown import link
 from plancheck.sinks.docs.rules import facts_page, rule_page, rule_path, rules_index
+from plancheck.sinks.files import replacing
 
 #: The first line of every generated page: an editor sees where the page comes from.
 GENERATED = "<!-- Generated from rules/ by `python -m plancheck.sinks.docs docs/reference`: do not edit. -->\n\n"
@@ -58,7 +59,8 @@ def write_reference(pages: dict[str, str], out_dir: Path) -> list[Path]:
         path = out_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
+            with replacing(path) as stream:  # plancheck's one way to write a file: never through a link, atomic
+                stream.write(text.encode("utf-8"))
     stale = [p for p in out_dir.rglob("*.md") if p.relative_to(out_dir).as_posix() not in pages]
     for path in stale:
         path.unlink()
