@@ -6,6 +6,7 @@ root) and Playwright for Python; they are skipped, saying which is missing, wher
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -164,20 +165,38 @@ def test_report_command_and_workbook(recorded):
     for name in ("report.xlsx", "again.xlsx"):
         book = load_workbook(tmp / name, read_only=True)
         sheets = book.sheetnames
-        assert sheets[0] == "Summary"
+        assert sheets[:3] == ["Summary", "All findings", "Resolved"]
         by_rule = summary["findings_by_rule"]
-        assert len(sheets) == 1 + len(by_rule)
+        assert len(sheets) == 3 + len(by_rule)
         total = 0
-        for sheet in sheets[1:]:
+        for sheet in sheets[3:]:
             rows = list(book[sheet].iter_rows(values_only=True))
             assert rows[0][0] == "status"
             total += len(rows) - 1
             rule = next(r for r in by_rule if r[:31] == sheet)
             assert len(rows) - 1 == by_rule[rule]
         assert total == summary["findings"]
+        every = list(book["All findings"].iter_rows(values_only=True))
+        assert len(every) - 1 == summary["findings"] and every[0][4] == "rule"
+        assert sorted(r[4] for r in every[1:]) == sorted(f["rule"] for f in recorded["findings"])
+        gone = list(book["Resolved"].iter_rows(values_only=True))
+        assert len(gone) - 1 == summary["resolved"] and {r[0] for r in gone[1:]} == {summary["previous_run"]}
+        # Dates are dates (they sort and filter as dates), money numbers with a currency format.
+        date_column = every[0].index("date")
+        assert all(isinstance(r[date_column], dt.datetime) for r in every[1:] if r[date_column] is not None)
         values = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True) if row and row[0]}
         assert (values["new"], values["recurring"], values["resolved"]) == (summary["new"], summary["recurring"],
                                                                             summary["resolved"])
+
+
+def test_every_findings_sheet_has_an_autofilter_over_its_rows(recorded):
+    from openpyxl import load_workbook
+
+    book = load_workbook(recorded["tmp"] / "report.xlsx")
+    for name in book.sheetnames[1:]:
+        sheet = book[name]
+        assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, sheet.max_column).column_letter}{sheet.max_row}", name
+        assert sheet.freeze_panes == "A2"
 
 
 def test_report_needs_an_output_and_a_run(recorded):
