@@ -97,7 +97,7 @@ def _rises(ytd: np.ndarray) -> np.ndarray:
 
 
 def _stop_source(s: _Schedule, rule: Rule, repair: StopSource, plan: Plan) -> bool:
-    if not evaluate_columns(rule.condition, s.facts).any() or not s.amounts[repair.source].any():
+    if not s.amounts[repair.source].any() or not evaluate_columns(rule.condition, s.facts).any():
         return False
     s.amounts[repair.source][:] = 0
     s.note(rule.id)
@@ -186,8 +186,10 @@ _KINDS = {"stop_source": _stop_source, "cut_excess": _cut_excess, "cut_growth": 
 
 
 def _repairs(rulebook: Rulebook) -> list[Rule]:
-    """The period rules with a repair, in their declared order: applied one per round until a round changes nothing."""
-    return sorted((r for r in rulebook.rules.get("period", []) if r.repair is not None), key=lambda r: r.repair.order)
+    """The period rules checked on elections that have a repair, in their declared order: applied one per round
+    until a round changes nothing."""
+    return sorted((r for r in rulebook.rules.get("period", []) if r.repair is not None and "election" in r.inputs),
+                  key=lambda r: r.repair.order)
 
 
 def _units(election: ElectionFile) -> dict[str, str]:
@@ -254,13 +256,18 @@ def nearest_compliant(election: ElectionFile, plan: Plan, limits: LimitTable, ru
     asked = schedule.asked
     periods = len(projection.dates)
     repairs = _repairs(rulebook)
-    for _round in range(8 * periods + 16 + len(repairs)):
+    for _round in range(8 * periods + 16):
+        changed = False
         for rule in repairs:
-            if _KINDS[rule.repair.kind](schedule, rule, rule.repair, plan):
-                schedule.refresh()
+            if changed and rule.repair.kind != "stop_source":
                 break
-        else:
+            if _KINDS[rule.repair.kind](schedule, rule, rule.repair, plan):
+                changed = True
+                if rule.repair.kind != "stop_source":
+                    break  # a stop only zeroes a source the plan refuses: the next stop needs no facts rebuilt
+        if not changed:
             break  # a round with nothing to repair: done
+        schedule.refresh()
     else:
         return {"found": False, "reason": "the repairs did not settle", "repairs": schedule.repairs}
 
