@@ -127,8 +127,9 @@ def _cut_growth(s: _Schedule, rule: Rule, repair: CutGrowth, plan: Plan) -> bool
 
 
 def _move_growth(s: _Schedule, rule: Rule, repair: MoveGrowth, plan: Plan) -> bool:
-    """Each period's growth of the excess moves to the other source in that period: money of the whole
-    year counts toward the rule at every later date (414(v)(7)), and the total is unchanged."""
+    """Each period's growth of the excess moves to the other source in that period, where the rule counts the
+    other source's money of the whole year at every later date (Roth deferrals covering catch-up); the total
+    is unchanged."""
     if not getattr(plan.contributions, repair.to):
         return False
     moves = np.minimum(_rises(s.excess(rule)), s.amounts[repair.take_from])

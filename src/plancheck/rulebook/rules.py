@@ -3,7 +3,8 @@
 One rule, one file, one permanent id (sqlfluff/ruff style). A rule names its subject (the
 kind of fact it reads: a pay period, a withdrawal request, a plan document), its condition in
 the language of conditions.py, what to report as amount and limit, a message template, a
-citation, and examples that must fire and must not fire. The catalogue for each subject lists
+citation, examples that must fire and must not fire, and for a period rule the repair the
+nearest compliant election makes (repairs.py). The catalogue for each subject (catalogue.py) lists
 every fact with its type, so a rule that reads a fact that does not exist fails at load with
 its file and id.
 """
