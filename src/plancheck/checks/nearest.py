@@ -1,20 +1,23 @@
 """The nearest compliant election: the per-period amounts closest to what was asked that break no rule.
 
 Worked on the election's one projection: only its pretax, Roth and after-tax columns change,
-and the period facts are rebuilt after each repair. The repairs, each the smallest change that
-clears its rule at the first pay period where it breaks:
+and the period facts are rebuilt after each repair. The repairs are declared in the rule files
+(`repair:`, rulebook/repairs.py); this module interprets them and knows no rule. Each repair
+reads where its rule's condition holds and the excess its report gives (amount - limit), and is
+the smallest change that clears it from the first pay period where it breaks:
 
-* a source the plan does not accept is set to zero (pretax-, roth-, after-tax-not-permitted);
-* employee contributions above the period's pay are cut, after-tax first (contributions-exceed-pay);
-* after-tax above the plan's % of pay cap is cut to it (after-tax-rate-above-plan-max);
-* deferrals above the plan's % cap, beyond what catch-up covers, are cut (deferral-rate-above-plan-max);
-* pretax catch-up of a participant under the Roth catch-up rule is made Roth from the pay period it is
-  first needed, the total deferred unchanged (roth-catch-up-required, 414(v)(7));
-* deferrals above the plan-level 402(g) limit (catch-up included where available) are cut from the
-  period the limit is reached (402g-deferral-limit, catch-up-not-permitted);
-* annual additions above 415(c) are cut from after-tax first, then from deferrals, latest pay period
-  first (415c-annual-additions: a limit on the year), by the smallest total that clears the year-end
-  excess: a cut that lowers the match frees its 415(c) room too, and is counted.
+* stop_source sets a source the rule forbids to zero;
+* cut_excess cuts each period's excess where the rule fires (or the first such period's, at most
+  a named fact: deferrals above a plan cap beyond what catch-up covers), source by source;
+* cut_growth cuts what each period adds to a year-to-date excess (a limit reached mid-year);
+* move_growth moves what each period adds to a year-to-date excess from one source to another,
+  the total unchanged (pretax catch-up made Roth from the period it is first needed), never into
+  a source the plan does not accept;
+* cut_year cuts a limit on the year from groups of sources, latest pay period first, by the
+  smallest total that clears the year-end excess: a cut that lowers the match frees room too.
+
+A cut is noted under its rule whenever the rule has an excess to cut (even one the election's
+money cannot clear); a stop or a move only when it changes money.
 
 Cuts are made from where the limit is reached, so every earlier period keeps what was asked, and
 the total cut is the excess: no smaller change clears the rule. The result is re-checked with
@@ -40,15 +43,14 @@ from plancheck.documents.election import ElectionFile
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
+from plancheck.engine.prescreen import evaluate_columns
 from plancheck.facts.period import build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.facts.projection import project
 from plancheck.findings import has_errors
 from plancheck.money import PPM, apply_rate, format_cents, format_ppm
-from plancheck.rulebook.rules import Rulebook
-
-SOURCES = ("pretax", "roth", "after_tax")
-_NOT_PERMITTED = {"pretax": "pretax-not-permitted", "roth": "roth-not-permitted", "after_tax": "after-tax-not-permitted"}
+from plancheck.rulebook.repairs import SOURCES, CutExcess, CutGrowth, CutYear, MoveGrowth, StopSource
+from plancheck.rulebook.rules import Rule, Rulebook
 
 
 class _Schedule:
@@ -70,7 +72,7 @@ class _Schedule:
         if rule not in self.repairs:
             self.repairs.append(rule)
 
-    def cut(self, row: int, amount: int, order: tuple[str, ...]) -> int:
+    def cut(self, row: int, amount: int, order) -> int:
         """Take up to `amount` cents from period `row`, source by source in `order`; return what was taken."""
         taken = 0
         for source in order:
@@ -80,55 +82,12 @@ class _Schedule:
                 taken += take
         return taken
 
-
-def _first(mask: np.ndarray) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if len(hits) else None
-
-
-def _unpermitted(s: _Schedule, plan: Plan) -> bool:
-    changed = False
-    for source in SOURCES:
-        if not getattr(plan.contributions, source) and s.amounts[source].any():
-            s.amounts[source][:] = 0
-            s.note(_NOT_PERMITTED[source])
-            changed = True
-    return changed
-
-
-def _above_pay(s: _Schedule, _plan: Plan) -> bool:
-    f = s.facts
-    excess = f["employee_contributions"] - f["compensation"]
-    changed = False
-    for row in np.flatnonzero(excess > 0):
-        changed |= s.cut(int(row), int(excess[row]), ("after_tax", "roth", "pretax")) > 0
-    if changed:
-        s.note("contributions-exceed-pay")
-    return changed
-
-
-def _after_tax_cap(s: _Schedule, plan: Plan) -> bool:
-    if plan.contributions.max_after_tax_percent is None:
-        return False
-    capped = np.minimum(s.amounts["after_tax"], s.facts["after_tax_cap"])
-    if np.array_equal(capped, s.amounts["after_tax"]):
-        return False
-    s.amounts["after_tax"] = capped
-    s.note("after-tax-rate-above-plan-max")
-    return True
-
-
-def _deferral_cap(s: _Schedule, plan: Plan) -> bool:
-    if plan.contributions.max_deferral_percent is None:
-        return False
-    f = s.facts
-    beyond_catch_up = f["ytd_deferrals_above_plan_max"] - f["ytd_catch_up"]
-    row = _first((f["deferrals"] > f["deferral_cap"]) & (beyond_catch_up > 0))
-    if row is None:
-        return False
-    over = min(int(f["deferrals"][row] - f["deferral_cap"][row]), int(beyond_catch_up[row]))
-    s.note("deferral-rate-above-plan-max")
-    return s.cut(row, over, ("pretax", "roth")) > 0
+    def excess(self, rule: Rule) -> np.ndarray:
+        """The rule's excess (reported amount less limit) in each period where it fires, else zero."""
+        assert rule.report is not None  # the loader requires a report of every repair that cuts or moves
+        f = self.facts
+        amount = f[rule.report.amount] - (f[rule.report.limit] if rule.report.limit else 0)
+        return np.where(evaluate_columns(rule.condition, f), amount, 0)
 
 
 def _rises(ytd: np.ndarray) -> np.ndarray:
@@ -137,40 +96,55 @@ def _rises(ytd: np.ndarray) -> np.ndarray:
     return np.diff(running, prepend=0)
 
 
-def _roth_catch_up(s: _Schedule, plan: Plan) -> bool:
-    """Each period's new pretax catch-up becomes Roth in that period: the Roth deferred then covers the
-    catch-up at every later date (414(v)(7) counts Roth deferrals of the whole year), and the total
-    deferred is unchanged."""
-    f = s.facts
-    if not plan.contributions.roth or not (f["roth_catch_up_applies"] == 1).any():
+def _stop_source(s: _Schedule, rule: Rule, repair: StopSource, plan: Plan) -> bool:
+    if not s.amounts[repair.source].any() or not evaluate_columns(rule.condition, s.facts).any():
         return False
-    rises = _rises(np.where(f["roth_catch_up_applies"] == 1, f["ytd_pretax_catch_up"], 0))
-    moves = np.minimum(rises, s.amounts["pretax"])
-    if not moves.any():
-        return False
-    s.amounts["pretax"] -= moves
-    s.amounts["roth"] += moves
-    s.note("roth-catch-up-required")
+    s.amounts[repair.source][:] = 0
+    s.note(rule.id)
     return True
 
 
-def _deferral_limit(s: _Schedule, _plan: Plan) -> bool:
-    """Cut each period's deferrals by what it adds above the plan-level 402(g) limit, pretax first."""
-    f = s.facts
-    rises = _rises(f["ytd_deferrals_employer"] - f["deferral_limit"])
+def _cut_excess(s: _Schedule, rule: Rule, repair: CutExcess, plan: Plan) -> bool:
+    excess = s.excess(rule)
+    if repair.at_most is not None:
+        excess = np.minimum(excess, s.facts[repair.at_most])
+    rows = np.flatnonzero(excess > 0)
+    if not len(rows):
+        return False
+    s.note(rule.id)
+    if repair.periods == "first":
+        rows = rows[:1]
+    return sum(s.cut(int(row), int(excess[row]), repair.take_from) for row in rows) > 0
+
+
+def _cut_growth(s: _Schedule, rule: Rule, repair: CutGrowth, plan: Plan) -> bool:
+    rises = _rises(s.excess(rule))
     rows = np.flatnonzero(rises > 0)
     if not len(rows):
         return False
-    first = int(rows[0])
-    s.note("catch-up-not-permitted" if f["plan_offers_catch_up"][first] == 0 and f["catch_up_eligible"][first] == 1
-           else "402g-deferral-limit")
-    return sum(s.cut(int(row), int(rises[row]), ("pretax", "roth")) for row in rows) > 0
+    s.note(rule.id)
+    return sum(s.cut(int(row), int(rises[row]), repair.take_from) for row in rows) > 0
 
 
-def _cut_latest_first(s: _Schedule, total: int) -> int:
-    """Cut `total` cents from after-tax, latest pay period first, then from deferrals; return what was cut."""
+def _move_growth(s: _Schedule, rule: Rule, repair: MoveGrowth, plan: Plan) -> bool:
+    """Each period's growth of the excess moves to the other source in that period, where the rule counts the
+    other source's money of the whole year at every later date (Roth deferrals covering catch-up); the total
+    is unchanged."""
+    if not getattr(plan.contributions, repair.to):
+        return False
+    moves = np.minimum(_rises(s.excess(rule)), s.amounts[repair.take_from])
+    if not moves.any():
+        return False
+    s.amounts[repair.take_from] -= moves
+    s.amounts[repair.to] += moves
+    s.note(rule.id)
+    return True
+
+
+def _cut_latest_first(s: _Schedule, total: int, groups) -> int:
+    """Cut `total` cents group by group, each over every pay period latest first; return what was cut."""
     taken = 0
-    for order in (("after_tax",), ("pretax", "roth")):
+    for order in groups:
         for row in range(len(s.facts["period"]) - 1, -1, -1):
             if taken >= total:
                 return taken
@@ -178,25 +152,24 @@ def _cut_latest_first(s: _Schedule, total: int) -> int:
     return taken
 
 
-def _annual_additions(s: _Schedule, _plan: Plan) -> bool:
-    """415(c) is a limit on the year: cut from after-tax, latest pay period first, and only then from
-    deferrals, so deferrals keep what was asked whenever after-tax money can give way.
+def _cut_year(s: _Schedule, rule: Rule, repair: CutYear, plan: Plan) -> bool:
+    """A limit on the year: cut the first group of sources, latest pay period first, and only then the next,
+    so later groups keep what was asked whenever earlier ones can give way.
 
     The cut is the smallest total that clears the year-end excess, found by binary search: a cut of
-    matched money also lowers the match, which frees 415(c) room too, so cutting the whole excess
+    matched money also lowers the match, which frees room too, so cutting the whole excess
     would take more than needed (a $60 match lost with December's deferrals is $60 less to cut)."""
-    f = s.facts
-    excess = int(f["ytd_annual_additions"][-1] - f["annual_additions_limit"][-1])
+    excess = int(s.excess(rule)[-1])
     if excess <= 0:
         return False
-    s.note("415c-annual-additions")
+    s.note(rule.id)
     start = {k: v.copy() for k, v in s.amounts.items()}
 
     def fits(total: int) -> bool:
         s.amounts = {k: v.copy() for k, v in start.items()}
-        _cut_latest_first(s, total)
+        _cut_latest_first(s, total, repair.take_from)
         s.refresh()
-        return bool(s.facts["ytd_annual_additions"][-1] <= s.facts["annual_additions_limit"][-1])
+        return bool(s.excess(rule)[-1] <= 0)
 
     low, high = 0, excess  # the whole excess always clears what employee money can clear
     while low < high:
@@ -206,12 +179,18 @@ def _annual_additions(s: _Schedule, _plan: Plan) -> bool:
         else:
             low = middle + 1
     s.amounts = {k: v.copy() for k, v in start.items()}
-    return _cut_latest_first(s, low) > 0
+    return _cut_latest_first(s, low, repair.take_from) > 0
 
 
-#: Applied in this order, one repair per round, until a round changes nothing.
-_REPAIRS = (_unpermitted, _above_pay, _after_tax_cap, _deferral_cap, _roth_catch_up, _deferral_limit,
-            _annual_additions)
+_KINDS = {"stop_source": _stop_source, "cut_excess": _cut_excess, "cut_growth": _cut_growth,
+          "move_growth": _move_growth, "cut_year": _cut_year}
+
+
+def _repairs(rulebook: Rulebook) -> list[Rule]:
+    """The period rules checked on elections that have a repair, in their declared order: applied one per round
+    until a round changes nothing."""
+    return sorted((r for r in rulebook.rules.get("period", []) if r.repair is not None and "election" in r.inputs),
+                  key=lambda r: r.repair.order)
 
 
 def _units(election: ElectionFile) -> dict[str, str]:
@@ -277,13 +256,19 @@ def nearest_compliant(election: ElectionFile, plan: Plan, limits: LimitTable, ru
     schedule = _Schedule(projection.rows, PlanArrays.from_plans([plan]), limits)
     asked = schedule.asked
     periods = len(projection.dates)
+    repairs = _repairs(rulebook)
     for _round in range(8 * periods + 16):
-        for repair in _REPAIRS:
-            if repair(schedule, plan):
-                schedule.refresh()
+        changed = False
+        for rule in repairs:
+            if changed and rule.repair.kind != "stop_source":
                 break
-        else:
+            if _KINDS[rule.repair.kind](schedule, rule, rule.repair, plan):
+                changed = True
+                if rule.repair.kind != "stop_source":
+                    break  # a stop only zeroes a source the plan refuses: the next stop needs no facts rebuilt
+        if not changed:
             break  # a round with nothing to repair: done
+        schedule.refresh()
     else:
         return {"found": False, "reason": "the repairs did not settle", "repairs": schedule.repairs}
 

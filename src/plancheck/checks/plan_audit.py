@@ -1,6 +1,6 @@
 """Plan configuration audits: each plan document's facts fire every plan rule through the engine.
-A document that does not load yields one plan-document-invalid finding per problem, with its
-file, line and key; every finding points at the document key its rule names (`locate`)."""
+A document that does not load yields one finding of the plan rule the loader raises (`raised_by: loader`)
+per problem, with its file, line and key; every finding points at the document key its rule names (`locate`)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ import numpy as np
 from plancheck.documents.census import Census
 from plancheck.documents.plan import Plan
 from plancheck.facts.by_person import People
+from plancheck.facts.nondiscrimination import match_formula
 from plancheck.money import apply_rate
 
 #: Facts 415(c) adds to each plan's year-end record (rules/facts/yearend.yaml).
@@ -73,8 +74,7 @@ class AnnualAdditions:
 
 
 def match_formula_of(plan: Plan):
-    """The plan's match on year totals (facts/yearend.py match_formula), imported late to avoid a cycle."""
-    from plancheck.facts.yearend import match_formula
+    """The plan's match on year totals (facts/nondiscrimination.py match_formula)."""
     return lambda pay, matched: match_formula(plan, pay, matched)
 
 

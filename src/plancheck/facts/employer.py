@@ -28,9 +28,10 @@ import pyarrow.compute as pc
 
 from plancheck.documents.census import Census
 from plancheck.documents.plan import Plan
+from plancheck.facts.calendar import add_months
 
 if TYPE_CHECKING:
-    from plancheck.facts.yearend import Figures
+    from plancheck.facts.figures import Figures
 
 
 def _day(day: dt.date) -> int:
@@ -38,7 +39,6 @@ def _day(day: dt.date) -> int:
 
 
 def _add_months(days: np.ndarray, months: int) -> np.ndarray:
-    from plancheck.facts.yearend import add_months
     return add_months(days, months)
 
 

@@ -6,7 +6,8 @@ from decimal import Decimal
 
 from plancheck.ages import age_in_months
 from plancheck.documents.limits import LimitTable
-from plancheck.documents.plan import Plan, SafeHarborDesign, Source, SourceWithdrawal, safe_harbor_sources
+from plancheck.documents.plan import Plan, SafeHarborDesign, Source, safe_harbor_sources
+from plancheck.documents.plan_withdrawals import SourceWithdrawal
 from plancheck.facts.enrollment import ENROLLMENT_FACTS, enrollment_facts
 from plancheck.facts.safe_harbor import SAFE_HARBOR_FACTS, safe_harbor_facts
 from plancheck.money import apply_rate

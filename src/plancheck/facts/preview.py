@@ -22,9 +22,11 @@ import numpy as np
 from plancheck.documents.census import Census
 from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
+from plancheck.facts.calendar import day_number
 from plancheck.facts.leveling import WHOLE, average, highest_level, ratios
+from plancheck.facts.nondiscrimination import is_safe_harbor, match_formula, match_meets_401m11
 from plancheck.facts.schedule import pay_dates
-from plancheck.facts.yearend import YearendFacts, day_number, is_safe_harbor, match_formula, match_meets_401m11
+from plancheck.facts.yearend import YearendFacts
 from plancheck.money import apply_rate
 
 #: Election column of each employee contribution projected.

@@ -5,7 +5,8 @@ finding (empty when the finding has none: a plan rule has no employee). It names
 never the run, so the same broken rule for the same employee and year in two runs has the same
 fingerprint. Two kinds of findings need one more part to stay distinct, and get it appended as
 `|subject`: a withdrawal finding names its `request_id` (two requests of one employee are two
-findings), and a `plan-document-invalid` finding its `field` (one per problem in a document). A
+findings), and the finding of a plan document that does not load its `field` (one per problem in
+a document; the only findings that carry a `field`). A
 finding with no `year` takes the year of its `request_date`; one with no `plan_id`, its `file`.
 
 **Figures**: the SHA-256 of `amount|limit|excess`. An acknowledgement covers a finding only
@@ -49,7 +50,7 @@ def fingerprint(event: dict[str, Any]) -> str:
     rule = get("rule")
     key = (f"{'' if plan is None else plan}|{'' if employee is None else employee}|{year}|"
            f"{'' if rule is None else rule}")
-    subject = get("request_id") or (get("field") if rule == "plan-document-invalid" else None)
+    subject = get("request_id") or get("field")
     if subject is not None:
         key = f"{key}|{subject}"
     return sha256(key.encode()).hexdigest()

@@ -3,7 +3,8 @@
 One rule, one file, one permanent id (sqlfluff/ruff style). A rule names its subject (the
 kind of fact it reads: a pay period, a withdrawal request, a plan document), its condition in
 the language of conditions.py, what to report as amount and limit, a message template, a
-citation, and examples that must fire and must not fire. The catalogue for each subject lists
+citation, examples that must fire and must not fire, and for a period rule the repair the
+nearest compliant election makes (repairs.py). The catalogue for each subject (catalogue.py) lists
 every fact with its type, so a rule that reads a fact that does not exist fails at load with
 its file and id.
 """
@@ -23,8 +24,8 @@ from plancheck.documents.folders import document_files
 from plancheck.documents.yamlio import line_of, read_document, validation_problems
 from plancheck.errors import InputError, Problem
 from plancheck.models import Reference, Strict
+from plancheck.rulebook.catalogue import FactCatalogue, Subject, load_catalogue
 from plancheck.rulebook.conditions import (
-    FACT_TYPES,
     Condition,
     ConditionError,
     coerce_constant,
@@ -32,9 +33,9 @@ from plancheck.rulebook.conditions import (
     facts_used,
     parse_condition,
 )
+from plancheck.rulebook.repairs import Repair, repair_problems
 
 Severity = Literal["error", "warning", "info"]
-Subject = Literal["period", "withdrawal", "plan", "yearend"]
 SUBJECTS: tuple[str, ...] = ("period", "withdrawal", "plan", "yearend")
 
 #: Placeholders every message may use besides the subject's facts.
@@ -47,37 +48,6 @@ CONTEXT_PLACEHOLDERS = {
     "plan": frozenset({"plan_id", "plan_name", "file", "problem"}),
     "yearend": frozenset({"plan_id", "plan_name"}),
 }
-
-
-class FactSpec(Strict):
-    """One fact of a subject: its type and what it holds."""
-
-    type: Literal[FACT_TYPES]  # type: ignore[valid-type]
-    description: str = Field(min_length=10)
-
-
-class NamedConditionSpec(Strict):
-    """A condition with a name, written once in the catalogue and reused by rules as {condition: NAME}."""
-
-    description: str = Field(min_length=10)
-    when: dict[str, Any]
-
-
-class FactCatalogue(Strict):
-    """Every fact the rules of one subject may read, and the named conditions they share."""
-
-    subject: Subject
-    description: str
-    facts: dict[str, FactSpec] = Field(min_length=1)
-    conditions: dict[str, NamedConditionSpec] = Field(
-        default_factory=dict, description="Named conditions, in order; each may use the ones above it")
-
-    @model_validator(mode="after")
-    def _identifiers(self) -> "FactCatalogue":
-        bad = [name for name in self.facts if not name.isidentifier() or name in ("id", "sid", "kind")]
-        if bad:
-            raise ValueError(f"fact names must be identifiers other than id, sid, kind: {bad}")
-        return self
 
 
 class Report(Strict):
@@ -153,6 +123,9 @@ class RuleFile(Strict):
         "e.g. {mega_backdoor: ready}")
     when: dict[str, Any]
     report: Report | None = None
+    repair: Repair | None = Field(default=None, description="period rules: how the nearest compliant election "
+                                  "clears the rule (rulebook/repairs.py: stop_source, cut_excess, cut_growth, "
+                                  "move_growth, cut_year)")
     message: str = Field(min_length=10)
     examples: list[Example] = Field(min_length=2)
 
@@ -198,6 +171,7 @@ class Rule:
     verdict: dict[str, str] | None = None
     test: str | None = None
     corrections: tuple[CorrectionSpec, ...] = ()
+    repair: Repair | None = None
 
 
 @dataclass
@@ -236,24 +210,6 @@ def _template_fields(template: str) -> set[str]:
     return names
 
 
-def _load_catalogue(path: Path) -> tuple[FactCatalogue, dict[str, Condition]]:
-    """A catalogue and its named conditions, parsed in order (each may use the ones before it)."""
-    data = read_document(path)
-    try:
-        catalogue = FactCatalogue.model_validate(data)
-    except ValidationError as exc:
-        raise validation_problems(exc, data, str(path)) from None
-    types = {n: s.type for n, s in catalogue.facts.items()}
-    named: dict[str, Condition] = {}
-    for name, spec in catalogue.conditions.items():
-        try:
-            named[name] = parse_condition(spec.when, types, f"conditions.{name}.when", named)
-        except ConditionError as exc:
-            raise InputError(Problem(str(path), exc.path, str(exc).split(": ", 1)[1],
-                                     line_of(data, ("conditions", name)))) from None
-    return catalogue, named
-
-
 def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
                   named: dict[str, dict[str, Condition]]) -> Rule:
     source = str(path)
@@ -281,6 +237,8 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
             name = getattr(spec.report, key)
             if name is not None and name not in types:
                 problem(f"report.{key}", f"unknown fact {name!r}")
+    for key, expected in repair_problems(spec.repair, spec.subject, spec.report is not None, types) if spec.repair else ():
+        problem(key, expected)
     try:
         allowed = set(types) | COMMON_PLACEHOLDERS | CONTEXT_PLACEHOLDERS[spec.subject]
         unknown = _template_fields(spec.message) - allowed
@@ -310,7 +268,7 @@ def _compile_rule(path: Path, data: Any, catalogues: dict[str, FactCatalogue],
         references=tuple(spec.references), aliases=tuple(spec.aliases), source=source,
         line=getattr(data, "line", None), locate=spec.locate, placeholders=frozenset(_template_fields(spec.message)),
         scope=spec.scope, raised_by=spec.raised_by, inputs=frozenset(spec.inputs), verdict=spec.verdict, test=spec.test,
-        corrections=tuple(spec.corrections),
+        corrections=tuple(spec.corrections), repair=spec.repair,
     )
 
 
@@ -325,7 +283,7 @@ def load_rulebook(root: Path) -> Rulebook:
         if not path.exists() and not os.path.lexists(path) and not document_files(root / "checks" / subject):
             continue
         try:
-            catalogue, named[subject] = _load_catalogue(path)
+            catalogue, named[subject] = load_catalogue(path)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
@@ -354,9 +312,10 @@ def load_rulebook(root: Path) -> Rulebook:
             if rule.subject != subject:
                 problems.append(Problem(str(path), "subject", f"rule {rule.id}: file sits under checks/{subject}/"))
                 continue
-            for name in (rule.id, *rule.aliases):
+            taken = [("id", f"rule id or alias {n!r}") for n in (rule.id, *rule.aliases)]
+            for key, name in taken + ([("repair.order", f"repair order {rule.repair.order}")] if rule.repair else []):
                 if name in seen:
-                    problems.append(Problem(str(path), "id", f"rule id or alias {name!r} is already used by {seen[name]}"))
+                    problems.append(Problem(str(path), key, f"{name} is already used by {seen[name]}"))
                 seen[name] = str(path)
             rules[subject].append(rule)
     for folder in ("limits", "parameters"):

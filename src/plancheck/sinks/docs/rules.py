@@ -150,6 +150,33 @@ def _linked(text: str, rulebook: Rulebook, parameters: Iterable[str], facts: Ite
     return link_names(text, targets)
 
 
+def _sources(names: Iterable[str]) -> str:
+    return ", then ".join(code(n) for n in names)
+
+
+def _repair(rule: Rule, conditions: _Conditions) -> str:
+    """What the nearest compliant election does about the rule, in a sentence (rulebook/repairs.py)."""
+    repair = rule.repair
+    assert repair is not None
+    if repair.kind == "stop_source":
+        does = f"sets {code(repair.source)} to zero in every pay period"
+    elif repair.kind == "cut_excess":
+        where = "the first pay period" if repair.periods == "first" else "each pay period"
+        most = f", never more than {conditions.fact(repair.at_most)}" if repair.at_most else ""
+        does = f"cuts the excess of {where} where the rule fires from {_sources(repair.take_from)}{most}"
+    elif repair.kind == "cut_growth":
+        does = f"cuts what each pay period adds to the year-to-date excess from {_sources(repair.take_from)}"
+    elif repair.kind == "move_growth":
+        does = (f"moves what each pay period adds to the year-to-date excess from {code(repair.take_from)} to "
+                f"{code(repair.to)}, the total unchanged (only where the plan accepts {code(repair.to)})")
+    else:
+        groups = ", then from ".join(" and ".join(code(n) for n in group) for group in repair.take_from)
+        does = (f"cuts the smallest total that clears the excess at the year's last pay period, latest pay period "
+                f"first: from {groups}")
+    return (f"The nearest compliant election {does}. Repair `{repair.kind}`, tried in order {repair.order} "
+            f"(lowest first, one repair a round until none applies).")
+
+
 def rule_page(rulebook: Rulebook, rule: Rule, parameters: Iterable[str] = ()) -> str:
     facts_page = f"../../facts/{rule.subject}.md"
     conditions = _Conditions(rulebook, rule.subject, facts_page)
@@ -185,6 +212,8 @@ def rule_page(rulebook: Rulebook, rule: Rule, parameters: Iterable[str] = ()) ->
     else:
         out += ["Reports no amount.", ""]
     out += ["Message:", "", _message(rule.message), ""]
+    if rule.repair:
+        out += ["## Repair", "", _repair(rule, conditions), ""]
     if rule.corrections:
         rows = [[code(c.kind), c.citation] for c in rule.corrections]
         out += ["## Corrections", "", table(["correction kind", "citation"], rows), ""]
