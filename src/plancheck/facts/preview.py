@@ -20,12 +20,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from plancheck.documents.census import Census
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.facts.leveling import WHOLE, average, highest_level, ratios
 from plancheck.facts.schedule import pay_dates
 from plancheck.facts.yearend import YearendFacts, day_number, is_safe_harbor, match_formula, match_meets_401m11
 from plancheck.money import apply_rate
+from plancheck.rulebook.limits import LimitTable
 
 #: Election column of each employee contribution projected.
 _ELECTED = {"pretax": "election_pretax_percent", "roth": "election_roth_percent",

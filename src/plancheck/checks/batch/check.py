@@ -9,8 +9,6 @@ candidate of that employee-year and rule is tried, until the engine confirms or 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import resource
 import time
 from collections import Counter
@@ -27,7 +25,6 @@ import pyarrow.ipc as ipc
 from plancheck.documents.feed.parse import Parsed, parse_partition
 from plancheck.documents.feed.reader import LINE
 from plancheck.documents.feed.records import Reject
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
 from plancheck.engine.firings import fire_on_rows
@@ -37,6 +34,7 @@ from plancheck.facts.period import build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.findings import build_finding
 from plancheck.money import format_cents_column
+from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Rule, Rulebook
 from plancheck.safe_open import write_new
 
@@ -48,26 +46,6 @@ YTD_FIELDS = (("compensation", "ytd_compensation"), ("deferrals", "ytd_deferrals
               ("after_tax", "ytd_after_tax"), ("employer_match", "ytd_employer_match"),
               ("match_expected", "ytd_match_expected"), ("employer_nonelective", "ytd_employer_nonelective"),
               ("annual_additions", "ytd_annual_additions"))
-
-
-def keep_freed_memory() -> None:
-    """Let the C library keep freed memory for reuse instead of handing it back to the kernel.
-
-    Checking a partition allocates some sixty int64 columns of about a megabyte each. glibc
-    returns such blocks to the kernel when they are freed, so the next partition faults them in
-    again, a zeroed page at a time: about a fifth of the facts phase. With the trim and mmap
-    thresholds raised (mallopt M_TRIM_THRESHOLD, M_MMAP_THRESHOLD) the blocks are reused; peak
-    memory is unchanged, since a worker already held them at its peak. Nothing happens where the
-    C library is not glibc.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_trim_threshold, 1 << 30)
-    mallopt(m_mmap_threshold, 1 << 30)
 
 
 @dataclass
