@@ -28,7 +28,7 @@ PARTITION_ROWS = 150_000
 MAX_PARTITIONS = 1024
 
 
-class Sized(Protocol):
+class FeedSize(Protocol):
     """What the partition count reads of a feed (documents.feed.reader.Feed)."""
 
     #: Rows the feed holds, where its format says (Parquet), else None.
@@ -36,7 +36,7 @@ class Sized(Protocol):
     size_bytes: int
 
 
-def partition_count(feed: Sized) -> int:
+def partition_count(feed: FeedSize) -> int:
     """Partitions for a feed of this size: by rows where known, else by bytes; never more than MAX_PARTITIONS."""
     if feed.estimated_rows is not None:
         wanted = -(-feed.estimated_rows // PARTITION_ROWS)
