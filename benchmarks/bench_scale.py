@@ -197,7 +197,7 @@ def overhead(tasks: int) -> None:
     import dask
     from distributed import Client, LocalCluster, wait
 
-    from plancheck.checks.batch.cluster import LOCAL_CONFIG
+    from plancheck.execution.cluster import LOCAL_CONFIG
 
     with dask.config.set(LOCAL_CONFIG), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \

@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from plancheck.documents.limits import load_limits
 from plancheck.documents.plan import load_plans
 from plancheck.facts.period import PeriodRows, build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.facts.schedule import pay_dates
 from plancheck.money import apply_rate, format_cents
+from plancheck.rulebook.limits import load_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("match", "after_tax_plan", "roth_plan", "over_402g", "over_415c", "rate_max", "exceeds_pay",

@@ -9,9 +9,9 @@ import pytest
 
 from helpers import ROOT
 from plancheck.checks.ruleset import load_rules
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, load_plans
 from plancheck.engine import Engine
+from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Rulebook
 
 # The suite checks the checkout's rules/ and plans/: a PLANCHECK_HOME in the developer's shell must not replace them.

@@ -16,8 +16,8 @@ import pytest
 from feeds import COLUMNS, feed_with_bad_rows, random_feed
 from helpers import ROOT, plancheck, run_batch_files
 from oracle import first_breaks
-from plancheck.checks.batch import partition
 from plancheck.documents.plan import Plan, load_plans
+from plancheck.execution import partition
 from plancheck.sinks import events
 
 
@@ -256,7 +256,7 @@ def test_the_open_files_limit_is_raised_for_a_partition_per_file():
     """A spill task and the merge hold a file per partition: a soft limit below that is raised (never past the hard)."""
     import resource
 
-    from plancheck.checks.batch.run import allow_open_files
+    from plancheck.execution.process import allow_open_files
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:

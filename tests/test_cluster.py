@@ -15,8 +15,8 @@ import pytest
 
 from feeds import feed_with_bad_rows
 from helpers import ROOT, plancheck
-from plancheck.checks.batch import partition
 from plancheck.documents.feed import reader
+from plancheck.execution import partition
 
 pytestmark = pytest.mark.slow  # Dask LocalClusters: not in the fast tier (pytest -m 'not slow')
 
@@ -36,7 +36,7 @@ def scheduler():
     """
     import dask
 
-    from plancheck.checks.batch.cluster import LOCAL_CONFIG
+    from plancheck.execution.cluster import LOCAL_CONFIG
 
     with dask.config.set(LOCAL_CONFIG), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                                                   dashboard_address=":0") as cluster:
@@ -104,8 +104,8 @@ def test_local_n_with_an_fsspec_work_dir(small_partitions, tmp_path, plans):
 
 def test_a_worker_killed_mid_run_is_replaced_and_the_output_is_the_same(scheduler, small_partitions, tmp_path, plans):
     """SIGKILL one worker process once the first partition is checked: Dask re-runs its tasks, the output is identical."""
-    from plancheck.checks.batch.cluster import cluster_executor
     from plancheck.checks.batch.run import run_batch
+    from plancheck.execution.cluster import cluster_executor
     from plancheck.sinks import events
     from plancheck.sinks.batch import BatchFiles
 
@@ -144,7 +144,7 @@ def free_port() -> int:
 
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     """Nothing listens at the address: exit 2 naming it, no traceback, no output replaced."""
-    from plancheck.checks.batch import cluster
+    from plancheck.execution import cluster
 
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
     address = f"tcp://127.0.0.1:{free_port()}"
@@ -181,16 +181,16 @@ def test_cluster_options_are_checked_before_any_work(args, message, tmp_path):
 def test_workers_that_load_other_rules_stop_the_run_before_any_work(scheduler, tmp_path, monkeypatch):
     """The rules a worker loads hash to another revision than the client's (another plancheck, a changed file):
     exit 2 saying the workers could not build the checker."""
-    from plancheck.checks.batch import cluster
+    from plancheck.checks.batch import tasks
 
-    files = cluster._rules_files
+    files = tasks.rules_files
 
     def changed(rules_dir):
         rules = files(rules_dir)
         name = next(n for n in sorted(rules) if n.startswith("checks/"))
         return {**rules, name: rules[name] + b"\n# changed on the worker\n"}
 
-    monkeypatch.setattr(cluster, "_rules_files", changed)
+    monkeypatch.setattr(tasks, "rules_files", changed)
     result = plancheck("batch", str(ROOT / "samples" / "payroll-2026.csv"), "--cluster", scheduler, "--out",
                        str(tmp_path / "o.jsonl"), "--rejects", str(tmp_path / "r.csv"))
     assert result.returncode == 2 and "the workers could not build the checker" in result.stderr

@@ -11,8 +11,8 @@ import pytest
 
 from helpers import ROOT, plancheck
 from plancheck.checks.limit_audit import limit_problems
-from plancheck.documents.limits import load_limits
 from plancheck.errors import InputError
+from plancheck.rulebook.limits import load_limits
 
 HINT = "add 2027 to each file under rules/limits/"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from irs_figures import FIGURES
-from plancheck.documents.limits import load_limits
 from plancheck.errors import InputError, LimitYearMissing
+from plancheck.rulebook.limits import load_limits
 
 
 def cents(dollars):

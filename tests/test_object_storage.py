@@ -54,7 +54,7 @@ def upload(local: Path, key: str) -> str:
 #: The command line in a fresh process, cutting a small feed into many partitions and ranges (as the
 #: small_partitions fixture of test_batch.py and test_cluster.py does in-process).
 SMALL_PARTITIONS = """import sys
-from plancheck.checks.batch import partition
+from plancheck.execution import partition
 from plancheck.documents.feed import reader
 from plancheck.cli import run
 

@@ -331,7 +331,7 @@ def _limits_hint(rules_dir: Path, years: list[int]) -> str:
 def _cluster(address: str, work_dir: str | None, feed: Source):
     """The batch's executor on the Dask cluster at `address` (exit 2 naming the extra where it is not installed)."""
     require_extra("dask", "distributed", feature="--cluster")
-    from plancheck.checks.batch.cluster import cluster_executor, stderr_line
+    from plancheck.execution.cluster import cluster_executor, stderr_line
 
     def connected(info: dict) -> None:
         sys.stderr.write(stderr_line(info))

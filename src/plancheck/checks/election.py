@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from plancheck.documents.election import ElectionFile
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
 from plancheck.engine.firings import fire_on_rows
@@ -21,6 +20,7 @@ from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.facts.projection import Projection, project
 from plancheck.findings import Finding, build_finding
 from plancheck.money import format_cents
+from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Report, Rulebook
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from plancheck.documents.limits import LimitFamily, LimitTable
 from plancheck.documents.yamlio import line_of, read_document
 from plancheck.errors import Problem
 from plancheck.money import display_cents
+from plancheck.rulebook.limits import LimitFamily, LimitTable
 
 #: An IRS notice as the limit files cite it: "IRS Notice 2025-67".
 NOTICE = re.compile(r"\bIRS Notice (\d{4})-\d+\b")

@@ -40,7 +40,6 @@ import numpy as np
 
 from plancheck.checks.election import check_election
 from plancheck.documents.election import ElectionFile
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
 from plancheck.engine.prescreen import evaluate_columns
@@ -49,6 +48,7 @@ from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.facts.projection import project
 from plancheck.findings import has_errors
 from plancheck.money import PPM, apply_rate, format_cents, format_ppm
+from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.repairs import SOURCES, CutExcess, CutGrowth, CutYear, MoveGrowth, StopSource
 from plancheck.rulebook.rules import Rule, Rulebook
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from plancheck.documents.folders import document_files
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, load_plan_document
 from plancheck.documents.yamlio import line_of
 from plancheck.engine import Engine
 from plancheck.errors import InputError, Problem, shorten, shown
 from plancheck.facts.plan import plan_facts
 from plancheck.findings import Finding, build_finding
+from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Rule, Rulebook
 
 PLAN_FILE_SUFFIXES = (".yaml", ".yml", ".json")

@@ -9,11 +9,11 @@ from typing import Any
 
 from plancheck.checks.yearend import YearendOutcome, check_yearend, percent
 from plancheck.documents.census import Census
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
 from plancheck.facts.preview import hce_room, project
 from plancheck.money import format_cents
+from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Rulebook
 
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from plancheck.documents.limits import LimitTable, load_limits
 from plancheck.documents.plan import Plan
 from plancheck.documents.yamlio import validation_problems
 from plancheck.engine import Engine
 from plancheck.errors import InputError
 from plancheck.facts.plan import plan_facts
+from plancheck.rulebook.limits import LimitTable, load_limits
 from plancheck.rulebook.rules import Example, Rule, Rulebook, check_built_facts, load_rulebook
 
 

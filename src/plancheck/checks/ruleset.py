@@ -6,8 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from plancheck.documents.limits import LimitTable, load_limits
-from plancheck.rulebook.rules import Rulebook, check_built_facts, load_rulebook
+from plancheck import rulebook
 
 
 def built_facts() -> dict[str, frozenset[str]]:
@@ -20,8 +19,7 @@ def built_facts() -> dict[str, frozenset[str]]:
 
 
 @lru_cache(maxsize=8)
-def load_rules(rules_dir: Path) -> tuple[Rulebook, LimitTable]:
-    """The rulebook and the limit table of a rules directory, loaded once and checked against the code."""
-    rulebook = load_rulebook(rules_dir)
-    check_built_facts(rulebook, built_facts())
-    return rulebook, load_limits(rules_dir / "limits")
+def load_rules(rules_dir: Path) -> rulebook.Law:
+    """The law of a rules directory (rulebook, limits, parameters: `rulebook, limits = load_rules(...)`), loaded
+    once and held to the facts the code builds."""
+    return rulebook.load(rules_dir, built_facts())

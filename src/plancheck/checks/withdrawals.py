@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from plancheck.ages import age_in_months, age_text
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.documents.withdrawal import RejectedRequest, WithdrawalRequest, read_requests
 from plancheck.engine import Engine
@@ -17,6 +16,7 @@ from plancheck.errors import shown
 from plancheck.facts.withdrawal import request_facts
 from plancheck.findings import Finding, build_finding, severity_counts
 from plancheck.money import display_cents, format_cents
+from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Rulebook
 
 #: Facts of the 72(t) additional tax: a finding naming one carries `additional_tax_72t` on its event.

@@ -19,7 +19,6 @@ import numpy as np
 from plancheck.checks import yearend_employer
 from plancheck.documents.census import Census
 from plancheck.documents.feed.source import Source
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.engine import Engine
 from plancheck.errors import InputError
@@ -37,6 +36,7 @@ from plancheck.facts.yearend import (
 )
 from plancheck.findings import Finding, build_finding, severity_counts
 from plancheck.money import format_cents
+from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Rule, Rulebook
 
 

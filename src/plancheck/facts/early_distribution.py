@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plancheck.ages import add_months
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.withdrawal import WithdrawalRequest
 from plancheck.facts.safe_harbor import parameter_percent
 from plancheck.money import apply_rate
+from plancheck.rulebook.limits import LimitTable
 
 #: Exceptions that cover the whole payment.
 WHOLE = ("disability", "death", "qdro")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from plancheck.documents.census import Census
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.errors import Problem
 from plancheck.facts.calendar import add_months, entry_dates
+from plancheck.rulebook.limits import LimitTable
 
 _ENTRY_STEP = {"immediate": 0, "monthly": 1, "quarterly": 3, "semiannual": 6}
 

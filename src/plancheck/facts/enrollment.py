@@ -10,9 +10,9 @@ the escalation's cap decide the maximum.
 
 from __future__ import annotations
 
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, SafeHarborDesign
 from plancheck.facts.safe_harbor import parameter_percent
+from plancheck.rulebook.limits import LimitTable
 
 QACA_DESIGNS = (SafeHarborDesign.qaca_match, SafeHarborDesign.qaca_nonelective)
 

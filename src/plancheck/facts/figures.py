@@ -6,9 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from plancheck.documents.limits import LimitTable
 from plancheck.errors import InputError, Problem
 from plancheck.facts.calendar import months_after_year_end
+from plancheck.rulebook.limits import LimitTable
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from plancheck.documents.limits import LimitTable
 from plancheck.facts.plan_arrays import PlanArrays
 from plancheck.money import PPM, apply_rate
+from plancheck.rulebook.limits import LimitTable
 
 I64 = np.int64
 #: Amount sources of a pay period, in the order used across the code base.

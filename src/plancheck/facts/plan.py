@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from plancheck.ages import age_in_months
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, SafeHarborDesign, Source, safe_harbor_sources
 from plancheck.documents.plan_withdrawals import SourceWithdrawal
 from plancheck.facts.enrollment import ENROLLMENT_FACTS, enrollment_facts
 from plancheck.facts.safe_harbor import SAFE_HARBOR_FACTS, safe_harbor_facts
 from plancheck.money import apply_rate
+from plancheck.rulebook.limits import LimitTable
 
 #: Every fact plan_facts returns; rules/facts/plan.yaml declares exactly these (tests/test_built_facts.py).
 BUILT_FACTS = frozenset({

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from plancheck.documents.census import Census
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.facts.calendar import day_number
 from plancheck.facts.leveling import WHOLE, average, highest_level, ratios
@@ -28,6 +27,7 @@ from plancheck.facts.nondiscrimination import is_safe_harbor, match_formula, mat
 from plancheck.facts.schedule import pay_dates
 from plancheck.facts.yearend import YearendFacts
 from plancheck.money import apply_rate
+from plancheck.rulebook.limits import LimitTable
 
 #: Election column of each employee contribution projected.
 _ELECTED = {"pretax": "election_pretax_percent", "roth": "election_roth_percent",

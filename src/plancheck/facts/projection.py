@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from plancheck.documents.election import Contribution, ElectionFile
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem
 from plancheck.facts.period import EMPLOYER_AMOUNTS, PeriodRows, plan_compensation
 from plancheck.facts.schedule import pay_dates
 from plancheck.money import apply_rate
+from plancheck.rulebook.limits import LimitTable
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from decimal import Decimal
 import numpy as np
 
 from plancheck.documents.census import Census
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.facts.by_person import People
+from plancheck.rulebook.limits import LimitTable
 
 #: Facts the Roth catch-up adds to each plan's year-end record (rules/facts/yearend.yaml).
 ROTH_CATCH_UP_FACTS = frozenset({

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Match, Plan, SafeHarborDesign
 from plancheck.money import PPM, apply_rate
+from plancheck.rulebook.limits import LimitTable
 
 #: A formula as (rate, up_to_percent) pairs in parts per million (100% is 1_000_000; 3% is 30_000).
 Formula = tuple[tuple[int, int], ...]

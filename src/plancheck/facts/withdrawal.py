@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from plancheck.ages import age_in_months, months_of_age
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan, Source, safe_harbor_sources
 from plancheck.documents.withdrawal import PAID_TO_PARTICIPANT, WithdrawalRequest
 from plancheck.facts.early_distribution import EXCEPTION_FACTS, early_distribution, exception_facts
+from plancheck.rulebook.limits import LimitTable
 
 #: Every fact request_facts returns; rules/facts/withdrawal.yaml declares exactly these (tests/test_built_facts.py).
 BUILT_FACTS = frozenset({

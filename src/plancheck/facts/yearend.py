@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plancheck.documents.census import Census
-from plancheck.documents.limits import LimitTable
 from plancheck.documents.plan import Plan
 from plancheck.facts.annual_additions import ANNUAL_ADDITIONS_FACTS, AnnualAdditions, annual_additions
 from plancheck.facts.calendar import day_number, months_after_year_end  # noqa: F401 (read from here by the tests)
@@ -40,6 +39,7 @@ from plancheck.facts.top_heavy import (  # noqa: F401 (the key_reasons bits, rea
     top_heavy,
 )
 from plancheck.money import apply_rate
+from plancheck.rulebook.limits import LimitTable
 
 
 @dataclass

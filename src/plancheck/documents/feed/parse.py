@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +24,6 @@ import pyarrow.compute as pc
 
 from plancheck.documents.feed.reader import COLUMNS, LINE, MONEY, OPTIONAL_VALUES, as_text, kept_type
 from plancheck.documents.feed.records import Reject
-from plancheck.documents.limits import LimitTable
 from plancheck.errors import shown
 from plancheck.money import MAX_CENTS, MAX_DOLLARS_TEXT
 
@@ -37,6 +37,16 @@ _SCALE = np.array([100, 10, 1], dtype=np.int64)
 #: is not installed): about a tenth of a partition's parse.
 EMPTY_TEXT, ZERO_TEXT, EPOCH_TEXT = pa.scalar(""), pa.scalar("0"), pa.scalar("1970-01-01")
 _NO_POSITION, _MAX_WHOLE = pa.scalar(0, pa.int32()), pa.scalar(_MAX_WHOLE_DIGITS, pa.int32())
+
+
+class YearsCovered(Protocol):
+    """The years the law's figures cover (rulebook.limits.LimitTable), which a row's years must fall in."""
+
+    first_year: int
+    last_year: int
+
+    def missing_year(self, year: int) -> str:
+        """What to add for a year the figures do not cover."""
 
 
 @dataclass
@@ -181,7 +191,7 @@ def _limitation_years(column: pa.Array, pay_year: np.ndarray, pay_ok: np.ndarray
     return np.where(ok, numbers, pay_year)
 
 
-def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: LimitTable) -> tuple[Parsed, list[Reject]]:
+def parse_partition(table: pa.Table, plan_index: dict[str, int], limits: YearsCovered) -> tuple[Parsed, list[Reject]]:
     """Validate and convert every row; rows with any problem become rejects with all their reasons."""
     n = table.num_rows
     problems: dict[int, list[str]] = {}

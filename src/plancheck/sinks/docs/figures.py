@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from plancheck.documents.limits import LimitFamily, LimitTable, Parameter
+from plancheck.rulebook.limits import LimitFamily, LimitTable
+from plancheck.rulebook.parameters import Parameter
 from plancheck.sinks.docs.markdown import code, decimal_text, dollars, link, references, table, with_unit
 
 

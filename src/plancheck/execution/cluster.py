@@ -1,10 +1,10 @@
-"""The batch on a Dask cluster: the same two phases (checks/batch/run.py) as Dask tasks.
+"""A run on a Dask cluster: the same tasks as a local run (the two phases of checks/batch/run.py), as Dask tasks.
 
 `cluster_executor("tcp://scheduler:8786", work_dir)` or `cluster_executor("local:N")` makes the
 run's Executor: each spill range and each partition check is one task (`Client.submit`, results
-taken with `as_completed`), and a WorkerPlugin builds the checker once per worker process from
-the rules' files and the plans it carries (so the workers need plancheck installed, not the
-client's rules directory). Spill pieces and per-partition outputs go to a run directory under the
+taken with `as_completed`), and a WorkerPlugin builds the caller's state (the batch's checker)
+once per worker process from the `WorkerSetup` it carries, made portable: the rules' files and
+the plans travel with it (so the workers need plancheck installed, not the client's rules directory). Spill pieces and per-partition outputs go to a run directory under the
 work directory, which every worker and the client must see: a shared path, or an fsspec URL
 (`s3://bucket/prefix`, `file:///shared/plancheck`), staged through a local scratch directory per
 task. The client merges exactly as a local run does, so the output is the same.
@@ -27,14 +27,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from plancheck.checks.batch import run
-from plancheck.checks.batch.check import Checker, keep_freed_memory
-from plancheck.documents.folders import is_editor_artefact
-from plancheck.documents.plan import Plan
 from plancheck.errors import InputError, Problem, shorten
-from plancheck.safe_open import write_new
+from plancheck.execution import worker as worker_state
+from plancheck.execution.executor import Executor, ExecutorFactory
+from plancheck.execution.rundir import FsspecRunDir, RunDir
+from plancheck.execution.worker import WorkerSetup
 
 #: How long to wait for a scheduler to answer, and for a scheduler to have at least one worker (seconds).
 CONNECT_TIMEOUT = 10
@@ -66,66 +65,13 @@ def _distributed():
     return distributed
 
 
-# -- the run directory on object storage ----------------------------------------------------------
-
-@dataclass
-class FsspecRunDir(run.RunDir):
-    """A run directory at an fsspec URL: each task writes into a local scratch directory and uploads what
-    it keeps; reads download into one. The client reads the outputs through fsspec."""
-
-    per_attempt: bool = True
-    _client_copies: str | None = field(default=None, repr=False)
-
-    def _fs(self):
-        import fsspec
-
-        return fsspec.core.url_to_fs(self.path)[0]
-
-    def make(self) -> None:
-        self._fs().makedirs(self.path, exist_ok=True)
-
-    @contextmanager
-    def writable(self) -> Iterator[str]:
-        with tempfile.TemporaryDirectory(prefix="plancheck-task-") as local:
-            yield local
-
-    def keep(self, local: str) -> str:
-        url = f"{self.path}/{Path(local).name}"
-        self._fs().put_file(local, url)
-        return url
-
-    @contextmanager
-    def readable(self, paths: list[str]) -> Iterator[list[str]]:
-        with tempfile.TemporaryDirectory(prefix="plancheck-task-") as local:
-            fs, copies = self._fs(), []
-            for url in paths:
-                copies.append(str(Path(local) / url.rsplit("/", 1)[-1]))
-                fs.get_file(url, copies[-1])
-            yield copies
-
-    def open(self, path: str) -> BinaryIO:
-        """A partition's output, downloaded first: the client merges up to 1,024 of them at once, and an open
-        object-store file holds a read buffer of megabytes."""
-        if self._client_copies is None:
-            self._client_copies = tempfile.mkdtemp(prefix="plancheck-merge-")
-        local = str(Path(self._client_copies) / path.rsplit("/", 1)[-1])
-        self._fs().get_file(path, local)
-        return open(local, "rb")
-
-    def remove(self) -> None:
-        if self._client_copies is not None:
-            shutil.rmtree(self._client_copies, ignore_errors=True)
-        try:
-            self._fs().rm(self.path, recursive=True)
-        except (OSError, FileNotFoundError):
-            pass
-
+# -- the run directory --------------------------------------------------------------------------
 
 def _is_url(text: str) -> bool:
     return "://" in text
 
 
-def _new_run_dir(work_dir: str | None) -> run.RunDir:
+def _new_run_dir(work_dir: str | None) -> RunDir:
     """A fresh run directory under the work directory (a temporary one by default)."""
     name = f"plancheck-run-{uuid.uuid4().hex[:12]}"
     if work_dir and _is_url(work_dir):
@@ -143,26 +89,21 @@ def _new_run_dir(work_dir: str | None) -> run.RunDir:
     base = Path(work_dir) if work_dir else Path(tempfile.gettempdir())
     try:
         base.mkdir(parents=True, exist_ok=True)
-        return run.RunDir(tempfile.mkdtemp(prefix="plancheck-run-", dir=base), per_attempt=True)
+        return RunDir(tempfile.mkdtemp(prefix="plancheck-run-", dir=base), per_attempt=True)
     except OSError as exc:
         raise ClusterError(Problem(str(base), "", f"cannot create the run directory there: {exc.strerror}")) from None
 
 
 # -- on the workers -------------------------------------------------------------------------------
 
-#: The checkers of the runs registered on this worker process, by plugin name.
-_CHECKERS: dict[str, Checker] = {}
 #: One task at a time per process: durable-rules' engine must not be used from two threads (nthreads > 1).
 _LOCK = threading.Lock()
 
 
 def _on_worker(token: str, fn: Callable[..., Any], *job: Any) -> Any:
-    """Run one task of the run `token` with that run's checker as the process's checker."""
+    """Run one task of the run `token` with that run's state as the process's state."""
     with _LOCK:
-        checker = _CHECKERS.get(token)
-        if checker is None:
-            raise RuntimeError(f"plancheck's worker plugin {token} has not set up this worker")
-        run._CHECKER = checker  # noqa: SLF001 - the task functions read the process's checker
+        worker_state.use(token)
         return fn(*job)
 
 
@@ -185,54 +126,32 @@ def _sees(paths: list[str]) -> list[tuple[str, str]]:
     return unseen
 
 
-def _rules_files(rules_dir: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(rules_dir)): path.read_bytes() for path in sorted(rules_dir.rglob("*"))
-            if path.is_file() and not any(is_editor_artefact(part) for part in path.relative_to(rules_dir).parts)}
-
-
 def _plugin_class():
     distributed = _distributed()
 
     class CheckerPlugin(distributed.WorkerPlugin):
-        """Builds the run's checker once per worker process, from the rules' files and plans it carries."""
+        """Builds the run's state (the batch's checker) once per worker process, from the setup it carries."""
 
-        def __init__(self, name: str, rules: dict[str, bytes], plans: list[Plan], revision: str):
-            self.name = name
-            self.rules, self.plans, self.revision = rules, plans, revision
+        def __init__(self, name: str, setup: WorkerSetup):
+            self.name, self.build = name, setup
 
-        # This class is made at run time, so it is pickled by value: it reaches the module's own
-        # _CHECKERS through an import on the worker, never through its globals (a copy there).
+        # This class is made at run time, so it is pickled by value: it reaches the package's own
+        # per-process state through an import on the worker, never through its globals (a copy there).
 
         def setup(self, worker) -> None:
-            import pyarrow as pa
+            from plancheck.execution import process
+            from plancheck.execution import worker as state
+            from plancheck.execution.partition import MAX_PARTITIONS
 
-            from plancheck.checks.batch import cluster
-            from plancheck.checks.batch.partition import MAX_PARTITIONS
-            from plancheck.checks.batch.run import allow_open_files
-            from plancheck.checks.ruleset import load_rules
-
-            pa.set_cpu_count(1)  # the workers already use every core
-            keep_freed_memory()  # also overrides a nanny's MALLOC_TRIM_THRESHOLD_ on any `dask worker`
-            allow_open_files(MAX_PARTITIONS + 64)  # a spill task writes a piece per partition
-            # The rules are loaded from a copy of the client's files, removed at once: a worker that is
-            # killed never runs teardown, and nothing reads the files after loading.
-            folder = tempfile.mkdtemp(prefix="plancheck-rules-")
-            try:
-                for name, data in self.rules.items():
-                    path = Path(folder) / name
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    write_new(path, data)
-                rulebook, limits = load_rules(Path(folder))
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-            if rulebook.revision != self.revision:
-                raise RuntimeError(f"rules revision {rulebook.revision} on the worker, {self.revision} on the client")
-            cluster._CHECKERS[self.name] = Checker(rulebook, limits, self.plans)
+            # One Arrow thread; also overrides a nanny's MALLOC_TRIM_THRESHOLD_ on any `dask worker`.
+            process.worker_process(ignore_interrupt=False)
+            process.allow_open_files(MAX_PARTITIONS + 64)  # a spill task writes a piece per partition
+            state.register(self.name, self.build())
 
         def teardown(self, worker) -> None:
-            from plancheck.checks.batch import cluster
+            from plancheck.execution import worker as state
 
-            cluster._CHECKERS.pop(self.name, None)
+            state.drop(self.name)
 
     return CheckerPlugin
 
@@ -246,7 +165,7 @@ class DaskExecutor:
     client: Any
     token: str
     workers: int
-    run_dir: run.RunDir
+    run_dir: RunDir
     info: dict[str, Any] = field(default_factory=dict)
     remote: bool = True
 
@@ -285,7 +204,7 @@ def parse_address(address: str) -> tuple[str, int | None]:
 
 
 def cluster_executor(address: str, work_dir: str | None = None, shared: tuple[str, ...] = (),
-                     on_connect: Callable[[dict[str, Any]], None] | None = None) -> run.ExecutorFactory:
+                     on_connect: Callable[[dict[str, Any]], None] | None = None) -> ExecutorFactory:
     """An ExecutorFactory running the batch on the Dask cluster at `address` (or a LocalCluster for `local:N`).
 
     `shared` are paths or URLs every worker must see (the feed): checked, with the work directory, before any work.
@@ -294,18 +213,15 @@ def cluster_executor(address: str, work_dir: str | None = None, shared: tuple[st
     distributed = _distributed()
 
     @contextmanager
-    def make(rules_dir: Path, plans: list[Plan], partitions: int) -> Iterator[run.Executor]:
-        from plancheck.checks.ruleset import load_rules
-
-        revision = load_rules(rules_dir)[0].revision
-        run_dir: run.RunDir | None = None
+    def make(setup: WorkerSetup, partitions: int) -> Iterator[Executor]:
+        run_dir: RunDir | None = None
         try:
             with _connect(distributed, where, local_workers) as client:
                 names = list(client.scheduler_info(n_workers=-1)["workers"])
                 token = f"plancheck-{uuid.uuid4().hex[:12]}"
                 run_dir = _new_run_dir(work_dir)
                 _check_paths(client, run_dir, shared, where)
-                plugin = _plugin_class()(token, _rules_files(rules_dir), plans, revision)
+                plugin = _plugin_class()(token, setup.portable())
                 try:
                     client.register_plugin(plugin)
                 except Exception as exc:  # the plugin's setup failed on a worker: say why
@@ -365,7 +281,7 @@ def _connect(distributed, where: str, local_workers: int | None):
         client.close()
 
 
-def _remove(run_dir: run.RunDir, attempts: int = 4, pause: float = 0.5) -> None:
+def _remove(run_dir: RunDir, attempts: int = 4, pause: float = 0.5) -> None:
     """Remove the run directory; again a moment later if a remote task that was still running wrote into it."""
     for _ in range(attempts):
         run_dir.remove()
@@ -374,7 +290,7 @@ def _remove(run_dir: run.RunDir, attempts: int = 4, pause: float = 0.5) -> None:
         time.sleep(pause)
 
 
-def _exists(run_dir: run.RunDir) -> bool:
+def _exists(run_dir: RunDir) -> bool:
     if isinstance(run_dir, FsspecRunDir):
         try:
             return run_dir._fs().exists(run_dir.path)  # noqa: SLF001
@@ -383,7 +299,7 @@ def _exists(run_dir: run.RunDir) -> bool:
     return os.path.exists(run_dir.path)
 
 
-def _check_paths(client, run_dir: run.RunDir, shared: tuple[str, ...], where: str) -> None:
+def _check_paths(client, run_dir: RunDir, shared: tuple[str, ...], where: str) -> None:
     """Every worker sees the feed (a path or a URL) and the run directory (a path), or fail before any work
     naming what it cannot see."""
     paths = [str(p) for p in shared] + ([] if isinstance(run_dir, FsspecRunDir) else [run_dir.path])

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from plancheck.documents.feed.reader import Feed
 from plancheck.safe_open import create_file
 
 #: Target size of one partition, in bytes of CSV (about 150,000 rows).
@@ -29,7 +28,16 @@ PARTITION_ROWS = 150_000
 MAX_PARTITIONS = 1024
 
 
-def partition_count(feed: Feed) -> int:
+class FeedSize(Protocol):
+    """What the partition count reads of a feed (documents.feed.reader.Feed)."""
+
+    #: Rows the feed holds, where its format says (Parquet), else None.
+    estimated_rows: int | None
+    size_bytes: int
+
+
+def partition_count(feed: FeedSize) -> int:
+    """Partitions for a feed of this size: by rows where known, else by bytes; never more than MAX_PARTITIONS."""
     if feed.estimated_rows is not None:
         wanted = -(-feed.estimated_rows // PARTITION_ROWS)
     else:
