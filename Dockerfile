@@ -1,4 +1,4 @@
-# plancheck's HTTP service, and the same image for the nightly batch (README, "Install": Docker).
+# plancheck's HTTP service, and the same image for the nightly batch (docs/install.md: Docker).
 #
 #   docker build -t plancheck .
 #   docker run -d -p 8080:8080 -v "$PWD/token:/run/secrets/plancheck-token:ro" plancheck

@@ -4,7 +4,7 @@ Valid feeds are mutated (quotes, newlines, carriage returns, stray and invalid b
 counts, huge fields) and run through `plancheck batch`. Whatever the bytes: no exception, exit
 0 or 1 (the header is never touched), counts reconcile, the rejects file holds one row per
 rejected record, every record is either checked or rejected (records as an independent
-line-by-line reading of README's rules finds them), and the input file is unchanged.
+line-by-line reading of the rules in docs/jobs/batch.md, "Batch feeds", finds them), and the input file is unchanged.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def mutate(body: bytes, mutations: list[str], rng: random.Random) -> bytes:
 
 
 def expected_record_lines(data: bytes, limit: int = MAX_RECORD_BYTES) -> list[int]:
-    """First line of every record, read line by line as README states the rules (independent of records.py);
+    """First line of every record, read line by line as docs/jobs/batch.md states the rules (independent of records.py);
     `limit` is the longest record in bytes (MAX_RECORD_BYTES, or what a test lowered it to)."""
     MAX_RECORD_BYTES = limit  # noqa: N806 - the rule's own name, shadowed on purpose
     body = data.split(b"\n", 1)[1] if b"\n" in data else b""

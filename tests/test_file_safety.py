@@ -1,6 +1,7 @@
 """Issue 19, the files: planted links, power cuts, a failed upload, formula ids, alias bombs, editor
 artefacts in rules/ and a missing extra. Each test plays the attack or the fault first, then checks
-README's "Nothing lost" promises: exit 2 with one line, no traceback, no input or earlier output changed.
+the "Nothing lost" promises (docs/nothing-lost.md): exit 2 with one line, no traceback, no input or
+earlier output changed.
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ def test_an_employee_id_that_looks_like_a_formula_is_text_in_the_workbook(tmp_pa
 
 def test_the_rejects_csv_keeps_a_formula_like_value_as_the_feed_had_it(tmp_path):
     """The rejects file is the feed's records to correct and feed again: its values are the input's, not escaped
-    (README, "Nothing lost": open it in a spreadsheet through the text import, not by double-clicking)."""
+    (docs/nothing-lost.md: open it in a spreadsheet through the text import, not by double-clicking)."""
     value = "=cmd|' /C calc'!A0"
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")

@@ -1,7 +1,7 @@
 """The run history under faults: a damaged, locked, read-only, half-built or newer database, a PostgreSQL
 server restarted under the batch, hostile fingerprints and run numbers.
 
-Each case keeps README's promise ("Nothing lost"): exit status 2 with one line on stderr naming the
+Each case keeps the promise of docs/nothing-lost.md: exit status 2 with one line on stderr naming the
 database, what is wrong and what to do; never a traceback; no earlier output changed. Each test
 makes the fault first; the PostgreSQL cases run on a server of their own (restarted by the tests),
 skipped, saying why, where no server binary is installed.
