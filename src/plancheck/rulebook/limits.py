@@ -138,7 +138,7 @@ class LimitTable:
     def missing_year(self, year: int) -> str:
         """Why a year cannot be checked, and what to add: the one wording every command uses."""
         return (f"no IRS limits for {year}: rules/limits covers {self.first_year}-{self.last_year}; add {year} "
-                "to each file under rules/limits/ once the IRS publishes its figures (README, 'Adding a limit year')")
+                "to each file under rules/limits/ once the IRS publishes its figures (docs/rules-as-data.md, 'Adding a limit year')")
 
     def for_year(self, year: int, *, source: str = "", field: str = "year") -> YearLimits:
         """The limits for a year; a year outside rules/limits is a clear error."""
