@@ -246,6 +246,18 @@ def test_committed_openapi_document_is_the_served_one(service):
     assert body["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ElectionFile"
 
 
+def test_openapi_declares_the_bearer_token_on_every_api_endpoint_and_not_on_health(service):
+    """A client generated from the document sends the token: the scheme is declared, and asked of each /v1 operation."""
+    client, _ = service
+    document = client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["bearerToken"] == {
+        "type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["bearerToken"]["description"]}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            expected = [{"bearerToken": []}] if path.startswith("/v1/") else None
+            assert operation.get("security") == expected, path
+
+
 def test_an_election_with_findings_gets_the_nearest_compliant_one(service):
     client, _ = service
     election = {"plan_id": "monthly-mega-backdoor",

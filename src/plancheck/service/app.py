@@ -24,10 +24,11 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -173,7 +174,14 @@ def current(request: Request) -> Snapshot:
     return snapshot
 
 
-async def require_token(request: Request) -> None:
+#: The bearer scheme as OpenAPI describes it (components.securitySchemes and each endpoint's `security`), so a client
+#: generated from /openapi.json sends the token. The check itself is `require_token`'s: constant time, and only when
+#: the service has a token (without one, loopback only, the scheme is declared but nothing is asked).
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearerToken",
+                    description="The token of the service's --token-file, as `Authorization: Bearer <token>`.")
+
+
+async def require_token(request: Request, _credentials: Any = Security(BEARER)) -> None:
     """With a token configured, `Authorization: Bearer <token>`, compared in constant time."""
     token = _holder(request).token
     if token is None:
