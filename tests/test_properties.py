@@ -106,3 +106,25 @@ def test_money_formatted_a_column_at_a_time_is_each_value_formatted(cents):
     """The batch's column formatting of year-to-date amounts is the exact dollar text, sign and cents included."""
     from plancheck.money import format_cents, format_cents_column
     assert format_cents_column(np.array(cents, dtype=np.int64)) == [format_cents(c) for c in cents]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_rules_findings_built_together_are_each_built_alone(rulebook, data):
+    """The batch's columnar finding builder gives, event for event, what build_finding().as_event() gives."""
+    from plancheck.findings import build_finding, finding_events
+    rule = data.draw(st.sampled_from([r for r in rulebook.rules["period"] if r.report]))
+    types = rulebook.fact_types("period")
+    names = sorted({n for n in types if n in rule.placeholders} | {rule.report.amount}
+                   | ({rule.report.limit} if rule.report.limit else set()))
+    n = data.draw(st.integers(min_value=1, max_value=5))
+    value = st.integers(min_value=-10**11, max_value=10**11)
+    columns = {name: data.draw(st.lists(value, min_size=n, max_size=n)) for name in names}
+    contexts = [{"plan_id": "p", "employee_id": data.draw(st.text(max_size=8)), "year": 2026, "period": i + 1,
+                 "pay_date": "2026-01-02", "line": i + 2} for i in range(n)]
+    extras = [{"ytd": {"compensation": str(i)}} for i in range(n)]
+    together = finding_events(rule, {k: np.array(v, dtype=np.int64) for k, v in columns.items()}, types, contexts, extras)
+    alone = [build_finding(rule, {k: v[i] for k, v in columns.items()}, types, contexts[i], extras[i]).as_event()
+             for i in range(n)]
+    assert together == alone
+    assert [list(e) for e in together] == [list(e) for e in alone], "the same keys in the same order"

@@ -91,6 +91,55 @@ def build_finding(rule: Rule, facts: Mapping[str, int], fact_types: Mapping[str,
                    context=dict(context), extra=dict(extra or {}))
 
 
+def finding_events(rule: Rule, facts: Mapping[str, Any], fact_types: Mapping[str, str],
+                   contexts: list[dict[str, Any]], extras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`build_finding(...).as_event()` for many firings of one rule at once, byte for byte the same events.
+
+    `facts` holds one int64 column per fact the rule needs (a value per firing). The facts' texts for
+    the message and the money of `amount`, `limit` and `excess` are formatted a column at a time: a
+    batch's bad night has a finding for most employees, and formatting them one value at a time was
+    most of its findings' cost.
+    """
+    import numpy as np
+
+    from plancheck.money import display_cents_column, format_cents_column
+
+    def shown(values: np.ndarray, fact_type: str) -> list[str]:
+        if fact_type == "money":
+            return display_cents_column(values)
+        if fact_type == "flag":
+            return ["yes" if v else "no" for v in values.tolist()]
+        if fact_type == "percent":
+            return [format_ppm(v) for v in values.tolist()]
+        return [str(v) for v in values.tolist()]
+
+    n = len(contexts)
+    columns = {name: np.asarray(values, dtype=np.int64) for name, values in facts.items()}
+    texts = {name: shown(values, fact_types[name]) for name, values in columns.items() if name in fact_types}
+    figures: dict[str, list[Any]] = {key: [None] * n for key in ("amount", "limit", "excess")}
+    shown_figures: dict[str, list[str]] = {key: [""] * n for key in ("amount", "limit", "excess")}
+    if rule.report:
+        amount = columns[rule.report.amount]
+        limit = columns[rule.report.limit] if rule.report.limit else np.zeros(n, dtype=np.int64)
+        for key, values in (("amount", amount), ("limit", limit), ("excess", amount - limit)):
+            figures[key], shown_figures[key] = format_cents_column(values), display_cents_column(values)
+    head = {"event": EVENT_BY_SEVERITY[rule.severity], "rule": rule.id, "severity": rule.severity, "title": rule.title}
+    static = {"rule": rule.id, "title": rule.title, "citation": rule.citation}
+    events = []
+    for i in range(n):
+        context = contexts[i]
+        values = {name: column[i] for name, column in texts.items()}
+        values.update({k: "" if v is None else str(v) for k, v in context.items()})
+        values.update(static)
+        values.update({key: shown_figures[key][i] for key in ("amount", "limit", "excess")})
+        event = {**head, **context, "limit": figures["limit"][i], "amount": figures["amount"][i],
+                 "excess": figures["excess"][i], "citation": rule.citation,
+                 "message": " ".join(rule.message.format_map(values).split())}
+        event.update(extras[i])
+        events.append(event)
+    return events
+
+
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
 

@@ -99,6 +99,18 @@ def format_cents_column(cents) -> list[str]:
     return texts
 
 
+def display_cents_column(cents) -> list[str]:
+    """display_cents of every value of an int64 array, at once (as format_cents_column)."""
+    import numpy as np
+
+    cents = np.asarray(cents, dtype=np.int64)
+    whole, frac = np.divmod(np.abs(cents), 100)
+    texts = list(map("${:,}.{:02d}".format, whole.tolist(), frac.tolist()))
+    for i in np.flatnonzero(cents < 0).tolist():
+        texts[i] = "-" + texts[i]
+    return texts
+
+
 def display_cents(cents: int) -> str:
     """Integer cents for people: 123456 -> '$1,234.56'."""
     sign = "-" if cents < 0 else ""

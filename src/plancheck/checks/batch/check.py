@@ -32,7 +32,7 @@ from plancheck.engine.prescreen import evaluate_columns
 from plancheck.facts.feed_rows import Entries, add_employer_totals, period_rows
 from plancheck.facts.period import build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays
-from plancheck.findings import build_finding
+from plancheck.findings import finding_events
 from plancheck.money import format_cents_column
 from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Rule, Rulebook
@@ -261,8 +261,8 @@ def _one_per_scope(checker: Checker, parsed: Parsed, entries: Entries,
 
 def _finding_events(checker: Checker, parsed: Parsed, entries: Entries, facts: dict[str, np.ndarray],
                     firings: list[tuple[int, str]]) -> list[tuple[list[Any], dict[str, Any]]]:
-    """Each firing as (sort key, finding event). The figures of every firing row are gathered per fact
-    in one numpy step, then the findings are built from plain Python values."""
+    """Each firing as (sort key, finding event). The figures of every firing row are gathered per fact in one
+    numpy step, and each rule's findings are built together (findings.finding_events), texts a column at a time."""
     if not firings:
         return []
     types = checker.rulebook.fact_types("period")
@@ -270,22 +270,25 @@ def _finding_events(checker: Checker, parsed: Parsed, entries: Entries, facts: d
     by_id = {r.id: r for r in checker.rules}
     at = np.array([row for row, _rule in firings], dtype=np.int64)
     source = entries.row[at]
-    names = {"year", "period"} | {n for _r, rule in firings for n in checker.needed[rule]}
-    value = {name: facts[name][at].tolist() for name in names}
+    years, periods = facts["year"][at].tolist(), facts["period"][at].tolist()
     plan_ids = [checker.plans[i].plan_id for i in parsed.plan_index[source].tolist()]
     employee_ids = [parsed.employee_ids[i] for i in parsed.employee[source].tolist()]
     pay_dates = parsed.pay_day[source].astype("datetime64[D]").astype(str).tolist()
     lines = parsed.line[source].tolist()
     ytd = [(key, format_cents_column(facts[fact][at])) for key, fact in YTD_FIELDS]
-    events = []
+    of_rule: dict[str, list[int]] = {}
     for i, (_row, rule_id) in enumerate(firings):
-        year = value["year"][i]
-        context = {"plan_id": plan_ids[i], "employee_id": employee_ids[i], "year": year, "period": value["period"][i],
-                   "pay_date": pay_dates[i], "line": lines[i]}
-        extra = {"ytd": {key: texts[i] for key, texts in ytd}}
-        finding = build_finding(by_id[rule_id], {name: value[name][i] for name in checker.needed[rule_id]}, types,
-                                context, extra)
-        events.append(([plan_ids[i], employee_ids[i], year, pay_dates[i], rank[rule_id]], finding.as_event()))
+        of_rule.setdefault(rule_id, []).append(i)
+    events: list[tuple[list[Any], dict[str, Any]]] = []
+    for rule_id, indices in of_rule.items():
+        picked = np.array(indices, dtype=np.int64)
+        contexts = [{"plan_id": plan_ids[i], "employee_id": employee_ids[i], "year": years[i], "period": periods[i],
+                     "pay_date": pay_dates[i], "line": lines[i]} for i in indices]
+        extras = [{"ytd": {key: texts[i] for key, texts in ytd}} for i in indices]
+        columns = {name: facts[name][at[picked]] for name in checker.needed[rule_id]}
+        built = finding_events(by_id[rule_id], columns, types, contexts, extras)
+        events.extend(([plan_ids[i], employee_ids[i], years[i], pay_dates[i], rank[rule_id]], event)
+                      for i, event in zip(indices, built, strict=True))
     return events
 
 
