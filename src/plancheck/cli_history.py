@@ -9,14 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from plancheck.errors import EXIT_INPUT, InputError, Problem
+from plancheck.jobs.report import write_reports  # noqa: F401 - where the reports were written from before jobs/
 from plancheck.locations import location
-from plancheck.sinks.files import replacing, stdout
+from plancheck.sinks.files import stdout
 
 
 class ListFormat(str, Enum):
@@ -219,14 +219,9 @@ def report(run: Annotated[int, typer.Argument(help="Run number (see `plancheck r
                help="Excel workbook (a summary sheet, a sheet per rule), a path or a URL")] = None,
            db: DbOption = None) -> None:
     """Write the report of a recorded run: HTML for reading and forwarding, Excel for auditors."""
-    from plancheck.sinks.files import check_outputs
+    from plancheck.jobs.report import report as write_report
     try:
-        if html is None and xlsx is None:
-            raise InputError(Problem("report", "", "give --html FILE, --xlsx FILE or both"))
-        check_outputs({"--html": html, "--xlsx": xlsx}, [])
-        store = _store(db)
-        store.run(run)
-        write_reports(store, run, html, xlsx)
+        write_report(lambda: _store(db), run, html, xlsx)
     except InputError as exc:
         _fail(exc)
 
@@ -240,20 +235,3 @@ def db_upgrade(db: DbOption = None) -> None:
     except InputError as exc:
         _fail(exc)
     _write(f"history database at schema revision {after}" + (f" (was {before})" if before != after else "") + "\n")
-
-
-def write_reports(store, run_id: int, html: Path | str | None, xlsx: Path | str | None) -> None:
-    """The HTML report and the Excel workbook of a recorded run, each replaced (or uploaded, for a URL) only when
-    complete."""
-    if html is not None:
-        from plancheck.sinks.report_html import write_html
-        with replacing(html) as stream:
-            write_html(store, run_id, stream)
-    if xlsx is not None:
-        import io
-
-        from plancheck.sinks.report_xlsx import write_xlsx
-        buffer = io.BytesIO()
-        write_xlsx(store, run_id, buffer)
-        with replacing(xlsx) as stream:
-            stream.write(buffer.getvalue())
