@@ -63,3 +63,11 @@ def audit(params: Audit) -> JobResult:
                      plan_ids=[a.plan_id or str(a.path) for a in audits], year=params.year, inputs=list(params.paths),
                      unchecked=bool(missing), document=None if params.output_format == "jsonl" else document,
                      after=after)
+
+
+def posted(body, limits, rulebook, engine) -> JobResult:
+    """A posted plan document (the service's body) audited: its findings and its `plan_audited` summary."""
+    from plancheck.checks.plan_audit import audit_document
+    checked = audit_document(body, "request body", limits, rulebook, engine)
+    return JobResult("audit", rulebook.revision, checked.findings, list(checked.findings),
+                     audited_event(checked, file=False), plan_ids=[checked.plan_id] if checked.plan_id else [])

@@ -22,7 +22,7 @@ def checked_event(result) -> dict[str, Any]:
 
 
 def election(params: Election) -> JobResult:
-    from plancheck.checks.election import check_election
+    """The election file checked against the plan document (`plancheck election`)."""
     from plancheck.documents.election import load_election
     from plancheck.documents.plan import load_plan
     from plancheck.engine import Engine
@@ -31,12 +31,19 @@ def election(params: Election) -> JobResult:
     rulebook, limits = params.common.rules()
     plan_doc = load_plan(params.plan)
     election_doc = load_election(params.file)
-    result = check_election(election_doc, plan_doc, limits, rulebook, Engine(rulebook), str(params.file))
+    return decide(election_doc, plan_doc, limits, rulebook, Engine(rulebook), str(params.file),
+                  [params.file, params.plan])
+
+
+def decide(election_doc, plan_doc, limits, rulebook, engine, source: str, inputs: list | None = None) -> JobResult:
+    """One election decided against one plan (the command line's file, the service's request body)."""
+    from plancheck.checks.election import check_election
+    result = check_election(election_doc, plan_doc, limits, rulebook, engine, source)
 
     def after(_summary: dict[str, Any]) -> None:
         from plancheck.sinks.text import election_summary
         election_summary(result.findings, result.summary)
 
     return JobResult("election", rulebook.revision, result.findings, list(result.findings), checked_event(result),
-                     plan_ids=[plan_doc.plan_id], year=result.summary.get("year"), inputs=[params.file, params.plan],
+                     plan_ids=[plan_doc.plan_id], year=result.summary.get("year"), inputs=inputs or [],
                      env_opts_in=False, after=after)

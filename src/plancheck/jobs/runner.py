@@ -158,3 +158,10 @@ def stream(common: Common, command: str, plan_ids: list[str], inputs: list, targ
     if result.after is not None:
         result.after(result.summary)
     return status
+
+
+def answer(result: JobResult, **between: Any) -> dict[str, Any]:
+    """A job's result as the service answers it: the findings' events, `between` (in order), then the summary with
+    the ruleset revision it was decided by."""
+    return {"findings": [f.as_event() for f in result.findings], **between,
+            "summary": {**result.summary, "ruleset_revision": result.revision}}

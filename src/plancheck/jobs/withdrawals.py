@@ -16,10 +16,27 @@ class Withdrawals:
     file: Path
 
 
-def rejected_event(file: Path, reject) -> dict[str, Any]:
+def rejected_event(file: Path | str, reject) -> dict[str, Any]:
     """The `request_rejected` event of a request that could not be checked."""
     return {"event": "request_rejected", "file": str(file), "line": reject.line, "where": reject.where,
             "reason": reject.reason}
+
+
+def posted(items: list, plans: dict, rulebook, engine, limits) -> JobResult:
+    """A posted list of requests (the service's body), each checked or rejected with its reason."""
+    from plancheck.checks.withdrawals import check_accepted
+    from plancheck.documents.withdrawal import validate_requests
+    accepted, rejected = validate_requests([(None, item) for item in items], "request body")
+    outcome = check_accepted(accepted, rejected, "request body", plans, rulebook, engine, limits)
+    rejects = [rejected_event("request body", r) for r in outcome.rejected]
+    return JobResult("withdrawals", rulebook.revision, outcome.findings, [*outcome.findings, *rejects],
+                     posted_summary(outcome, len(items)), plan_ids=list(plans), covered=outcome.covered)
+
+
+def rejections(result: JobResult) -> list[dict[str, Any]]:
+    """The service's `rejected` list: where each rejected request was and why."""
+    return [{"where": e["where"], "reason": e["reason"]} for e in result.events
+            if isinstance(e, dict) and e["event"] == "request_rejected"]
 
 
 def posted_summary(outcome, read: int) -> dict[str, Any]:
