@@ -13,6 +13,8 @@ from plancheck.jobs.result import Common, JobResult
 
 @dataclass
 class Audit:
+    """`plancheck audit`: the plan files, how the results are written, the year of plans that name none."""
+
     common: Common
     paths: list[Path]
     output_format: str = "jsonl"
@@ -33,6 +35,7 @@ def audited_event(audit, file: bool = True) -> dict[str, Any]:
 
 
 def audit(params: Audit) -> JobResult:
+    """Plan documents audited (`plancheck audit`); a plan year without limits is reported and makes the run exit 2."""
     from plancheck.checks.plan_audit import audit_plans
     from plancheck.engine import Engine
     from plancheck.findings import severity_counts

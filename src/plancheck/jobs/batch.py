@@ -15,6 +15,8 @@ from plancheck.jobs.result import Common, JobResult
 
 @dataclass
 class Batch:
+    """`plancheck batch`: the feed (a path or a URL) and how to run it."""
+
     common: Common
     feed: str
     rejects: Path | str | None = None

@@ -11,6 +11,8 @@ from plancheck.jobs.result import Common, JobResult
 
 @dataclass
 class Election:
+    """`plancheck election`: an election file and the plan document it is checked against."""
+
     common: Common
     file: Path
     plan: Path

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from plancheck.errors import EXIT_FINDINGS, EXIT_OK
 from plancheck.extras import require_extra
 from plancheck.jobs.result import Common, JobResult
 from plancheck.sinks.files import OutputLock, check_outputs, input_files, replacing, together
@@ -72,12 +71,12 @@ def history(db: str | None, record: bool, command: str, plan_ids, year, inputs: 
 
 @contextlib.contextmanager
 def recording(recorder) -> Iterator[Any]:
-    """Remove the run from the history if the command does not complete with 0 or 1."""
-    import typer
+    """Remove the run from the history if it does not complete (bad input, a failed write, a signal): a job's exit
+    status is returned, never raised, so anything raised here is a run that did not happen."""
     try:
         yield recorder
-    except BaseException as exc:
-        if recorder is not None and not (isinstance(exc, typer.Exit) and exc.exit_code in (EXIT_OK, EXIT_FINDINGS)):
+    except BaseException:
+        if recorder is not None:
             recorder.abort()
         raise
 

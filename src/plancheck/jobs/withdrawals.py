@@ -12,6 +12,8 @@ from plancheck.jobs.result import Common, JobResult
 
 @dataclass
 class Withdrawals:
+    """`plancheck withdrawals`: a file of requests."""
+
     common: Common
     file: Path
 
@@ -47,6 +49,7 @@ def posted_summary(outcome, read: int) -> dict[str, Any]:
 
 
 def withdrawals(params: Withdrawals) -> JobResult:
+    """The requests of a file (CSV, JSON or YAML) checked against the plans they name (`plancheck withdrawals`)."""
     from plancheck.checks.withdrawals import check_requests
     from plancheck.documents.plan import load_plans
     from plancheck.engine import Engine

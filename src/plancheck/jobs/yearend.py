@@ -14,6 +14,8 @@ from plancheck.jobs.result import Common, JobResult
 
 @dataclass
 class Yearend:
+    """`plancheck yearend`: a census (a path or a URL), optionally a feed for the contribution totals."""
+
     common: Common
     census: str
     year: int | None = None
@@ -25,6 +27,8 @@ class Yearend:
 
 
 def yearend(params: Yearend) -> JobResult:
+    """The year-end tests of a census (`plancheck yearend`). The plan year tested is --year, else the preview date's
+    year, else the census's own (its plan_year column, else its latest hire or termination date)."""
     from plancheck.checks.yearend import check_plans, check_yearend, run_summary
     from plancheck.documents.census import read_census, reject_rows
     from plancheck.documents.feed.source import Source
