@@ -19,6 +19,7 @@ import typer
 from plancheck import cli_history
 from plancheck import cli_options as opt
 from plancheck.cli_history import DbOption
+from plancheck.cli_signals import Stopped, on_signal, quiet_stdout
 from plancheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, Problem
 from plancheck.extras import missing_extra, require_extra
 from plancheck.locations import location
@@ -176,28 +177,6 @@ def init(directory: opt.InitDirectoryArgument, samples: opt.SamplesOption = Fals
                f"  plancheck audit --rules --rules-dir {home / 'rules'}")
 
 
-class Stopped(BaseException):
-    """SIGINT or SIGTERM, raised in the main thread so that every `finally` runs (workers, temporary files)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _on_signal(signum: int, _frame) -> None:
-    # A second signal must not interrupt the cleanup the first one started.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Stopped(signum)
-
-
-def _quiet_stdout() -> None:
-    """After a broken pipe: point stdout at /dev/null so that Python's exit flush stays silent."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 def run(args: list[str]) -> int:
     """Run the command line on `args`; return the exit status (never raises, never prints a traceback)."""
     command = typer.main.get_command(app)
@@ -232,13 +211,13 @@ def run(args: list[str]) -> int:
             sys.stderr.write(f"error: {missing.problems[0]}\n")
             return EXIT_INPUT
     except OutputClosed:  # the reader went away (`| head`): stop quietly, outputs not replaced
-        _quiet_stdout()
+        quiet_stdout()
         return EXIT_INPUT
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     sys.exit(run(sys.argv[1:]))
 
 
