@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plancheck.errors import EXIT_INPUT
+from plancheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 
 
 @dataclass
@@ -79,7 +79,6 @@ class JobResult:
 
     def status(self, history) -> int:
         """0, 1 for an error finding (with history: one no acknowledgement covers), 2 for an unchecked part."""
-        from plancheck.errors import EXIT_FINDINGS, EXIT_OK
         if self.unchecked:
             return EXIT_INPUT
         if history is not None:
