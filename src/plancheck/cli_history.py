@@ -9,14 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from plancheck.errors import EXIT_INPUT, InputError, Problem
+from plancheck.errors import EXIT_INPUT, InputError
+from plancheck.jobs.report import write_reports  # noqa: F401 - where the reports were written from before jobs/
 from plancheck.locations import location
-from plancheck.sinks.files import replacing, stdout
+from plancheck.sinks.files import stdout
 
 
 class ListFormat(str, Enum):
@@ -34,12 +34,6 @@ DbOption = Annotated[Optional[str], typer.Option(
 
 runs_app = typer.Typer(help="Recorded runs: list them, show one, compare two.", no_args_is_help=False)
 db_app = typer.Typer(help="The history database.", no_args_is_help=True)
-
-
-def _store(db: str | None, reading: bool = True):
-    """The history, ready; `reading` (every command but `ack`): an archive on a read-only filesystem will do."""
-    from plancheck.history.store import Store
-    return Store(db, reading=reading).ready()
 
 
 def _write(text: str) -> None:
@@ -64,16 +58,6 @@ def _fail(exc: InputError) -> None:
     raise typer.Exit(EXIT_INPUT)
 
 
-def _run_record(run: dict[str, Any]) -> dict[str, Any]:
-    counts = run.get("counts") or {}
-    return {"event": "run", "run": run["id"], "command": run["command"], "scope": run["scope_label"],
-            "started_at": run["started_at"], "ended_at": run["ended_at"], "exit_status": run["exit_status"],
-            "ruleset_revision": run["ruleset_revision"], "inputs": run["inputs"],
-            "findings": counts.get("findings"), "new": counts.get("new"), "recurring": counts.get("recurring"),
-            "resolved": counts.get("resolved"), "acknowledged": counts.get("acknowledged"),
-            "previous_run": counts.get("previous_run"), "by_year": counts.get("by_year") or []}
-
-
 def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
@@ -84,8 +68,9 @@ def runs(ctx: typer.Context, db: DbOption = None, limit: Annotated[int, typer.Op
     """List recorded runs, newest first."""
     if ctx.invoked_subcommand is not None:
         return
+    from plancheck.jobs import runs as jobs
     try:
-        records = [_run_record(r) for r in _store(db).runs(limit=limit)]
+        records = jobs.runs(db, limit)
     except InputError as exc:
         _fail(exc)
     if output_format is ListFormat.jsonl:
@@ -123,21 +108,16 @@ def _finding_line(record: dict[str, Any]) -> str:
 def runs_show(run: Annotated[int, typer.Argument(help="Run number")], db: DbOption = None,
               output_format: FormatOption = ListFormat.text) -> None:
     """One run: its inputs and counts, each finding with its status, and what it resolved."""
+    from plancheck.jobs import runs as jobs
     try:
-        store = _store(db)
-        record = store.run(run)
-        resolved = list(store.resolved(run))
-        found = list(store.findings(run))
+        head, found, resolved = jobs.show(db, run)
     except InputError as exc:
         _fail(exc)
     if output_format is ListFormat.jsonl:
-        _jsonl([_run_record(record)])
+        _jsonl([head])
         _jsonl(f["event"] for f in found)
-        _jsonl({"event": "resolved", "fingerprint": r["fingerprint"], "run": run, "previous_run": r["previous_run"],
-                "rule": r["rule"], "plan_id": r["plan_id"], "employee_id": r["employee_id"], "year": r["year"]}
-               for r in resolved)
+        _jsonl(jobs.resolved_event(run, r) for r in resolved)
         return
-    head = _run_record(record)
     lines = [f"Run {run}: {head['command']}, {_scope_text(head)}",
              f"  started {_when(head['started_at'])}, ended {_when(head['ended_at'])}, exit status {head['exit_status']}",
              f"  ruleset revision {head['ruleset_revision']}"]
@@ -159,30 +139,14 @@ def runs_diff(first: Annotated[int, typer.Argument(help="Earlier run")],
               second: Annotated[int, typer.Argument(help="Later run")], db: DbOption = None,
               output_format: FormatOption = ListFormat.text) -> None:
     """What changed from one run to another: findings added, removed, and whose figures changed."""
+    from plancheck.jobs import runs as jobs
     try:
-        store = _store(db)
-        store.run(first), store.run(second)
-        before = {f["fingerprint"]: f for f in store.findings(first)}
-        after = {f["fingerprint"]: f for f in store.findings(second)}
+        changes, before, unchanged = jobs.diff(db, first, second)
     except InputError as exc:
         _fail(exc)
-    changes = ([("added", after[fp]) for fp in after if fp not in before]
-               + [("removed", before[fp]) for fp in before if fp not in after]
-               + [("changed", after[fp]) for fp in after if fp in before and after[fp]["figures"] != before[fp]["figures"]])
-    unchanged = sum(1 for fp in after if fp in before and after[fp]["figures"] == before[fp]["figures"])
     if output_format is ListFormat.jsonl:
-        for change, f in changes:
-            event = f["event"]
-            record = {"event": "finding_" + change, "fingerprint": f["fingerprint"], "rule": f["rule"],
-                      "plan_id": f["plan_id"], "employee_id": f["employee_id"], "year": f["year"],
-                      "amount": event.get("amount"), "excess": event.get("excess")}
-            if change == "changed":
-                previous = before[f["fingerprint"]]["event"]
-                record |= {"previous_amount": previous.get("amount"), "previous_excess": previous.get("excess")}
-            _jsonl([record])
-        _jsonl([{"event": "runs_diff", "from_run": first, "to_run": second,
-                 "added": sum(c == "added" for c, _ in changes), "removed": sum(c == "removed" for c, _ in changes),
-                 "changed": sum(c == "changed" for c, _ in changes), "unchanged": unchanged}])
+        _jsonl(jobs.change_event(change, f, before) for change, f in changes)
+        _jsonl([jobs.diff_event(first, second, changes, unchanged)])
         return
     lines = [f"Runs {first} -> {second}: {sum(c == 'added' for c, _ in changes)} added, "
              f"{sum(c == 'removed' for c, _ in changes)} removed, {sum(c == 'changed' for c, _ in changes)} changed, "
@@ -200,15 +164,12 @@ def ack(fingerprint: Annotated[str, typer.Argument(help="The finding's fingerpri
         db: DbOption = None) -> None:
     """Acknowledge a finding: it stays in the history but no longer makes the exit status 1,
     until the acknowledgement expires or the finding's figures change."""
+    from plancheck.jobs.runs import acknowledge
     try:
-        if not reason.strip():
-            raise InputError(Problem("--reason", "", "give a reason"))
-        record = _store(db, reading=False).acknowledge(fingerprint, reason.strip(), until.date() if until else None)
+        acknowledged = acknowledge(db, fingerprint, reason, until.date() if until else None)
     except InputError as exc:
         _fail(exc)
-    _jsonl([{"event": "acknowledged", **{k: record[k] for k in (
-        "id", "fingerprint", "rule", "plan_id", "employee_id", "year", "reason", "until", "acknowledged_by",
-        "acknowledged_at")}}])
+    _jsonl([acknowledged])
 
 
 def report(run: Annotated[int, typer.Argument(help="Run number (see `plancheck runs`)")],
@@ -219,14 +180,10 @@ def report(run: Annotated[int, typer.Argument(help="Run number (see `plancheck r
                help="Excel workbook (a summary sheet, a sheet per rule), a path or a URL")] = None,
            db: DbOption = None) -> None:
     """Write the report of a recorded run: HTML for reading and forwarding, Excel for auditors."""
-    from plancheck.sinks.files import check_outputs
+    from plancheck.jobs.report import report as write_report
+    from plancheck.jobs.runs import store
     try:
-        if html is None and xlsx is None:
-            raise InputError(Problem("report", "", "give --html FILE, --xlsx FILE or both"))
-        check_outputs({"--html": html, "--xlsx": xlsx}, [])
-        store = _store(db)
-        store.run(run)
-        write_reports(store, run, html, xlsx)
+        write_report(lambda: store(db), run, html, xlsx)
     except InputError as exc:
         _fail(exc)
 
@@ -234,26 +191,9 @@ def report(run: Annotated[int, typer.Argument(help="Run number (see `plancheck r
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Create the history database, or migrate one made by an older plancheck to this version's schema."""
-    from plancheck.history.store import Store
+    from plancheck.jobs.runs import upgrade
     try:
-        before, after = Store(db).upgrade(verify=True)
+        before, after = upgrade(db)
     except InputError as exc:
         _fail(exc)
     _write(f"history database at schema revision {after}" + (f" (was {before})" if before != after else "") + "\n")
-
-
-def write_reports(store, run_id: int, html: Path | str | None, xlsx: Path | str | None) -> None:
-    """The HTML report and the Excel workbook of a recorded run, each replaced (or uploaded, for a URL) only when
-    complete."""
-    if html is not None:
-        from plancheck.sinks.report_html import write_html
-        with replacing(html) as stream:
-            write_html(store, run_id, stream)
-    if xlsx is not None:
-        import io
-
-        from plancheck.sinks.report_xlsx import write_xlsx
-        buffer = io.BytesIO()
-        write_xlsx(store, run_id, buffer)
-        with replacing(xlsx) as stream:
-            stream.write(buffer.getvalue())

@@ -37,7 +37,8 @@ from plancheck.documents.plan import Plan
 from plancheck.documents.withdrawal import WithdrawalRequest
 from plancheck.documents.yamlio import parse_json, validation_problems
 from plancheck.errors import InputError, Problem, shown
-from plancheck.findings import has_errors, severity_counts
+from plancheck.findings import has_errors
+from plancheck.jobs import runner
 from plancheck.service import problems
 from plancheck.service.access import RequestEvents
 from plancheck.service.guard import LOOPBACK_HOSTS, PAGE_POLICY, HostCheck
@@ -309,19 +310,16 @@ async def list_rules(request: Request) -> dict[str, Any]:
 async def check_election_endpoint(request: Request, body: Any = Depends(json_body)) -> dict[str, Any]:
     """Findings, the year-end projection and the after-tax room; with error findings, the nearest
     compliant election. The plan is the body's `plan_id` (or the `plan_id` query parameter)."""
-    from plancheck.checks.election import check_election
+    from plancheck.jobs.election import decide
     snapshot = current(request)
     election = _validate(ElectionFile, body)
     plan_id = election.plan_id or request.query_params.get("plan_id")
     if not plan_id:
         raise InputError(Problem("request body", "plan_id", "required key is missing (the plan to check against)"))
     plan = _plan(snapshot, plan_id)
-    result = check_election(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine, "request body")
+    result = decide(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine, "request body")
     _decided(request, result.findings)
-    answer = {"findings": [f.as_event() for f in result.findings],
-              "summary": {"event": "election_checked", **result.summary, "findings": len(result.findings),
-                          "ruleset_revision": snapshot.revision},
-              "nearest_compliant": None}
+    answer = runner.answer(result) | {"nearest_compliant": None}
     if has_errors(result.findings):
         answer["nearest_compliant"] = _nearest(election, plan, snapshot)
     return _answer(answer)
@@ -339,38 +337,25 @@ def _nearest(election: ElectionFile, plan: Plan, snapshot: Snapshot) -> dict[str
                             "$ref": "#/components/schemas/WithdrawalRequest"}}}, "required": ["requests"]}]}}}}})
 async def check_withdrawals_endpoint(request: Request, body: Any = Depends(json_body)) -> dict[str, Any]:
     """A list of requests (or `{"requests": [...]}`): each either checked or rejected with its reason."""
-    from plancheck.checks.withdrawals import check_accepted
-    from plancheck.documents.withdrawal import validate_requests
+    from plancheck.jobs.withdrawals import posted, rejections
     snapshot = current(request)
     items = body.get("requests") if isinstance(body, dict) else body
     if not isinstance(items, list):
         raise InputError(Problem("request body", "requests", "expected a list of requests (or an object with requests)"))
-    accepted, rejected = validate_requests([(None, item) for item in items], "request body")
-    outcome = check_accepted(accepted, rejected, "request body", dict(snapshot.plans), snapshot.rulebook,
-                             snapshot.engine, snapshot.limits)
-    _decided(request, outcome.findings)
-    return _answer({
-        "findings": [f.as_event() for f in outcome.findings],
-        "rejected": [{"where": r.where, "reason": r.reason} for r in outcome.rejected],
-        "summary": {"event": "withdrawals_summary", "requests_read": len(items),
-                    "requests_checked": outcome.checked, "requests_rejected": len(outcome.rejected),
-                    "findings": len(outcome.findings),
-                    "findings_by_severity": severity_counts(f.severity for f in outcome.findings),
-                    "ruleset_revision": snapshot.revision}})
+    result = posted(items, dict(snapshot.plans), snapshot.rulebook, snapshot.engine, snapshot.limits)
+    _decided(request, result.findings)
+    return _answer(runner.answer(result, rejected=rejections(result)))
 
 
 @api.post("/plans/audit", tags=["plans"], summary="Audit a posted plan document",
           openapi_extra=_body_schema("Plan"))
 async def audit_plan_endpoint(request: Request, body: Any = Depends(json_body)) -> dict[str, Any]:
     """Configuration findings and the mega-backdoor verdict of one plan document (JSON)."""
-    from plancheck.checks.plan_audit import audit_document
+    from plancheck.jobs.audit import posted
     snapshot = current(request)
-    audit = audit_document(body, "request body", snapshot.limits, snapshot.rulebook, snapshot.engine)
-    _decided(request, audit.findings)
-    return _answer({"findings": [f.as_event() for f in audit.findings],
-                    "summary": {"event": "plan_audited", "plan_id": audit.plan_id,
-                                "mega_backdoor": audit.verdicts.get("mega_backdoor"), "findings": len(audit.findings),
-                                "ruleset_revision": snapshot.revision}})
+    result = posted(body, snapshot.limits, snapshot.rulebook, snapshot.engine)
+    _decided(request, result.findings)
+    return _answer(runner.answer(result))
 
 
 @health.get("/", include_in_schema=False)
@@ -446,8 +431,8 @@ def create_app(settings: Settings) -> FastAPI:
 def _warm_up(snapshot: Snapshot | None) -> None:
     """Decide one election that breaks a rule, with its nearest compliant one, before taking requests: the first
     request would otherwise pay for the checks' imports and first use (about 50 ms instead of a few)."""
-    from plancheck.checks.election import check_election
     from plancheck.checks.nearest import nearest_compliant
+    from plancheck.jobs.election import decide
     if snapshot is None:
         return
     for plan in list(snapshot.plans.values())[:1]:
@@ -456,7 +441,7 @@ def _warm_up(snapshot: Snapshot | None) -> None:
                 "employee": {"id": "warm-up", "birth_date": f"{snapshot.limits.last_year - 56}-03-01",
                              "compensation": {"annual": 240000}, "prior_year_fica_wages": 200000},
                 "election": {"start_date": f"{snapshot.limits.last_year}-01-01", "pretax": {"percent": 50}}})
-            check_election(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine, "warm-up")
+            decide(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine, "warm-up")
             nearest_compliant(election, plan, snapshot.limits, snapshot.rulebook, snapshot.engine)
         except Exception:  # noqa: BLE001 - a warm-up is an optimisation; the service starts regardless
             pass

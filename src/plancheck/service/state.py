@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from plancheck.documents.limits import LimitTable, load_limits
 from plancheck.documents.plan import Plan, load_plans
 from plancheck.documents.yamlio import read_document
 from plancheck.engine import Engine
+from plancheck.rulebook.limits import LimitTable, load_limits
 from plancheck.rulebook.rules import Rulebook, check_built_facts, load_rulebook
 
 WATCHED_SUFFIXES = (".yaml", ".yml", ".json")
