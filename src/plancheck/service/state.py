@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from plancheck import rulebook as rulebook_law
 from plancheck.documents.plan import Plan, load_plans
 from plancheck.documents.yamlio import read_document
 from plancheck.engine import Engine
-from plancheck.rulebook.limits import LimitTable, load_limits
-from plancheck.rulebook.rules import Rulebook, check_built_facts, load_rulebook
+from plancheck.rulebook.limits import LimitTable
+from plancheck.rulebook.rules import Rulebook
 
 WATCHED_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -62,9 +63,7 @@ def load_snapshot(rules_dir: Path, plans_dir: Path) -> Snapshot:
     """Read rules, limits and plans and build the engine; raises InputError naming every problem."""
     from plancheck.checks.ruleset import built_facts
     seen = fingerprint(rules_dir, plans_dir)
-    rulebook = load_rulebook(rules_dir)
-    check_built_facts(rulebook, built_facts())
-    limits = load_limits(rules_dir / "limits")
+    rulebook, limits = rulebook_law.load(rules_dir, built_facts())  # the law, loaded in one place
     loaded = load_plans(plans_dir)
     digest = hashlib.sha256()
     for plan_id in sorted(loaded):
