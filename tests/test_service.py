@@ -201,7 +201,7 @@ def test_token_is_compared_in_constant_time(guarded, monkeypatch):
     def spy(a, b):
         calls.append((a, b))
         return real(a, b)
-    monkeypatch.setattr("plancheck.service.app.hmac.compare_digest", spy)
+    monkeypatch.setattr("plancheck.service.endpoints.hmac.compare_digest", spy)
     client.get("/v1/revision", headers={"Authorization": "Bearer nope"})
     assert calls == [(b"nope", TOKEN.encode())]
 
