@@ -58,7 +58,7 @@ def audit(params: Audit) -> JobResult:
         return audit_text(audits).encode()
 
     def after(_summary: dict[str, Any]) -> None:
-        for year in missing:  # reported as plan-year-without-limits findings; the year's checks could not run
+        for year in missing:  # reported as findings at each plan year line; the year's checks could not run
             plans_of_year = ", ".join(str(a.path) for a in audits if a.year == year)
             sys.stderr.write(f"error: {plans_of_year}: plan year {year} not checked: {limits.missing_year(year)}\n")
 
