@@ -159,7 +159,7 @@ def serve(plans: opt.PlansOption = None, host: opt.HostOption = "127.0.0.1", por
         run_service(common.plans_dir, common.rules_dir, host, port, token_file, max_body, watch, workers,
                     allowed_host or (), read_timeout, max_connections, shutdown_timeout)
     except Stopped as stop:  # the service has stopped: say so as its log does, in a JSON line, not a sentence
-        from plancheck.service.app import event_logger
+        from plancheck.service.holder import event_logger
         event_logger(None).info("stopped", signal=signal.Signals(stop.signum).name, pid=os.getpid())
         raise typer.Exit(128 + stop.signum) from None
 

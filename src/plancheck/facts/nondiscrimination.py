@@ -15,7 +15,7 @@ from plancheck.facts.leveling import allocate_by_amount, average, excess_by_rati
 from plancheck.money import apply_rate
 
 if TYPE_CHECKING:
-    from plancheck.facts.yearend import Employees
+    from plancheck.facts.employees import Employees
 
 
 def match_meets_401m11(plan: Plan) -> bool:

@@ -33,8 +33,8 @@ from plancheck.facts.employer import Employers, key_officers
 from plancheck.facts.leveling import WHOLE
 
 if TYPE_CHECKING:
+    from plancheck.facts.employees import Employees
     from plancheck.facts.figures import Figures
-    from plancheck.facts.yearend import Employees
 
 #: Bits of `key_reasons`: why an employee is a key employee.
 KEY_OFFICER, KEY_FIVE_PERCENT_OWNER, KEY_ONE_PERCENT_OWNER = 1, 2, 4

@@ -10,7 +10,7 @@ were one transaction) is created again; tables of anything else are refused, nev
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 
@@ -18,9 +18,22 @@ from plancheck.history.faults import fault
 from plancheck.history.tables import metadata
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from contextlib import AbstractContextManager
 
-    from plancheck.history.store import Store
+    from sqlalchemy.engine import Connection, Engine
+
+
+class Store(Protocol):
+    """What the schema's checks and upgrades need of a history database (history/store.py's `Store`), named here so
+    that this module does not import the one that imports it."""
+
+    engine: Engine
+
+    def connect(self) -> AbstractContextManager[Connection]: ...
+
+    def begin(self) -> AbstractContextManager[Connection]: ...
+
+    def revision(self) -> str | None: ...
 
 #: The schema revisions this plancheck knows, oldest first, and the one it reads and writes (a test holds them equal
 #: to migrations/). Named here so that a run checks its database without importing Alembic (a tenth of a second).

@@ -15,12 +15,24 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
-from plancheck.errors import InputError, shown
+from plancheck.errors import InputError, Problem, shown
 from plancheck.service.guard import LOOPBACK_HOSTS
 from plancheck.service.state import Snapshot, fingerprint, load_snapshot
 
 #: Request bodies larger than this (bytes) answer 413 unless the settings say otherwise.
 DEFAULT_MAX_BODY = 256 * 1024
+
+
+def read_token(path: Path) -> bytes:
+    """The bearer token of a token file (surrounding whitespace removed); at least 16 characters."""
+    try:
+        token = path.read_bytes().strip()
+    except OSError as exc:
+        raise InputError(Problem(str(path), "--token-file", f"cannot read: {exc.strerror or exc}")) from None
+    if len(token) < 16 or any(b < 0x21 or b > 0x7e for b in token):
+        raise InputError(Problem(str(path), "--token-file", "expected one token of at least 16 printable "
+                                 "characters without spaces"))
+    return token
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,6 @@ class Holder:
         """Read the token file again; a file that cannot be read or holds no valid token keeps the old token."""
         if self.settings.token_file is None:
             return False
-        from plancheck.service.run import read_token
         try:
             token = read_token(self.settings.token_file)
         except InputError as exc:

@@ -187,7 +187,7 @@ def _waiting(server_state: Any) -> dict:
 
 def guarded_protocol(settings: Any) -> type:
     """uvicorn's HTTP protocol class with the settings' limits and the app's event logger."""
-    from plancheck.service.app import event_logger
+    from plancheck.service.holder import event_logger
     return type("GuardedHTTPProtocol", (_Guard, _base()), {
         "read_timeout": settings.read_timeout, "max_connections": settings.max_connections,
         "log": event_logger(settings.log_stream)})

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from plancheck.errors import InputError, Problem
+from plancheck.service.holder import read_token
 from plancheck.service.process import server_logs_as_json, sighup_ignored, uvicorn_config
 
 
@@ -26,18 +27,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def read_token(path: Path) -> bytes:
-    """The bearer token of a token file (surrounding whitespace removed); at least 16 characters."""
-    try:
-        token = path.read_bytes().strip()
-    except OSError as exc:
-        raise InputError(Problem(str(path), "--token-file", f"cannot read: {exc.strerror or exc}")) from None
-    if len(token) < 16 or any(b < 0x21 or b > 0x7e for b in token):
-        raise InputError(Problem(str(path), "--token-file", "expected one token of at least 16 printable "
-                                 "characters without spaces"))
-    return token
 
 
 def bind(host: str, port: int) -> socket.socket:
