@@ -131,12 +131,15 @@ def read_census(path: Path | Source, plan_ids: list[str], year: int | None, *, p
     rejects, a bad file (or one of several plan years) an InputError."""
     source = str(path)
     census = open_feed(path, CENSUS)  # the batch's reader: quotes, bad bytes and huge records are rejected rows
-    batches = list(census.batches())
-    table = pa.Table.from_batches(batches if batches else [census._empty_batch()])
+    table = pa.Table.from_batches(list(census.batches()) or [census._empty_batch()])
     known = set(CENSUS_COLUMNS) | (set(ELECTION_COLUMNS) if preview else set())
     extra = [c for c in census.header if c not in known]
     lines = table.column(LINE).to_numpy() if table.num_rows else np.zeros(0, dtype=np.int64)
-    text = {c: table.column(c).combine_chunks() for c in (*CENSUS_COLUMNS, *ELECTION_COLUMNS)}
+    text = {}
+    for column in (*CENSUS_COLUMNS, *ELECTION_COLUMNS):  # each column's batches freed once it is one array
+        text[column] = table.column(column).combine_chunks()
+        table = table.drop_columns([column])
+    del table
     year = census_year(source, text, lines, year, CONTRIBUTIONS, last_year)  # `last_year`: rules/limits' last
     unsplit = [Reject(bad.line, bad.reason, bad.values[:len(CENSUS_COLUMNS)] if bad.values else None, bad.raw)
                for bad in census.bad_rows]
@@ -243,18 +246,24 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     rejects += [Reject(int(lines[r]), "; ".join(problems[r]), tuple(value(c, r) for c in CENSUS_COLUMNS))
                 for r in bad_rows.tolist()]
     rejects.sort(key=lambda reject: reject.line)
+    fica_known = pc.not_equal(pc.utf8_trim_whitespace(text["prior_year_fica_wages"]), EMPTY_TEXT).to_numpy(
+        zero_copy_only=False) if n else np.zeros(0, dtype=bool)
+    # The text is done with: free it (and the Arrow pool's cached pages) before the kept rows are taken.
+    text.clear()
+    as_read.clear()
+    pa.default_memory_pool().release_unused()
+    kept = (lambda values: values) if len(bad_rows) == 0 else (lambda values: values[keep])
     return Census(
-        source=source, year=year, line=lines[keep], plan_ids=list(plan_ids), plan=plan[keep],
-        employee_id=employee_np[keep], birth=birth[keep], hire=hire[keep], termination=term[keep],
-        compensation=money["compensation"][keep], prior_year_compensation=money["prior_year_compensation"][keep],
-        ownership=ownership["ownership_percent"][keep], prior_year_ownership=ownership["prior_year_ownership_percent"][keep],
-        related=related_kept, officer=officer[keep], former_key=former_key[keep],
-        money={c: money[c][keep] for c in OPTIONAL_MONEY if c != "prior_year_compensation"},
-        elections={c: v[keep] for c, v in elections.items()},
+        source=source, year=year, line=kept(lines), plan_ids=list(plan_ids), plan=kept(plan),
+        employee_id=kept(employee_np), birth=kept(birth), hire=kept(hire), termination=kept(term),
+        compensation=kept(money["compensation"]), prior_year_compensation=kept(money["prior_year_compensation"]),
+        ownership=kept(ownership["ownership_percent"]),
+        prior_year_ownership=kept(ownership["prior_year_ownership_percent"]),
+        related=related_kept, officer=kept(officer), former_key=kept(former_key),
+        money={c: kept(money[c]) for c in OPTIONAL_MONEY if c != "prior_year_compensation"},
+        elections={c: kept(v) for c, v in elections.items()},
         rows_read=n + len(unsplit), rejects=rejects, extra_columns=extra,
-        prior_year_fica_wages=money["prior_year_fica_wages"][keep],
-        fica_known=pc.not_equal(pc.utf8_trim_whitespace(text["prior_year_fica_wages"]), EMPTY_TEXT).to_numpy(
-            zero_copy_only=False)[keep] if n else np.zeros(0, dtype=bool),
+        prior_year_fica_wages=kept(money["prior_year_fica_wages"]), fica_known=kept(fica_known),
     )
 
 
