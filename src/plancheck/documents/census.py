@@ -26,6 +26,7 @@ from plancheck.documents.feed.reader import LINE, Layout, open_feed
 from plancheck.documents.feed.records import RAW_CHARS, Reject
 from plancheck.documents.feed.source import Source
 from plancheck.errors import shown
+from plancheck.memory import release_memory
 from plancheck.money import MAX_DOLLARS_TEXT
 
 #: Optional top-heavy columns: distributions added back to balances (416(g)(3)) and former key employees
@@ -140,10 +141,13 @@ def read_census(path: Path | Source, plan_ids: list[str], year: int | None, *, p
         text[column] = table.column(column).combine_chunks()
         table = table.drop_columns([column])
     del table
+    release_memory()  # the batches' pages, before parsing allocates
     year = census_year(source, text, lines, year, CONTRIBUTIONS, last_year)  # `last_year`: rules/limits' last
     unsplit = [Reject(bad.line, bad.reason, bad.values[:len(CENSUS_COLUMNS)] if bad.values else None, bad.raw)
                for bad in census.bad_rows]
-    return _validate(source, year, text, lines, unsplit, plan_ids, extra, preview)
+    validated = _validate(source, year, text, lines, unsplit, plan_ids, extra, preview)
+    release_memory()  # the text and the parsing's intermediates, back to the system before the tests run
+    return validated
 
 
 def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarray,
@@ -248,10 +252,9 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     rejects.sort(key=lambda reject: reject.line)
     fica_known = pc.not_equal(pc.utf8_trim_whitespace(text["prior_year_fica_wages"]), EMPTY_TEXT).to_numpy(
         zero_copy_only=False) if n else np.zeros(0, dtype=bool)
-    # The text is done with: free it (and the Arrow pool's cached pages) before the kept rows are taken.
+    # The text is done with: free it before the kept rows are taken.
     text.clear()
     as_read.clear()
-    pa.default_memory_pool().release_unused()
     kept = (lambda values: values) if len(bad_rows) == 0 else (lambda values: values[keep])
     return Census(
         source=source, year=year, line=kept(lines), plan_ids=list(plan_ids), plan=kept(plan),
