@@ -173,6 +173,9 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     employee = pc.utf8_trim_whitespace(text["employee_id"])
     employee_np = np.asarray(employee.to_numpy(zero_copy_only=False), dtype=object)
     flag(pc.equal(employee, EMPTY_TEXT).to_numpy(zero_copy_only=False), lambda r: "employee_id: required, got an empty value")
+    # Worked out before the columns are parsed (so its sorting needs no room beside them), flagged in its turn below.
+    first, related, unknown = _first_rows_and_relations(plan, employee, pc.utf8_trim_whitespace(text["related_to"]))
+    del employee
 
     dates, date_ok = {}, {}
     for column in ("birth_date", "hire_date", "termination_date"):
@@ -226,7 +229,6 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     flag(money_ok["compensation"] & (paid > 0) & (money["compensation"] == 0),
          lambda r: "compensation: zero, but contributions were made (a ratio needs pay)")
 
-    first, related, unknown = _first_rows_and_relations(plan, employee, pc.utf8_trim_whitespace(text["related_to"]))
     duplicate = first != np.arange(n)
     flag(duplicate, lambda r: f"employee_id: duplicate of line {int(lines[first[r]])} in the same plan")
     flag(unknown, lambda r: f"related_to: no employee {shown(value('related_to', r).strip())} in plan "
