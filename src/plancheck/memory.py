@@ -3,7 +3,10 @@
 Arrow's pool (mimalloc) keeps the pages of freed arrays for reuse, and glibc's malloc keeps freed
 numpy buffers in its heap once its mmap threshold has grown past them; neither is reused by the
 other, so after a census's text is parsed the process would carry hundreds of MB it no longer
-uses into the next phase. `release_memory` hands both back (docs/performance.md, year-end).
+uses into the next phase. `release_memory` hands both back (docs/performance.md, year-end). It is
+the one-off counterpart of execution/process.py's `keep_freed_memory`, which batch workers set so
+that each partition reuses the last one's blocks: an explicit trim frees pages whatever the
+thresholds say, and a worker that calls neither is left as it was.
 """
 
 from __future__ import annotations
