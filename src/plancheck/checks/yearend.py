@@ -35,6 +35,7 @@ from plancheck.facts.yearend import (
     eligibility_problems,
 )
 from plancheck.findings import Finding, build_finding, severity_counts
+from plancheck.memory import release_memory
 from plancheck.money import format_cents
 from plancheck.rulebook.limits import LimitTable
 from plancheck.rulebook.rules import Rule, Rulebook
@@ -90,6 +91,7 @@ def check_yearend(census: Census, plans: Sequence[Plan], limits: LimitTable, rul
                   engine: Engine, year: int) -> YearendOutcome:
     """Run the year-end tests of every plan in the census (plans[i] is census plan code i)."""
     facts = build_yearend_facts(census, list(plans), limits, year)
+    release_memory()  # the facts' intermediates, before the records of every correction and HCE are built
     types = rulebook.fact_types("yearend")
     records = [_as_rule_facts(p.facts, types) for p in facts.plans]
     fired: dict[int, set[str]] = {}

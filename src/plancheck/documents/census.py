@@ -26,6 +26,7 @@ from plancheck.documents.feed.reader import LINE, Layout, open_feed
 from plancheck.documents.feed.records import RAW_CHARS, Reject
 from plancheck.documents.feed.source import Source
 from plancheck.errors import shown
+from plancheck.memory import release_memory
 from plancheck.money import MAX_DOLLARS_TEXT
 
 #: Optional top-heavy columns: distributions added back to balances (416(g)(3)) and former key employees
@@ -131,16 +132,22 @@ def read_census(path: Path | Source, plan_ids: list[str], year: int | None, *, p
     rejects, a bad file (or one of several plan years) an InputError."""
     source = str(path)
     census = open_feed(path, CENSUS)  # the batch's reader: quotes, bad bytes and huge records are rejected rows
-    batches = list(census.batches())
-    table = pa.Table.from_batches(batches if batches else [census._empty_batch()])
+    table = pa.Table.from_batches(list(census.batches()) or [census._empty_batch()])
     known = set(CENSUS_COLUMNS) | (set(ELECTION_COLUMNS) if preview else set())
     extra = [c for c in census.header if c not in known]
     lines = table.column(LINE).to_numpy() if table.num_rows else np.zeros(0, dtype=np.int64)
-    text = {c: table.column(c).combine_chunks() for c in (*CENSUS_COLUMNS, *ELECTION_COLUMNS)}
+    text = {}
+    for column in (*CENSUS_COLUMNS, *ELECTION_COLUMNS):  # each column's batches freed once it is one array
+        text[column] = table.column(column).combine_chunks()
+        table = table.drop_columns([column])
+    del table
+    release_memory()  # the batches' pages, before parsing allocates
     year = census_year(source, text, lines, year, CONTRIBUTIONS, last_year)  # `last_year`: rules/limits' last
     unsplit = [Reject(bad.line, bad.reason, bad.values[:len(CENSUS_COLUMNS)] if bad.values else None, bad.raw)
                for bad in census.bad_rows]
-    return _validate(source, year, text, lines, unsplit, plan_ids, extra, preview)
+    validated = _validate(source, year, text, lines, unsplit, plan_ids, extra, preview)
+    release_memory()  # the text and the parsing's intermediates, back to the system before the tests run
+    return validated
 
 
 def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarray,
@@ -166,6 +173,9 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     employee = pc.utf8_trim_whitespace(text["employee_id"])
     employee_np = np.asarray(employee.to_numpy(zero_copy_only=False), dtype=object)
     flag(pc.equal(employee, EMPTY_TEXT).to_numpy(zero_copy_only=False), lambda r: "employee_id: required, got an empty value")
+    # Worked out before the columns are parsed (so its sorting needs no room beside them), flagged in its turn below.
+    first, related, unknown = _first_rows_and_relations(plan, employee, pc.utf8_trim_whitespace(text["related_to"]))
+    del employee
 
     dates, date_ok = {}, {}
     for column in ("birth_date", "hire_date", "termination_date"):
@@ -219,7 +229,6 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     flag(money_ok["compensation"] & (paid > 0) & (money["compensation"] == 0),
          lambda r: "compensation: zero, but contributions were made (a ratio needs pay)")
 
-    first, related, unknown = _first_rows_and_relations(plan, employee, pc.utf8_trim_whitespace(text["related_to"]))
     duplicate = first != np.arange(n)
     flag(duplicate, lambda r: f"employee_id: duplicate of line {int(lines[first[r]])} in the same plan")
     flag(unknown, lambda r: f"related_to: no employee {shown(value('related_to', r).strip())} in plan "
@@ -243,18 +252,23 @@ def _validate(source: str, year: int, text: dict[str, pa.Array], lines: np.ndarr
     rejects += [Reject(int(lines[r]), "; ".join(problems[r]), tuple(value(c, r) for c in CENSUS_COLUMNS))
                 for r in bad_rows.tolist()]
     rejects.sort(key=lambda reject: reject.line)
+    fica_known = pc.not_equal(pc.utf8_trim_whitespace(text["prior_year_fica_wages"]), EMPTY_TEXT).to_numpy(
+        zero_copy_only=False) if n else np.zeros(0, dtype=bool)
+    # The text is done with: free it before the kept rows are taken.
+    text.clear()
+    as_read.clear()
+    kept = (lambda values: values) if len(bad_rows) == 0 else (lambda values: values[keep])
     return Census(
-        source=source, year=year, line=lines[keep], plan_ids=list(plan_ids), plan=plan[keep],
-        employee_id=employee_np[keep], birth=birth[keep], hire=hire[keep], termination=term[keep],
-        compensation=money["compensation"][keep], prior_year_compensation=money["prior_year_compensation"][keep],
-        ownership=ownership["ownership_percent"][keep], prior_year_ownership=ownership["prior_year_ownership_percent"][keep],
-        related=related_kept, officer=officer[keep], former_key=former_key[keep],
-        money={c: money[c][keep] for c in OPTIONAL_MONEY if c != "prior_year_compensation"},
-        elections={c: v[keep] for c, v in elections.items()},
+        source=source, year=year, line=kept(lines), plan_ids=list(plan_ids), plan=kept(plan),
+        employee_id=kept(employee_np), birth=kept(birth), hire=kept(hire), termination=kept(term),
+        compensation=kept(money["compensation"]), prior_year_compensation=kept(money["prior_year_compensation"]),
+        ownership=kept(ownership["ownership_percent"]),
+        prior_year_ownership=kept(ownership["prior_year_ownership_percent"]),
+        related=related_kept, officer=kept(officer), former_key=kept(former_key),
+        money={c: kept(money[c]) for c in OPTIONAL_MONEY if c != "prior_year_compensation"},
+        elections={c: kept(v) for c, v in elections.items()},
         rows_read=n + len(unsplit), rejects=rejects, extra_columns=extra,
-        prior_year_fica_wages=money["prior_year_fica_wages"][keep],
-        fica_known=pc.not_equal(pc.utf8_trim_whitespace(text["prior_year_fica_wages"]), EMPTY_TEXT).to_numpy(
-            zero_copy_only=False)[keep] if n else np.zeros(0, dtype=bool),
+        prior_year_fica_wages=kept(money["prior_year_fica_wages"]), fica_known=kept(fica_known),
     )
 
 

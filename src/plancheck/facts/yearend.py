@@ -120,6 +120,8 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     limited = deferral_limits(employers, plan_rank, deferrals, figures.deferral_402g, catch_up_limit, by_age(band_age),
                               money["other_plan_deferrals"], deferrals + employer - limit_415, above_plan_cap)
     catch_up, excess_deferral = limited.catch_up, limited.excess
+    # Per-row intermediates are freed once used: with 1 M rows each is 8 MB (the year-end peak, docs/performance.md).
+    del age, band_age, offered, plan_60_63, employer, limit_415, max_deferral, above_plan_cap
     # 415(c) across the employer's plans before the ADP and ACP tests, which leave out what it returns.
     additions = annual_additions(census, plans, employers.person, figures.annual_additions_415c,
                                  figures.compensation_401a17, catch_up_limit, catch_up, excess_deferral)
@@ -130,6 +132,7 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
     in_several = eligible & hce
     adp_total, ratio_pay = employers.total(adp_amount, in_several), employers.most(plan_pay, in_several)
     adr = ratios(adp_total, ratio_pay)
+    del deferrals
 
     emp = Employees(
         plan_pay=plan_pay, eligible=eligible, entry=entry, hce=hce, hce_reasons=hce_reasons, ownership=ownership,
@@ -171,6 +174,7 @@ def build_yearend_facts(census: Census, plans: list[Plan], limits: LimitTable, y
         excess = np.zeros(n, np.int64)
         excess[rows] = emp.acp_excess[rows]
         acp_left = acp_left - employers.total(excess, in_several)
+    del unused, adp_left, acp_left, adp_total, acp_total, if_tested, has_match, taken, excess
     exempt = [top_heavy_exempt(plan, money["after_tax"][rows], money["employer_nonelective"][rows])
               for _, plan, rows in codes]
     heavy = top_heavy(tested, plans, figures, emp, employers, match_left, exempt,
