@@ -86,29 +86,27 @@ def format_cents(cents: int) -> str:
     return f"{sign}{whole}.{frac:02d}"
 
 
-def format_cents_column(cents) -> list[str]:
-    """format_cents of every value of an int64 array, at once: integer division in numpy, one str.format each
-    (a batch writes ten year-to-date amounts on every finding)."""
+def _cents_column(cents, pattern: str) -> list[str]:
+    """Every value of an int64 array as `pattern` of its whole dollars and cents, at once: integer division in
+    numpy, one str.format each, a minus sign before the negative ones."""
     import numpy as np
 
     cents = np.asarray(cents, dtype=np.int64)
     whole, frac = np.divmod(np.abs(cents), 100)
-    texts = list(map("{}.{:02d}".format, whole.tolist(), frac.tolist()))
+    texts = list(map(pattern.format, whole.tolist(), frac.tolist()))
     for i in np.flatnonzero(cents < 0).tolist():
         texts[i] = "-" + texts[i]
     return texts
+
+
+def format_cents_column(cents) -> list[str]:
+    """format_cents of every value of an int64 array (a batch writes ten year-to-date amounts on every finding)."""
+    return _cents_column(cents, "{}.{:02d}")
 
 
 def display_cents_column(cents) -> list[str]:
-    """display_cents of every value of an int64 array, at once (as format_cents_column)."""
-    import numpy as np
-
-    cents = np.asarray(cents, dtype=np.int64)
-    whole, frac = np.divmod(np.abs(cents), 100)
-    texts = list(map("${:,}.{:02d}".format, whole.tolist(), frac.tolist()))
-    for i in np.flatnonzero(cents < 0).tolist():
-        texts[i] = "-" + texts[i]
-    return texts
+    """display_cents of every value of an int64 array."""
+    return _cents_column(cents, "${:,}.{:02d}")
 
 
 def display_cents(cents: int) -> str:
