@@ -12,7 +12,7 @@ from plancheck.facts.safe_harbor import SAFE_HARBOR_FACTS, safe_harbor_facts
 from plancheck.money import apply_rate
 from plancheck.rulebook.limits import LimitTable
 
-#: Every fact plan_facts returns; rules/facts/plan.yaml declares exactly these (tests/test_built_facts.py).
+#: Every fact plan_facts returns; rules/facts/plan.yaml declares exactly these (tests/rulebook/test_built_facts.py).
 BUILT_FACTS = frozenset({
     "year", "year_has_limits", "year_has_60_63_limit", "allows_pretax", "allows_roth", "allows_after_tax",
     "catch_up_offered", "catch_up_60_63", "after_tax_in_service", "pretax_in_service",

@@ -8,7 +8,7 @@ from plancheck.documents.withdrawal import PAID_TO_PARTICIPANT, WithdrawalReques
 from plancheck.facts.early_distribution import EXCEPTION_FACTS, early_distribution, exception_facts
 from plancheck.rulebook.limits import LimitTable
 
-#: Every fact request_facts returns; rules/facts/withdrawal.yaml declares exactly these (tests/test_built_facts.py).
+#: Every fact request_facts returns; rules/facts/withdrawal.yaml declares exactly these (tests/rulebook/test_built_facts.py).
 BUILT_FACTS = frozenset({
     "employed", "age_months", "before_59_half", "kind_in_service_withdrawal", "kind_hardship",
     "kind_in_plan_roth_conversion", "kind_rollover_to_roth_ira", "paid_to_participant", "source_elective",

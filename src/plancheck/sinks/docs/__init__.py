@@ -2,7 +2,7 @@
 limit and parameter, and index pages with tables of them all.
 
 `python -m plancheck.sinks.docs docs/reference` (or `scripts/gen_docs`) rewrites the committed pages;
-tests/test_docs.py holds them equal to what the rules directory gives, as it does schema/ and
+tests/sinks/test_docs.py holds them equal to what the rules directory gives, as it does schema/ and
 docs/openapi.json.
 """
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from helpers import ROOT
+from helpers.service_server import Served, running
 from plancheck.service.protocol import MAX_HEAD
-from service_server import Served, running
 
 posix = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 HALF_HEADER = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "

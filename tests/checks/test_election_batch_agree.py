@@ -9,8 +9,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feeds import COLUMNS
 from helpers import ROOT, make_election, run_batch_files
+from helpers.feeds import COLUMNS
 from plancheck.checks.election import check_election
 from plancheck.facts.period import build_period_facts
 from plancheck.facts.plan_arrays import PlanArrays

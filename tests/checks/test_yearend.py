@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,39 +12,12 @@ import pytest
 
 from conftest import ROOT
 from helpers import plancheck
+from helpers.yearend import PLAN, by_employee, person, plan, rules_fired, write_census
 from plancheck.checks.yearend import check_plans, check_yearend
 from plancheck.documents.census import CENSUS_COLUMNS, read_census
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError
 from plancheck.facts.yearend import BUILT_FACTS, build_yearend_facts, months_after_year_end
-
-PLAN = "t-plan"
-
-
-def plan(**overrides: Any) -> Plan:
-    """A calendar-year plan with pretax, Roth and after-tax money, catch-up, no match, immediate entry."""
-    doc: dict[str, Any] = {"plan_id": PLAN, "name": "Test plan", "payroll": {"frequency": "monthly"},
-                           "contributions": {"pretax": True, "roth": True, "after_tax": True},
-                           "catch_up": {"offered": True}}
-    doc.update(overrides)
-    return Plan.model_validate(doc)
-
-
-def person(employee_id: str, pay: str, **values: Any) -> dict[str, Any]:
-    """One census row: born 1990 (no catch-up), hired 2015, paid the same last year unless told."""
-    row = {"plan_id": PLAN, "employee_id": employee_id, "birth_date": "1990-01-01", "hire_date": "2015-01-01",
-           "compensation": pay, "prior_year_compensation": pay}
-    row.update(values)
-    return row
-
-
-def write_census(path: Path, rows: list[dict[str, Any]], columns=CENSUS_COLUMNS) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-    return path
 
 
 def run(tmp_path: Path, rows: list[dict], the_plan: Plan, rulebook, limits, engine, year: int = 2026):
@@ -53,14 +25,6 @@ def run(tmp_path: Path, rows: list[dict], the_plan: Plan, rulebook, limits, engi
     assert not census.rejects, census.rejects
     outcome = check_yearend(census, [the_plan], limits, rulebook, engine, year)
     return outcome
-
-
-def by_employee(outcome, kind: str) -> dict[str, str]:
-    return {c.employee_id: f"{c.amount / 100:.2f}" for c in outcome.corrections if c.kind == kind}
-
-
-def rules_fired(outcome) -> set[str]:
-    return {f.rule for f in outcome.findings}
 
 
 # -- HCE determination ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hostile import GOOD, ROOT, batch, cli, digest, feed_bytes, good_rows, row
+from helpers.hostile import GOOD, ROOT, batch, cli, digest, feed_bytes, good_rows, row
 from plancheck.documents.feed.reader import COLUMNS
 from plancheck.money import MAX_CENTS, parse_cents
 from plancheck.sinks.files import OutputLock

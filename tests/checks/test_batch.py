@@ -13,9 +13,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from feeds import COLUMNS, feed_with_bad_rows, random_feed
 from helpers import ROOT, plancheck, run_batch_files
-from oracle import first_breaks
+from helpers.feeds import COLUMNS, feed_with_bad_rows, random_feed
+from helpers.oracle import first_breaks
 from plancheck.documents.plan import Plan, load_plans
 from plancheck.execution import partition
 from plancheck.sinks import events

@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile import batch, digest, feed_bytes, good_rows
+from helpers.hostile import batch, digest, feed_bytes, good_rows
 from plancheck.documents.feed import reader as feed_module
 from plancheck.documents.feed import records as records_module
 from plancheck.documents.feed.reader import LINE, PROVISIONAL_LINE, Feed, FeedRange, open_feed, renumber

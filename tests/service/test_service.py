@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from helpers import ROOT
-from service_server import running
+from helpers.service_server import running
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 SEED = ROOT / "samples" / "elections" / "seed-mega-backdoor-2024.yaml"

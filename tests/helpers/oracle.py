@@ -12,7 +12,7 @@ from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from irs_figures import FIGURES, HCE_414Q
+from helpers.irs_figures import FIGURES, HCE_414Q
 from plancheck.documents.plan import Plan
 
 EMPLOYER_SCOPE = {"402g-deferral-limit", "402g-individual-limit", "415c-annual-additions", "roth-catch-up-required",

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from helpers import eventually, logged_events
-from service_server import running
+from helpers.service_server import running
 
 pytestmark = pytest.mark.slow  # servers reloaded by signals: not in the fast tier (pytest -m 'not slow')
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, plancheck, s3_endpoint
-from hostile import digest, feed_bytes, good_rows, row
+from helpers.hostile import digest, feed_bytes, good_rows, row
 from plancheck.documents.feed.reader import COLUMNS
 
 PLANS = ROOT / "plans"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from feeds import COLUMNS, money
 from helpers import ROOT, make_election, make_plan, run, run_batch_files
+from helpers.feeds import COLUMNS, money
 from plancheck.checks.ruleset import load_rules
 from plancheck.documents.plan import load_plan
 from plancheck.errors import InputError

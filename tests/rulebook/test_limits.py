@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from irs_figures import FIGURES
+from helpers.irs_figures import FIGURES
 from plancheck.errors import InputError, LimitYearMissing
 from plancheck.rulebook.limits import load_limits
 

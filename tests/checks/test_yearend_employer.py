@@ -10,12 +10,12 @@ import pytest
 from pydantic import ValidationError
 
 from helpers import plancheck
+from helpers.yearend import PLAN, by_employee, person, plan, rules_fired, write_census
 from plancheck.checks.yearend import check_yearend
 from plancheck.documents.census import CENSUS_COLUMNS, read_census
 from plancheck.documents.feed.reader import COLUMNS as FEED_COLUMNS
 from plancheck.documents.plan import Plan
 from plancheck.errors import InputError
-from test_yearend import PLAN, by_employee, person, plan, rules_fired, write_census
 
 OTHER = "t-plan-2"
 

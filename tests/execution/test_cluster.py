@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from feeds import feed_with_bad_rows
 from helpers import ROOT, plancheck
+from helpers.feeds import feed_with_bad_rows
 from plancheck.documents.feed import reader
 from plancheck.execution import partition
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import eventually
-from service_server import Served
+from helpers.service_server import Served
 
 pytestmark = [pytest.mark.slow,  # multi-process servers started and stopped: not in the fast tier (pytest -m 'not slow')
               pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")]

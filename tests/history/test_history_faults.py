@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-import pg
-from helpers import ROOT, plancheck
+from helpers import ROOT, pg, plancheck
 
 FEED = ROOT / "samples" / "payroll-2026.csv"
 _names = itertools.count()

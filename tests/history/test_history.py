@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
-import pg
-from helpers import ROOT, plancheck
+from helpers import ROOT, pg, plancheck
+from helpers.history import FEED
+from helpers.history import batch as _batch
+from helpers.history import findings_of as _findings
+from helpers.history import rows_where as _rows_where
+from helpers.history import without as _without
 
-FEED = ROOT / "samples" / "payroll-2026.csv"
 _names = itertools.count()
 
 
@@ -37,39 +40,6 @@ def db(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "history.sqlite")
     return request.getfixturevalue("postgres").create(f"history_{next(_names)}")
-
-
-def _events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _findings(events: list[dict]) -> list[dict]:
-    return [e for e in events if e["event"] in ("violation", "warning", "notice")]
-
-
-def _rows_where(rows_of: Path, column: str, keep, to: Path) -> Path:
-    """The feed's rows whose `column` passes `keep` (rows too short to have it are kept)."""
-    with rows_of.open(newline="") as source, to.open("w", newline="") as target:
-        reader = csv.reader(source)
-        writer = csv.writer(target, lineterminator="\n")
-        header = next(reader)
-        writer.writerow(header)
-        where = header.index(column)
-        writer.writerows(row for row in reader if len(row) <= where or keep(row[where]))
-    return to
-
-
-def _without(rows_of: Path, employees: set[str], to: Path) -> Path:
-    """The feed less every row of `employees`."""
-    return _rows_where(rows_of, "employee_id", lambda employee: employee not in employees, to)
-
-
-def _batch(feed: Path, tmp_path: Path, db: str | None, name: str) -> tuple[int, list[dict]]:
-    args = ["batch", feed, "--out", tmp_path / f"{name}.jsonl", "--rejects", tmp_path / f"{name}.rejects.csv",
-            "--workers", "1"]
-    result = plancheck(*args, *(["--db", db] if db else []))
-    assert result.returncode in (0, 1), result.stderr
-    return result.returncode, _events(tmp_path / f"{name}.jsonl")
 
 
 @pytest.fixture(scope="module")

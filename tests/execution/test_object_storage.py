@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from feeds import feed_with_bad_rows
 from helpers import ROOT, plancheck, s3_endpoint
+from helpers.feeds import feed_with_bad_rows
 
 pytest.importorskip("s3fs", reason="the object-storage tests need s3fs (the dev extra)")
 moto_server = pytest.importorskip("moto.server", reason="the object-storage tests need moto[server] (the dev extra)")

@@ -10,7 +10,7 @@ from plancheck.checks.election import check_election
 from plancheck.documents.election import ElectionFile
 from plancheck.documents.plan import Plan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_plan(**overrides: Any) -> Plan:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import make_election, make_plan, run
-from irs_figures import FIGURES
+from helpers.irs_figures import FIGURES
 from plancheck.engine.prescreen import evaluate_columns
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import ROOT
 from helpers import plancheck
+from helpers.yearend import PLAN, by_employee, person, plan, rules_fired, write_census
 from plancheck.checks.yearend import check_yearend
 from plancheck.documents.census import CENSUS_COLUMNS, read_census
-from test_yearend import PLAN, by_employee, person, plan, rules_fired, write_census
 
 PLAN_2 = "t-plan-2"
 NO_ROTH = {"pretax": True, "roth": False, "after_tax": True}

@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, plancheck
+from helpers.history import FEED
+from helpers.history import batch as _batch
+from helpers.history import findings_of as _findings
+from helpers.history import without as _without
 from plancheck.money import display_cents, parse_cents
-from test_history import FEED, _batch, _findings, _without
 
 CHROMIUM = os.environ.get("PLANCHECK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

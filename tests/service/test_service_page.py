@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import pytest
 
 from helpers import ROOT
-from service_server import running
+from helpers.service_server import running
 
 CHROMIUM = Path(os.environ.get("PLANCHECK_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
