@@ -25,6 +25,8 @@ import getpass
 import json
 import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -360,7 +362,17 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     before every CREATE, so a creation that failed half-way stayed half-built."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Turning a new file to WAL needs its lock for a moment, and SQLite answers "locked" at once instead of calling
+    # its busy handler when another process holds it (four first runs at one instant): wait for it as for any lock.
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
