@@ -49,14 +49,19 @@ class People:
         available = np.maximum(available.astype(np.int64, copy=False), 0)
         if self.one_row_each:
             return np.clip(budget, 0, available)
-        ordered = available[self.order]
-        person = self.index[self.order]
-        running = np.cumsum(ordered)
-        starts = np.ones(len(ordered), dtype=bool)
-        starts[1:] = person[1:] != person[:-1]
-        base = np.maximum.accumulate(np.where(starts, running - ordered, 0))
-        before = running - ordered - base
-        taken = np.clip(budget[self.order] - before, 0, ordered)
-        out = np.empty_like(available)
-        out[self.order] = taken
-        return out
+        return fill_in_order(self.order, self.index, budget, available)
+
+
+def fill_in_order(order: np.ndarray, person: np.ndarray, budget: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Each person's budget (the same figure on each of their rows) taken from their rows in `order` (a row order in
+    which each person's rows are together), each row at most its capacity: what each row gives."""
+    ordered_person, cap = person[order], capacity[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = ordered_person[1:] != ordered_person[:-1]
+    running = np.cumsum(cap)
+    base = np.maximum.accumulate(np.where(starts, running - cap, 0))
+    before = running - cap - base
+    taken = np.clip(budget[order] - before, 0, cap)
+    out = np.zeros(len(order), dtype=np.int64)
+    out[order] = taken
+    return out

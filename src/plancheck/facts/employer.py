@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from plancheck.documents.census import Census
 from plancheck.documents.plan import Plan
+from plancheck.facts.by_person import fill_in_order
 from plancheck.facts.calendar import add_months
 
 if TYPE_CHECKING:
@@ -97,17 +98,8 @@ class Employers:
         totals = np.maximum(np.asarray(totals, dtype=np.int64), 0)
         if self.one_row_each or not len(totals):
             return np.minimum(totals, capacity)
-        order = np.lexsort((plan_ids, -capacity, self.person))
-        person, cap = self.person[order], capacity[order]
-        starts = np.ones(len(order), dtype=bool)
-        starts[1:] = person[1:] != person[:-1]
-        running = np.cumsum(cap)
-        base = np.maximum.accumulate(np.where(starts, running - cap, 0))
-        before = running - cap - base
-        taken = np.clip(totals[order] - before, 0, cap)
-        out = np.zeros(len(order), dtype=np.int64)
-        out[order] = taken
-        return out
+        return fill_in_order(np.lexsort((plan_ids, -capacity, self.person)), self.person, totals,
+                             np.asarray(capacity, dtype=np.int64))
 
 
 @dataclass
