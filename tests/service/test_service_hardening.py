@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, eventually
 from helpers.service_server import Served, running
 from plancheck.service.protocol import MAX_HEAD
 
@@ -98,7 +98,8 @@ def test_a_connection_that_sends_nothing_or_half_a_body_is_closed_at_the_read_ti
         assert answer.startswith(b"HTTP/1.1 408 ") and when - opened < 1.0 + 1.0
         answer, when = until_closed(silent, 5.0)
         assert answer == b"" and when - opened < 1.0 + 1.0  # nothing asked, nothing answered: just closed
-        requests = [e for e in log.events() if e["event"] == "request"]
+        # The request's log line is written after the connection is closed: wait for it, as the other service tests do.
+        requests = eventually(lambda: [e for e in log.events() if e["event"] == "request"], seconds=5.0)
         assert [(e["route"], e["status"], e["error"]) for e in requests] == [("/v1/plans/audit", 408, "read_timeout")]
 
 
