@@ -235,3 +235,16 @@ def test_help_and_completion_load_neither_the_engine_nor_structlog_nor_the_rule_
              f"run_name='__main__')\nexcept SystemExit:\n    pass\nprint([m for m in {heavy!r} if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.splitlines()[-1] == "[]", result.stderr
+
+
+@pytest.mark.parametrize("kind", ["plan", "election"])
+def test_schema_loads_neither_the_engine_nor_numpy(kind):
+    """`plancheck schema KIND` is an editor's start-up call: it needs the document models only, not the engine,
+    structlog or the array libraries (numpy alone cost ~0.1 s of its start)."""
+    heavy = ("plancheck.engine", "durable_rules_engine", "structlog", "numpy", "pyarrow")
+    probe = ("import sys, runpy, os\nsys.argv = ['plancheck', 'schema', " + repr(kind) + "]\n"
+             "sys.stdout = open(os.devnull, 'w')\ntry:\n    runpy.run_module('plancheck', run_name='__main__')\n"
+             "except SystemExit:\n    pass\nsys.stdout = sys.__stdout__\n"
+             f"print([m for m in {heavy!r} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines()[-1] == "[]", result.stderr

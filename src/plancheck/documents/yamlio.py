@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from pydantic import ValidationError
 
@@ -168,6 +167,8 @@ def json_nesting(text: str) -> int:
     brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode()
     if not brackets:
         return 0
+    import numpy as np  # here, not at the top: `schema` and `--help` read no JSON and load no numpy
+
     codes = np.frombuffer(brackets, dtype=np.uint8)
     steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
     return int(np.cumsum(steps).max())
