@@ -33,8 +33,27 @@ class LineDict(dict):
     key_lines: dict[str, int]
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that records key lines, refuses duplicate keys, and keeps to a budget.
+try:  # libyaml's scanner and parser (C), under PyYAML's own composer so the budget below still counts each node
+    from yaml._yaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml: the pure-Python parser, ~5x slower
+    from yaml.parser import Parser as _PyParser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, _PyParser):  # type: ignore[no-redef]
+        def __init__(self, stream):
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            _PyParser.__init__(self)
+
+
+class _LineLoader(yaml.composer.Composer, _Parser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """A safe loader (SafeConstructor: plain data only) that records key lines, refuses duplicate keys, and keeps
+    to a budget.
+
+    Its events come from libyaml's C parser where PyYAML has it (parsing the ~130 rule files is most of an
+    election's start-up in pure Python); the composer above it is PyYAML's Python one, so each node passes
+    through `compose_node` here.
 
     PyYAML composes nodes recursively, so a document nested 10,000 levels deep would end in a
     RecursionError; counting the depth here turns it into an ordinary YAML error with a line.
@@ -48,7 +67,10 @@ class _LineLoader(yaml.SafeLoader):
     _depth = 0
 
     def __init__(self, stream):
-        super().__init__(stream)
+        _Parser.__init__(self, stream)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        yaml.composer.Composer.__init__(self)
         self._nodes = 0
         self._aliases = 0
         self._children: list[list[int]] = []  # per open node: [expanded size, height] of its children so far
@@ -126,7 +148,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 # with its field and line instead of failing inside the YAML parser.
 _LineLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
 }
 
 
@@ -140,11 +162,14 @@ def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text safely (SafeLoader, within the budget above); errors become an InputError with the line."""
     _too_large(text, source)
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader derives from SafeLoader
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader constructs with SafeConstructor
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise InputError(Problem(source, "", f"invalid YAML: {exc.problem or exc}", line)) from None
+        problem = exc.problem or str(exc)
+        if problem == "exceeded maximum nesting depth":  # libyaml's own limit (1,000) met before ours
+            problem = _TOO_DEEP
+        raise InputError(Problem(source, "", f"invalid YAML: {problem}", line)) from None
     except yaml.YAMLError as exc:
         raise InputError(Problem(source, "", f"invalid YAML: {exc}")) from None
 
